@@ -1,0 +1,381 @@
+/* Private structures and helpers shared by the library's files.
+ *
+ * Naming: async__<concept>_* lives in src/<concept>.c. Every list and queue
+ * is intrusive: its link sits inside the object, so linking never
+ * allocates. */
+#ifndef ASYNC_INTERNAL_H
+#define ASYNC_INTERNAL_H
+
+#include "async.h"
+#include "ctx.h"
+#include "poll.h"
+#include "stack.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define async__container_of(ptr, type, member) \
+  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#if defined(__GNUC__)
+#define async__likely(x) __builtin_expect(!!(x), 1)
+#define async__unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define async__likely(x) (x)
+#define async__unlikely(x) (x)
+#endif
+
+/* Internal invariants: checked in every build, cheap, fatal. */
+#define ASYNC__ASSERT(cond)                                    \
+  do {                                                         \
+    if (async__unlikely(!(cond)))                              \
+      async__assert_fail(#cond, __FILE__, __LINE__);           \
+  } while (0)
+_Noreturn void async__assert_fail(const char *what, const char *file,
+                                  int line);
+
+/* {==== Doubly-linked circular list ====================================== */
+
+typedef struct async__list {
+  struct async__list *prev, *next;
+} async__list;
+
+static inline void async__list_init(async__list *h) { h->prev = h->next = h; }
+static inline int async__list_empty(const async__list *h) {
+  return h->next == h;
+}
+/* Inserts n before h: at the tail when h is a list head. */
+static inline void async__list_push(async__list *h, async__list *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+/* Unlinks n and makes it a list of its own, so removing twice is safe. */
+static inline void async__list_remove(async__list *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+/* Moves every node of `from` to the empty list `to`. */
+static inline void async__list_move(async__list *from, async__list *to) {
+  if (async__list_empty(from)) {
+    async__list_init(to);
+    return;
+  }
+  to->next = from->next;
+  to->prev = from->prev;
+  to->next->prev = to;
+  to->prev->next = to;
+  async__list_init(from);
+}
+
+/* }==== */
+
+/* {==== Ready queue ======================================================
+ * One FIFO of everything that is ready to run: task resumptions, callbacks
+ * and done callbacks, so that they keep asyncio's order among themselves. */
+
+enum async__rn_kind { ASYNC__RN_TASK, ASYNC__RN_CALL, ASYNC__RN_DONECB };
+
+typedef struct async__rnode {
+  struct async__rnode *next;
+  unsigned kind;
+} async__rnode;
+
+typedef struct async__rq {
+  async__rnode *head;
+  async__rnode **tailp;
+  size_t count;
+} async__rq;
+
+static inline void async__rq_init(async__rq *q) {
+  q->head = NULL;
+  q->tailp = &q->head;
+  q->count = 0;
+}
+static inline void async__rq_push(async__rq *q, async__rnode *n) {
+  n->next = NULL;
+  *q->tailp = n;
+  q->tailp = &n->next;
+  q->count++;
+}
+static inline async__rnode *async__rq_pop(async__rq *q) {
+  async__rnode *n = q->head;
+  if (n) {
+    q->head = n->next;
+    if (!q->head) q->tailp = &q->head;
+    q->count--;
+  }
+  return n;
+}
+
+/* }==== */
+
+/* {==== Timers (timer.c) =================================================
+ * A pointer-based binary min-heap ordered by (when, seq): equal deadlines
+ * fire in the order they were armed. Insert and remove are O(log n) and
+ * allocate nothing; the node lives in its owner (a task, a handle). */
+
+typedef struct async__timer {
+  struct async__timer *left, *right, *parent;
+  int64_t when; /* nanoseconds on the loop's clock */
+  uint64_t seq;
+  void (*fire)(struct async__timer *tm); /* called by the loop, unarmed */
+  int armed;
+} async__timer;
+
+typedef struct async__heap {
+  async__timer *root;
+  size_t n;
+} async__heap;
+
+void async__heap_insert(async__heap *h, async__timer *tm);
+void async__heap_remove(async__heap *h, async__timer *tm);
+
+int64_t async__clock_ns(void);
+/* Seconds from now to an absolute deadline in ns, saturating; NaN → -1. */
+int64_t async__deadline_after(int64_t now, double seconds);
+
+/* Arms tm to fire at `when` (ns); re-arming an armed timer moves it. */
+void async__timer_start(async_loop *loop, async__timer *tm, int64_t when);
+void async__timer_stop(async_loop *loop, async__timer *tm);
+/* Fires every timer due at loop->now, in order. */
+void async__timers_run(async_loop *loop);
+
+/* }==== */
+
+/* {==== Futures and tasks (future.c, task.c) ============================ */
+
+#define ASYNC__MAGIC_FUTURE 0x46555455u /* a live future or task */
+#define ASYNC__MAGIC_DEAD 0x44454144u   /* freed, or released twice */
+
+enum async__fkind { ASYNC__KIND_FUTURE = 1, ASYNC__KIND_TASK };
+
+/* A registration on a future's waiter list: notify(w, f) runs synchronously
+ * when f becomes done, in registration order, after w is unlinked. It must
+ * not free f. */
+typedef struct async__fwaiter {
+  async__list link;
+  void (*notify)(struct async__fwaiter *w, async_future *f);
+} async__fwaiter;
+
+/* The future, the head of every task.
+ * refs counts every holder: the user's reference (user_ref says it is still
+ * held, which catches a second release), the loop's for a task not done,
+ * one per done-callback record and per waiting task. The object is freed
+ * when refs reaches 0. `loop` is NULL once the loop is closed. */
+struct async_future {
+  uint32_t magic;
+  uint8_t kind;
+  uint8_t done;
+  uint8_t user_ref;
+  uint8_t err_read; /* someone awaited it or read its outcome */
+  uint32_t refs;
+  int err;
+  void *result;
+  async_loop *loop;
+  async__list waiters; /* async__fwaiter */
+  async__list objects; /* loop->objects: every live future of the loop */
+};
+
+enum async__tstate {
+  ASYNC__T_READY = 1, /* on the ready queue (also before its first run) */
+  ASYNC__T_RUNNING,
+  ASYNC__T_SUSPENDED, /* parked in a wait, see wait_unlink */
+  ASYNC__T_DONE
+};
+
+typedef struct async__task async__task;
+
+/* Unlinks a parked task from what it waits on (a timer, an fd, a future, a
+ * queue), without waking it. */
+typedef void (*async__unlink_fn)(async__task *t);
+/* Delivers a cancellation to a parked task; NULL means: unlink it and wake
+ * it with -ECANCELED. */
+typedef void (*async__cancel_fn)(async__task *t);
+
+struct async__task {
+  async_future fut; /* first: a task is a future */
+  async__rnode rn;  /* ready queue link */
+  async__ctx ctx;
+  async__stack *stack; /* NULL until the first run and after the last */
+  async_fn fn;
+  void *arg;
+  async__list link; /* loop->tasks while not done */
+  async__timer timer;
+  async__unlink_fn wait_unlink; /* set while parked */
+  async__cancel_fn wait_cancel;
+  const char *wait_what; /* for dumps: "sleep", "await", "fd", ... */
+  void *wait_obj;        /* the waiter record of the current wait */
+  int wake;              /* what park() returns */
+  int fail;              /* set by async_fail() */
+  uint8_t state;
+  uint8_t started;
+  uint8_t cancel_req; /* a cancellation not yet delivered */
+  uint8_t killed;     /* given up at close: end it without running */
+  uint32_t stack_size;
+  uint64_t id;
+  char *name; /* NULL: "Task-<id>", formatted on demand */
+};
+
+static inline async__task *async__task_of(async_future *f) {
+  return (async__task *)f;
+}
+
+/* Validates a handle from the user: a live future. */
+static inline int async__future_ok(const async_future *f) {
+  return f && f->magic == ASYNC__MAGIC_FUTURE;
+}
+
+/* Blocks for futures and tasks (one size, sizeof(async__task)) come from a
+ * small per-loop cache: spawning is hot, and a released block stays
+ * readable there, which is what lets a second release be caught. */
+void *async__future_alloc(async_loop *loop);
+void async__future_free_block(async_loop *loop, void *block);
+void async__future_cache_free(async_loop *loop);
+void async__future_init(async_future *f, async_loop *loop, int kind);
+void async__future_ref(async_future *f);
+void async__future_unref(async_future *f);
+/* Marks f done and runs its waiters' notifications. */
+void async__future_complete(async_future *f, void *result, int err);
+void async__future_add_waiter(async_future *f, async__fwaiter *w);
+/* Frees f's memory (no checks): the future or the task. */
+void async__future_destroy(async_future *f);
+/* At loop close: detach a future still referenced by its user. */
+void async__future_detach(async_future *f);
+
+/* Parks the running task t until async__task_wake(t, code) and returns
+ * code. `unlink` must be set; `cancel` may be NULL. A cancellation already
+ * pending returns -ECANCELED at once, without parking. */
+int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
+                     async__cancel_fn cancel, const char *what);
+/* Makes a parked task ready; park() will return `code`. */
+void async__task_wake(async__task *t, int code);
+/* The running task of this thread's loop, or NULL. */
+async__task *async__task_current(void);
+/* Runs or finishes a task popped from the ready queue (loop context). */
+void async__task_run(async_loop *loop, async__task *t);
+/* Requests cancellation of a task (see async_future_cancel). */
+int async__task_cancel(async__task *t);
+/* Ends a task given up at close, whatever its state. */
+void async__task_kill(async_loop *loop, async__task *t);
+/* Frees the stack of a task that just ended (see async_loop.zombie). */
+void async__task_reap(async_loop *loop);
+/* Signal-safe name of a task for the overflow reporter. */
+void async__task_namer(const void *owner, char *buf, size_t len);
+/* Common check of every suspending call: returns the running task, or NULL
+ * and *err = -EPERM. */
+async__task *async__task_require(int *err);
+
+/* }==== */
+
+/* {==== Callbacks (loop.c) ============================================== */
+
+enum async__hstate { ASYNC__H_SCHEDULED = 1, ASYNC__H_DONE };
+
+struct async_handle {
+  async__rnode rn;
+  async__timer timer;
+  async_callback cb;
+  void *arg;
+  async_loop *loop;
+  uint32_t magic;
+  uint8_t state;
+  uint8_t user_ref;
+  uint8_t loop_ref;
+  uint8_t cancelled;
+};
+
+/* A done callback waiting on a future, then on the ready queue. */
+typedef struct async__donecb {
+  async__fwaiter w;
+  async__rnode rn;
+  async_done_fn cb;
+  void *arg;
+  async_future *f; /* holds a reference */
+} async__donecb;
+
+/* }==== */
+
+/* {==== File descriptors (fd.c) ========================================= */
+
+typedef struct async__fdent {
+  async__list waiters; /* async__fdwait */
+  unsigned interest;   /* what the backend was last told */
+  int dirty;           /* on the loop's dirty list */
+  int next_dirty;
+} async__fdent;
+
+typedef struct async__fdtab {
+  async__fdent **pages;
+  int npages;
+  int dirty_head; /* -1: none */
+} async__fdtab;
+
+void async__fd_poll_cb(void *ud, int fd, unsigned revents);
+void async__fd_sync_dirty(async_loop *loop);
+void async__fd_close_all(async_loop *loop);
+
+/* }==== */
+
+/* {==== The loop (loop.c) =============================================== */
+
+#define ASYNC__MAGIC_LOOP 0x4c4f4f50u
+
+/* Loop invariants:
+ * - `current` is the task whose stack runs, NULL while the loop's own code
+ *   runs on the thread's stack (saved in `ctx` while a task runs).
+ * - Every task not done is on `tasks` and is READY (on `ready`), RUNNING
+ *   (it is `current`) or SUSPENDED (reachable from what it waits on).
+ * - `batch` counts the ready items that belong to this iteration: a task
+ *   that suspends hands over straight to the next one while batch > 0 and
+ *   the next item is a task, else back to the loop. */
+struct async_loop {
+  uint32_t magic;
+  uint8_t running;
+  uint8_t closed;
+  uint8_t closing;
+  uint8_t stopping;
+  async__ctx ctx;
+  async__task *current;
+  async__rq ready;
+  size_t batch;
+  unsigned iter;
+  async__heap timers;
+  uint64_t timer_seq;
+  int64_t now; /* ns, read at the start of an iteration */
+  const async__backend *backend;
+  async__poller *poller;
+  async__fdtab fds;
+  size_t fd_waiters;
+  async__stack_pool *stacks;
+  size_t stack_size;
+  int report_overflow;
+  async__list tasks;   /* not done, in creation order */
+  size_t ntasks;
+  async__list objects; /* every live future, to detach them at close */
+  uint64_t next_task_id;
+  async__task *zombie; /* ended task whose stack is freed by the next runner */
+  void *block_cache;   /* freed future blocks, linked through their first word */
+  size_t nblock_cache;
+  /* async_call_soon_threadsafe */
+  pthread_mutex_t ts_lock;
+  async__rq ts_queue;
+  int wake_fd[2]; /* eventfd in [0] and [1], or a pipe */
+  atomic_int ts_signalled;
+};
+
+/* The loop running on this thread. */
+extern _Thread_local async_loop *async__tls_loop;
+
+int64_t async__loop_now(async_loop *loop);
+/* Moves the calls queued by other threads onto the ready queue. */
+void async__loop_wake_drain(async_loop *loop);
+
+/* }==== */
+
+#endif

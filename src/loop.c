@@ -1,0 +1,519 @@
+/* The event loop: creation, the iteration, running and stopping, closing.
+ *
+ * One iteration (loop_run_once), in this order:
+ *   1. poll for I/O: block until the next timer when nothing is ready;
+ *      when work is ready, poll without blocking only every 64th iteration,
+ *      so busy tasks cannot starve I/O and yet pay no system call per turn;
+ *   2. read the clock and move every due timer's owner to the ready queue;
+ *   3. run the ready items that were queued before this step (the batch);
+ *      items queued meanwhile wait for the next iteration, as in asyncio.
+ * A task that suspends hands over straight to the next task of the batch
+ * (one switch); only when the next item is a callback, or the batch is
+ * done, does control come back to the loop's own stack. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/eventfd.h>
+#endif
+
+_Thread_local async_loop *async__tls_loop;
+
+#define POLL_EVERY 64
+#define CLOSE_ROUNDS 8
+#define CLOSE_ROUND_NS 250000000 /* grace after each cancellation at close */
+
+_Noreturn void async__assert_fail(const char *what, const char *file,
+                                  int line) {
+  fprintf(stderr, "libasync: internal error: %s (%s:%d)\n", what, file, line);
+  abort();
+}
+
+static int loop_ok(const async_loop *loop) {
+  return loop && loop->magic == ASYNC__MAGIC_LOOP;
+}
+
+int64_t async__loop_now(async_loop *loop) {
+  (void)loop;
+  return async__clock_ns();
+}
+
+/* {==== Wake-up fd for async_call_soon_threadsafe ======================= */
+
+static int wake_open(async_loop *loop) {
+#if defined(__linux__)
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fd < 0) return -errno;
+  loop->wake_fd[0] = loop->wake_fd[1] = fd;
+#else
+  if (pipe(loop->wake_fd) < 0) return -errno;
+  for (int i = 0; i < 2; i++) {
+    fcntl(loop->wake_fd[i], F_SETFL, O_NONBLOCK);
+    fcntl(loop->wake_fd[i], F_SETFD, FD_CLOEXEC);
+  }
+#endif
+  return 0;
+}
+
+static void wake_close(async_loop *loop) {
+  if (loop->wake_fd[0] >= 0) close(loop->wake_fd[0]);
+  if (loop->wake_fd[1] >= 0 && loop->wake_fd[1] != loop->wake_fd[0])
+    close(loop->wake_fd[1]);
+  loop->wake_fd[0] = loop->wake_fd[1] = -1;
+}
+
+static void wake_signal(async_loop *loop) {
+  uint64_t one = 1;
+  ssize_t r = write(loop->wake_fd[1], &one, sizeof one);
+  (void)r; /* a full pipe or counter already wakes the loop */
+}
+
+/* Moves the calls made from other threads onto the ready queue. */
+static void wake_drain(async_loop *loop) {
+  char buf[64];
+  while (read(loop->wake_fd[0], buf, sizeof buf) > 0) {
+  }
+  atomic_store(&loop->ts_signalled, 0);
+  pthread_mutex_lock(&loop->ts_lock);
+  async__rnode *n;
+  while ((n = async__rq_pop(&loop->ts_queue))) async__rq_push(&loop->ready, n);
+  pthread_mutex_unlock(&loop->ts_lock);
+}
+
+/* }==== */
+
+/* {==== Creation ======================================================== */
+
+void async_loop_options_init(async_loop_options *opts) {
+  if (!opts) return;
+  memset(opts, 0, sizeof *opts);
+  opts->size = sizeof *opts;
+  opts->report_overflow = 1;
+}
+
+int async_loop_new(async_loop **out, const async_loop_options *opts) {
+  async_loop_options def;
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (!opts) {
+    async_loop_options_init(&def);
+    opts = &def;
+  }
+  if (opts->size < sizeof(async_loop_options)) return -EINVAL;
+  const char *name = opts->backend;
+  if (!name || !*name) name = getenv("ASYNC_BACKEND");
+  const async__backend *be = async__backend_find(name);
+  if (!be) return -EINVAL;
+  if (opts->stack_size && opts->stack_size > UINT32_MAX) return -EINVAL;
+
+  async_loop *loop = calloc(1, sizeof *loop);
+  if (!loop) return -ENOMEM;
+  loop->magic = ASYNC__MAGIC_LOOP;
+  loop->backend = be;
+  async__rq_init(&loop->ready);
+  async__rq_init(&loop->ts_queue);
+  async__list_init(&loop->tasks);
+  async__list_init(&loop->objects);
+  loop->fds.dirty_head = -1;
+  loop->wake_fd[0] = loop->wake_fd[1] = -1;
+  loop->stack_size = opts->stack_size ? opts->stack_size
+                                      : ASYNC__STACK_DEFAULT_SIZE;
+  loop->report_overflow = opts->report_overflow;
+  loop->now = async__clock_ns();
+  int err = pthread_mutex_init(&loop->ts_lock, NULL);
+  if (err) {
+    free(loop);
+    return -err;
+  }
+  if ((err = be->init(&loop->poller)) < 0) goto fail;
+  if ((err = async__stack_pool_new(&loop->stacks, async__task_namer)) < 0)
+    goto fail;
+  if ((err = wake_open(loop)) < 0) goto fail;
+  if ((err = be->ctl(loop->poller, loop->wake_fd[0], 0, ASYNC__POLL_IN)) < 0)
+    goto fail;
+  if (loop->report_overflow) async__stack_reporter_install();
+  *out = loop;
+  return 0;
+fail:
+  wake_close(loop);
+  if (loop->stacks) async__stack_pool_free(loop->stacks);
+  if (loop->poller) be->close(loop->poller);
+  pthread_mutex_destroy(&loop->ts_lock);
+  free(loop);
+  return err;
+}
+
+/* }==== */
+
+/* {==== The iteration =================================================== */
+
+static void handle_unref_loop(async_handle *h) {
+  h->loop_ref = 0;
+  if (!h->user_ref) {
+    h->magic = ASYNC__MAGIC_DEAD;
+    free(h);
+  }
+}
+
+static void run_item(async_loop *loop, async__rnode *rn) {
+  switch (rn->kind) {
+  case ASYNC__RN_TASK:
+    async__task_run(loop, async__container_of(rn, async__task, rn));
+    break;
+  case ASYNC__RN_CALL: {
+    async_handle *h = async__container_of(rn, async_handle, rn);
+    if (!h->cancelled) {
+      h->state = ASYNC__H_DONE;
+      h->cb(h->arg);
+    }
+    handle_unref_loop(h);
+    break;
+  }
+  case ASYNC__RN_DONECB: {
+    async__donecb *d = async__container_of(rn, async__donecb, rn);
+    d->cb(d->f, d->arg);
+    async__future_unref(d->f);
+    free(d);
+    break;
+  }
+  }
+}
+
+static void loop_run_once(async_loop *loop, int64_t deadline) {
+  int64_t timeout = -1;
+  int need_clock = loop->timers.root != NULL || deadline >= 0;
+  if (loop->ready.count || loop->stopping) {
+    timeout = 0;
+  } else if (need_clock) {
+    int64_t now = async__clock_ns();
+    int64_t until = deadline;
+    if (loop->timers.root && (until < 0 || loop->timers.root->when < until))
+      until = loop->timers.root->when;
+    timeout = until > now ? until - now : 0;
+  }
+  if (timeout != 0 || ++loop->iter % POLL_EVERY == 0) {
+    int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
+    if (n > 0) async__fd_sync_dirty(loop);
+    need_clock = 1;
+  }
+  if (need_clock) {
+    loop->now = async__clock_ns();
+    async__timers_run(loop);
+  }
+  loop->batch = loop->ready.count;
+  while (loop->batch) {
+    loop->batch--;
+    run_item(loop, async__rq_pop(&loop->ready));
+  }
+}
+
+/* Runs iterations until stopped. Returns 0 or -EBUSY/-ESHUTDOWN/-EINVAL. */
+static int loop_enter(async_loop *loop) {
+  if (!loop_ok(loop)) return -EINVAL;
+  if (loop->closed) return -ESHUTDOWN;
+  if (loop->running || async__tls_loop) return -EBUSY;
+  loop->running = 1;
+  async__tls_loop = loop;
+  return 0;
+}
+
+static void loop_leave(async_loop *loop) {
+  loop->running = 0;
+  loop->stopping = 0;
+  async__tls_loop = NULL;
+}
+
+int async_loop_run_forever(async_loop *loop) {
+  int err = loop_enter(loop);
+  if (err) return err;
+  for (;;) {
+    loop_run_once(loop, -1);
+    if (loop->stopping) break;
+  }
+  loop_leave(loop);
+  return 0;
+}
+
+typedef struct until_waiter {
+  async__fwaiter w;
+  async_loop *loop;
+} until_waiter;
+
+static void until_notify(async__fwaiter *w, async_future *f) {
+  (void)f;
+  ((until_waiter *)w)->loop->stopping = 1;
+}
+
+int async_loop_run_until_complete(async_loop *loop, async_future *f,
+                                  void **result) {
+  if (result) *result = NULL;
+  if (!loop_ok(loop) || !async__future_ok(f)) return -EINVAL;
+  if (f->loop != loop) return f->loop ? -EXDEV : -ESHUTDOWN;
+  int err = loop_enter(loop);
+  if (err) return err;
+  until_waiter uw = {.loop = loop};
+  async__future_ref(f);
+  if (!f->done) {
+    uw.w.notify = until_notify;
+    async__future_add_waiter(f, &uw.w);
+    for (;;) {
+      loop_run_once(loop, -1);
+      if (loop->stopping) break;
+    }
+    async__list_remove(&uw.w.link);
+  }
+  loop_leave(loop);
+  if (f->done) {
+    err = async_future_result(f, result);
+  } else {
+    err = -EINTR;
+  }
+  async__future_unref(f);
+  return err;
+}
+
+int async_loop_stop(async_loop *loop) {
+  if (!loop_ok(loop)) return -EINVAL;
+  loop->stopping = 1;
+  return 0;
+}
+
+int async_loop_is_running(const async_loop *loop) {
+  return loop_ok(loop) && loop->running;
+}
+
+int async_loop_is_closed(const async_loop *loop) {
+  return loop_ok(loop) && loop->closed;
+}
+
+double async_loop_time(const async_loop *loop) {
+  if (!loop_ok(loop)) return 0.0 / 0.0;
+  return (double)async__loop_now((async_loop *)loop) / 1e9;
+}
+
+const char *async_loop_backend(const async_loop *loop) {
+  return loop_ok(loop) ? loop->backend->name : NULL;
+}
+
+async_loop *async_current_loop(void) { return async__tls_loop; }
+
+/* }==== */
+
+/* {==== Closing ========================================================= */
+
+static void cancel_all(async_loop *loop) {
+  for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
+    async__task *t = async__container_of(n, async__task, link);
+    if (t->cancel_req) continue;
+    async_future_cancel(&t->fut);
+  }
+}
+
+/* Cancels what is pending and runs the loop until every task has ended;
+ * each round of cancellation gets a grace period, and a task still there
+ * after the last round is ended without being run. */
+static void close_tasks(async_loop *loop) {
+  loop->running = 1;
+  async__tls_loop = loop;
+  for (int round = 0; round < CLOSE_ROUNDS && loop->ntasks; round++) {
+    cancel_all(loop);
+    int64_t deadline = async__clock_ns() + CLOSE_ROUND_NS;
+    while (loop->ntasks && async__clock_ns() < deadline)
+      loop_run_once(loop, deadline);
+  }
+  if (loop->ntasks) {
+    fprintf(stderr, "libasync: %zu task(s) ignored cancellation at loop "
+                    "close; ending them without their cleanup\n",
+            loop->ntasks);
+    for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next)
+      async__task_kill(loop, async__container_of(n, async__task, link));
+    while (loop->ntasks) loop_run_once(loop, 0);
+  }
+  loop->running = 0;
+  loop->stopping = 0;
+  async__tls_loop = NULL;
+}
+
+static void drop_ready(async_loop *loop) {
+  async__rnode *rn;
+  while ((rn = async__rq_pop(&loop->ready))) {
+    if (rn->kind == ASYNC__RN_CALL) {
+      async_handle *h = async__container_of(rn, async_handle, rn);
+      h->state = ASYNC__H_DONE;
+      handle_unref_loop(h);
+    } else if (rn->kind == ASYNC__RN_DONECB) {
+      async__donecb *d = async__container_of(rn, async__donecb, rn);
+      async__future_unref(d->f);
+      free(d);
+    }
+  }
+}
+
+static void drop_timers(async_loop *loop) {
+  async__timer *tm;
+  while ((tm = loop->timers.root)) {
+    async__heap_remove(&loop->timers, tm);
+    tm->armed = 0;
+    /* Only callback handles can still be armed: every task has ended. */
+    async_handle *h = async__container_of(tm, async_handle, timer);
+    h->state = ASYNC__H_DONE;
+    handle_unref_loop(h);
+  }
+}
+
+int async_loop_close(async_loop *loop) {
+  if (!loop_ok(loop)) return -EINVAL;
+  if (loop->running) return -EBUSY;
+  if (loop->closed) return 0;
+  if (async__tls_loop) return -EBUSY; /* another loop runs on this thread */
+  loop->closing = 1;
+  wake_drain(loop);
+  close_tasks(loop);
+  wake_drain(loop);
+  drop_ready(loop);
+  drop_timers(loop);
+  async__task_reap(loop);
+  while (!async__list_empty(&loop->objects))
+    async__future_detach(async__container_of(loop->objects.next,
+                                              async_future, objects));
+  async__fd_close_all(loop);
+  loop->backend->close(loop->poller);
+  loop->poller = NULL;
+  wake_close(loop);
+  async__stack_pool_free(loop->stacks);
+  loop->stacks = NULL;
+  async__future_cache_free(loop);
+  loop->closed = 1;
+  return 0;
+}
+
+int async_loop_free(async_loop *loop) {
+  if (!loop) return 0;
+  if (!loop_ok(loop)) return -EINVAL;
+  int err = async_loop_close(loop);
+  if (err) return err;
+  /* Calls queued from other threads after the close are dropped. */
+  async__rnode *rn;
+  while ((rn = async__rq_pop(&loop->ts_queue)))
+    free(async__container_of(rn, async_handle, rn));
+  pthread_mutex_destroy(&loop->ts_lock);
+  loop->magic = ASYNC__MAGIC_DEAD;
+  free(loop);
+  return 0;
+}
+
+/* }==== */
+
+/* {==== Callbacks ======================================================= */
+
+static void handle_timer_fire(async__timer *tm) {
+  async_handle *h = async__container_of(tm, async_handle, timer);
+  async__rq_push(&h->loop->ready, &h->rn);
+}
+
+static int handle_new(async_loop *loop, async_callback cb, void *arg,
+                      async_handle **out, async_handle **hp) {
+  if (out) *out = NULL;
+  if (!loop_ok(loop) || !cb) return -EINVAL;
+  if (loop->closed) return -ESHUTDOWN;
+  async_handle *h = malloc(sizeof *h);
+  if (!h) return -ENOMEM;
+  memset(h, 0, sizeof *h);
+  h->rn.kind = ASYNC__RN_CALL;
+  h->cb = cb;
+  h->arg = arg;
+  h->loop = loop;
+  h->magic = ASYNC__MAGIC_FUTURE;
+  h->state = ASYNC__H_SCHEDULED;
+  h->loop_ref = 1;
+  h->user_ref = out != NULL;
+  h->timer.fire = handle_timer_fire;
+  if (out) *out = h;
+  *hp = h;
+  return 0;
+}
+
+int async_call_soon(async_loop *loop, async_callback cb, void *arg,
+                    async_handle **out) {
+  async_handle *h;
+  int err = handle_new(loop, cb, arg, out, &h);
+  if (err) return err;
+  async__rq_push(&loop->ready, &h->rn);
+  return 0;
+}
+
+int async_call_at(async_loop *loop, double when, async_callback cb, void *arg,
+                  async_handle **out) {
+  if (when != when) return -EINVAL;
+  async_handle *h;
+  int err = handle_new(loop, cb, arg, out, &h);
+  if (err) return err;
+  async__timer_start(loop, &h->timer, async__deadline_after(0, when));
+  return 0;
+}
+
+int async_call_later(async_loop *loop, double delay, async_callback cb,
+                     void *arg, async_handle **out) {
+  if (delay != delay) return -EINVAL;
+  async_handle *h;
+  int err = handle_new(loop, cb, arg, out, &h);
+  if (err) return err;
+  int64_t when = async__deadline_after(async__loop_now(loop), delay);
+  async__timer_start(loop, &h->timer, when);
+  return 0;
+}
+
+int async_handle_cancel(async_handle *h) {
+  if (!h || h->magic != ASYNC__MAGIC_FUTURE || !h->user_ref) return -EINVAL;
+  int stopped = 0;
+  if (h->state == ASYNC__H_SCHEDULED && !h->cancelled) {
+    stopped = 1;
+    h->cancelled = 1;
+    if (h->timer.armed) {
+      /* Still in the heap: take it out and let the loop forget it now. */
+      async__timer_stop(h->loop, &h->timer);
+      h->state = ASYNC__H_DONE;
+      h->loop_ref = 0;
+    }
+    /* On the ready queue it is skipped when popped. */
+  }
+  return async_handle_release(h) < 0 ? -EINVAL : stopped;
+}
+
+int async_handle_release(async_handle *h) {
+  if (!h || h->magic != ASYNC__MAGIC_FUTURE || !h->user_ref) return -EINVAL;
+  h->user_ref = 0;
+  if (!h->loop_ref) {
+    h->magic = ASYNC__MAGIC_DEAD;
+    free(h);
+  }
+  return 0;
+}
+
+int async_call_soon_threadsafe(async_loop *loop, async_callback cb,
+                               void *arg) {
+  if (!loop_ok(loop) || !cb) return -EINVAL;
+  if (loop->closed) return -ESHUTDOWN;
+  async_handle *h = calloc(1, sizeof *h);
+  if (!h) return -ENOMEM;
+  h->rn.kind = ASYNC__RN_CALL;
+  h->cb = cb;
+  h->arg = arg;
+  h->loop = loop;
+  h->magic = ASYNC__MAGIC_FUTURE;
+  h->state = ASYNC__H_SCHEDULED;
+  h->loop_ref = 1;
+  pthread_mutex_lock(&loop->ts_lock);
+  async__rq_push(&loop->ts_queue, &h->rn);
+  pthread_mutex_unlock(&loop->ts_lock);
+  if (atomic_exchange(&loop->ts_signalled, 1) == 0) wake_signal(loop);
+  return 0;
+}
+
+void async__loop_wake_drain(async_loop *loop) { wake_drain(loop); }
+
+/* }==== */

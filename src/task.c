@@ -1,0 +1,353 @@
+/* Tasks: a future driven by a coroutine on a stack of its own.
+ *
+ * Life of a task: spawned READY on the ready queue, with no stack; given a
+ * stack and a context on its first run; RUNNING, SUSPENDED (parked in a
+ * wait) and READY again any number of times; DONE when its function
+ * returns, at which point it switches away for good and the next context
+ * to run gives its stack back (a stack cannot be freed while in use). */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static inline int loop_ok(const async_loop *loop) {
+  return loop && loop->magic == ASYNC__MAGIC_LOOP;
+}
+
+async__task *async__task_current(void) {
+  async_loop *loop = async__tls_loop;
+  return loop ? loop->current : NULL;
+}
+
+async__task *async__task_require(int *err) {
+  async__task *t = async__task_current();
+  if (async__unlikely(!t)) *err = -EPERM;
+  return t;
+}
+
+/* {==== Switching ======================================================= */
+
+static void task_entry(void *arg);
+
+static int task_prepare(async_loop *loop, async__task *t) {
+  size_t size = t->stack_size ? t->stack_size : loop->stack_size;
+  async__stack *s = async__stack_get(loop->stacks, size, t);
+  if (!s) return -ENOMEM;
+  t->stack = s;
+  t->started = 1;
+  async__ctx_make(&t->ctx, async__stack_lo(s), async__stack_size(s),
+                  task_entry, t);
+  return 0;
+}
+
+void async__task_reap(async_loop *loop) {
+  async__task *z = loop->zombie;
+  if (z) {
+    loop->zombie = NULL;
+    async__stack_put(loop->stacks, z->stack);
+    z->stack = NULL;
+    async__future_unref(&z->fut); /* the loop's reference */
+  }
+}
+
+/* The next task of this iteration's batch, made ready to switch to, or
+ * NULL when the loop must take over. */
+static async__task *next_task(async_loop *loop) {
+  async__rnode *rn = loop->ready.head;
+  if (!loop->batch || !rn || rn->kind != ASYNC__RN_TASK) return NULL;
+  async__task *t = async__container_of(rn, async__task, rn);
+  if (async__unlikely(!t->started)) {
+    /* Endings without a run are the loop's business. */
+    if (t->cancel_req || t->killed || task_prepare(loop, t) != 0) return NULL;
+  } else if (async__unlikely(t->killed)) {
+    return NULL;
+  }
+  async__rq_pop(&loop->ready);
+  loop->batch--;
+  return t;
+}
+
+/* Leaves the running task t for the next task of the batch or the loop.
+ * Returns when t is resumed; never when `dying`. */
+static void switch_out(async_loop *loop, async__task *t, int dying) {
+  async__stack_check(t->stack);
+  async__task *next = next_task(loop);
+  async__ctx *to;
+  if (next) {
+    next->state = ASYNC__T_RUNNING;
+    loop->current = next;
+    async__stack_set_current(next->stack);
+    to = &next->ctx;
+  } else {
+    loop->current = NULL;
+    async__stack_set_current(NULL);
+    to = &loop->ctx;
+  }
+  async__ctx_switch(&t->ctx, to, dying);
+  async__task_reap(loop);
+}
+
+static void task_finish(async_loop *loop, async__task *t, void *result,
+                        int err) {
+  async__list_remove(&t->link);
+  loop->ntasks--;
+  t->state = ASYNC__T_DONE;
+  t->cancel_req = 0;
+  async__future_complete(&t->fut, result, err);
+}
+
+static void task_entry(void *arg) {
+  async__task *t = arg;
+  async_loop *loop = t->fut.loop;
+  async__ctx_entered();
+  async__task_reap(loop);
+  void *result = t->fn(t->arg);
+  task_finish(loop, t, t->fail ? NULL : result, t->fail);
+  loop->zombie = t;
+  switch_out(loop, t, 1);
+  ASYNC__ASSERT(!"a finished task was resumed");
+}
+
+/* Ends a task from the loop's stack: it never ran, or it was given up. */
+static void end_in_loop(async_loop *loop, async__task *t, int err) {
+  task_finish(loop, t, NULL, err);
+  if (t->stack) {
+    async__stack_put(loop->stacks, t->stack);
+    t->stack = NULL;
+  }
+  async__future_unref(&t->fut);
+}
+
+void async__task_run(async_loop *loop, async__task *t) {
+  if (async__unlikely(t->killed)) {
+    end_in_loop(loop, t, -ECANCELED);
+    return;
+  }
+  if (!t->started) {
+    int err = t->cancel_req ? -ECANCELED : task_prepare(loop, t);
+    if (err) {
+      end_in_loop(loop, t, err);
+      return;
+    }
+  }
+  t->state = ASYNC__T_RUNNING;
+  loop->current = t;
+  async__stack_set_current(t->stack);
+  async__ctx_switch(&loop->ctx, &t->ctx, 0);
+  async__task_reap(loop);
+}
+
+/* }==== */
+
+/* {==== Waiting ========================================================= */
+
+int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
+                     async__cancel_fn cancel, const char *what) {
+  t->state = ASYNC__T_SUSPENDED;
+  t->wait_unlink = unlink;
+  t->wait_cancel = cancel;
+  t->wait_what = what;
+  switch_out(loop, t, 0);
+  t->wait_unlink = NULL;
+  t->wait_cancel = NULL;
+  t->wait_what = NULL;
+  return t->wake;
+}
+
+void async__task_wake(async__task *t, int code) {
+  ASYNC__ASSERT(t->state == ASYNC__T_SUSPENDED);
+  t->wake = code;
+  t->state = ASYNC__T_READY;
+  async__rq_push(&t->fut.loop->ready, &t->rn);
+}
+
+int async__task_cancel(async__task *t) {
+  if (t->state == ASYNC__T_DONE || t->cancel_req) return 0;
+  t->cancel_req = 1;
+  if (t->state == ASYNC__T_SUSPENDED) {
+    if (t->wait_cancel) {
+      t->wait_cancel(t);
+    } else {
+      t->wait_unlink(t);
+      t->cancel_req = 0;
+      async__task_wake(t, -ECANCELED);
+    }
+  }
+  return 1;
+}
+
+void async__task_kill(async_loop *loop, async__task *t) {
+  t->killed = 1;
+  if (t->state == ASYNC__T_SUSPENDED) {
+    t->wait_unlink(t);
+    t->state = ASYNC__T_READY;
+    async__rq_push(&loop->ready, &t->rn);
+  }
+}
+
+/* Consumes a pending cancellation: the check every suspending call makes
+ * before it registers anything. */
+static inline int take_cancel(async__task *t) {
+  if (async__unlikely(t->cancel_req)) {
+    t->cancel_req = 0;
+    return -ECANCELED;
+  }
+  return 0;
+}
+
+int async_yield(void) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if ((err = take_cancel(t))) return err;
+  async_loop *loop = t->fut.loop;
+  t->state = ASYNC__T_READY;
+  async__rq_push(&loop->ready, &t->rn);
+  switch_out(loop, t, 0);
+  return take_cancel(t);
+}
+
+static void sleep_fire(async__timer *tm) {
+  async__task_wake(async__container_of(tm, async__task, timer), 0);
+}
+
+static void sleep_unlink(async__task *t) {
+  async__timer_stop(t->fut.loop, &t->timer);
+}
+
+int async_sleep(double seconds) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (seconds != seconds) return -EINVAL;
+  if (!(seconds > 0)) return async_yield();
+  if ((err = take_cancel(t))) return err;
+  async_loop *loop = t->fut.loop;
+  t->timer.fire = sleep_fire;
+  async__timer_start(loop, &t->timer,
+                     async__deadline_after(async__loop_now(loop), seconds));
+  return async__task_park(loop, t, sleep_unlink, NULL, "sleep");
+}
+
+/* }==== */
+
+/* {==== Spawning and introspection ====================================== */
+
+void async_task_options_init(async_task_options *opts) {
+  if (!opts) return;
+  memset(opts, 0, sizeof *opts);
+  opts->size = sizeof *opts;
+}
+
+int async_task_spawn(async_loop *loop, async_task **out, async_fn fn,
+                     void *arg, const async_task_options *opts) {
+  if (out) *out = NULL;
+  if (!loop_ok(loop) || !fn) return -EINVAL;
+  if (opts && (opts->size < sizeof *opts || opts->stack_size > UINT32_MAX))
+    return -EINVAL;
+  if (loop->closed) return -ESHUTDOWN;
+  async__task *t = (async__task *)async__future_alloc(loop);
+  if (!t) return -ENOMEM;
+  memset(t, 0, sizeof *t);
+  if (opts && opts->name && !(t->name = strdup(opts->name))) {
+    async__future_free_block(loop, t);
+    return -ENOMEM;
+  }
+  async__future_init(&t->fut, loop, ASYNC__KIND_TASK);
+  t->fut.refs = 1; /* the loop's, until the task is done */
+  t->rn.kind = ASYNC__RN_TASK;
+  t->fn = fn;
+  t->arg = arg;
+  t->stack_size = opts ? (uint32_t)opts->stack_size : 0;
+  t->id = ++loop->next_task_id;
+  t->state = ASYNC__T_READY;
+  async__list_push(&loop->tasks, &t->link);
+  loop->ntasks++;
+  async__rq_push(&loop->ready, &t->rn);
+  if (out) {
+    t->fut.refs++;
+    t->fut.user_ref = 1;
+    *out = &t->fut;
+  }
+  return 0;
+}
+
+async_task *async_spawn(async_fn fn, void *arg) {
+  async_task *t;
+  return async_task_spawn(async__tls_loop, &t, fn, arg, NULL) ? NULL : t;
+}
+
+void *async_fail(int err) {
+  async__task *t = async__task_current();
+  if (t) t->fail = err > 0 ? -err : err == 0 ? -EINVAL : err;
+  return NULL;
+}
+
+async_task *async_current_task(void) {
+  async__task *t = async__task_current();
+  return t ? &t->fut : NULL;
+}
+
+long async_all_tasks(async_loop *loop, async_task **out, size_t cap) {
+  if (!loop_ok(loop) || (cap && !out)) return -EINVAL;
+  size_t n = 0;
+  for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
+    if (n < cap) out[n] = &async__container_of(l, async__task, link)->fut;
+    n++;
+  }
+  return (long)n;
+}
+
+/* Formats "Task-<id>" without stdio: it also runs in a signal handler. */
+static void default_name(const async__task *t, char *buf, size_t len) {
+  char digits[24];
+  int nd = 0;
+  uint64_t id = t->id;
+  do {
+    digits[nd++] = (char)('0' + id % 10);
+    id /= 10;
+  } while (id);
+  static const char prefix[] = "Task-";
+  size_t i = 0;
+  for (; prefix[i] && i + 1 < len; i++) buf[i] = prefix[i];
+  while (nd > 0 && i + 1 < len) buf[i++] = digits[--nd];
+  if (len) buf[i] = '\0';
+}
+
+void async__task_namer(const void *owner, char *buf, size_t len) {
+  const async__task *t = owner;
+  if (!len) return;
+  if (t->name) {
+    size_t i = 0;
+    for (; t->name[i] && i + 1 < len; i++) buf[i] = t->name[i];
+    buf[i] = '\0';
+  } else {
+    default_name(t, buf, len);
+  }
+}
+
+const char *async_task_name(const async_task *f) {
+  if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK) return NULL;
+  async__task *t = async__task_of((async_future *)f);
+  if (!t->name) {
+    char buf[32];
+    default_name(t, buf, sizeof buf);
+    t->name = strdup(buf);
+    if (!t->name) return "Task";
+  }
+  return t->name;
+}
+
+int async_task_set_name(async_task *f, const char *name) {
+  if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK || !name)
+    return -EINVAL;
+  char *copy = strdup(name);
+  if (!copy) return -ENOMEM;
+  async__task *t = async__task_of(f);
+  free(t->name);
+  t->name = copy;
+  return 0;
+}
+
+/* }==== */
