@@ -1,0 +1,312 @@
+/* Cancellation at every kind of suspension point, asyncio's rules. */
+#include "helpers.h"
+
+#include <unistd.h>
+
+static void stop_cb(void *arg) { async_loop_stop(arg); }
+
+/* Runs the loop for one pass over what is ready now. */
+static void spin(async_loop *loop) {
+  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_run_forever(loop);
+}
+
+typedef struct {
+  int first;  /* what the interrupted call returned */
+  int second; /* what a later suspending call returned */
+  int cleaned;
+  int ran;
+} probe;
+
+static void *sleeper(void *arg) {
+  probe *p = arg;
+  p->ran = 1;
+  p->first = async_sleep(60.0);
+  p->second = async_sleep(0.001); /* it may carry on after a cancel */
+  p->cleaned = 1;
+  return async_fail(p->first);
+}
+
+static void test_cancel_sleep(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  probe p = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, sleeper, &p, NULL);
+  spin(loop);
+  double t0 = async_clock();
+  assert_int_equal(async_task_cancel(t), 1);
+  assert_int_equal(async_task_cancel(t), 0); /* already requested */
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
+  assert_true(async_clock() - t0 < 30.0);
+  assert_int_equal(p.first, -ECANCELED);
+  assert_int_equal(p.second, 0);
+  assert_int_equal(p.cleaned, 1);
+  assert_int_equal(async_task_cancelled(t), 1);
+  assert_int_equal(async_task_cancel(t), 0); /* done */
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *yielder(void *arg) {
+  probe *p = arg;
+  p->first = async_yield();
+  p->second = async_yield();
+  return NULL; /* caught the cancellation: ends normally */
+}
+
+static void test_cancel_yield_and_carry_on(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  probe p = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, yielder, &p, NULL);
+  spin(loop); /* the task yielded: it is ready, not parked */
+  assert_int_equal(async_task_cancel(t), 1);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(p.first, -ECANCELED);
+  assert_int_equal(p.second, 0);
+  assert_int_equal(async_task_cancelled(t), 0);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void test_cancel_before_start(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  probe p = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, sleeper, &p, NULL);
+  assert_int_equal(async_task_cancel(t), 1);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
+  assert_int_equal(p.ran, 0);
+  assert_int_equal(async_task_cancelled(t), 1);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *self_cancel(void *arg) {
+  probe *p = arg;
+  async_task_cancel(async_current_task());
+  p->ran = 1;               /* still running: delivery waits */
+  p->first = async_sleep(60.0); /* returns at once */
+  p->second = async_sleep(0.001);
+  return NULL;
+}
+
+static void test_cancel_self_arrives_at_next_suspension(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  probe p = {0};
+  double t0 = async_clock();
+  assert_int_equal(run_task(loop, self_cancel, &p, NULL), 0);
+  assert_true(async_clock() - t0 < 30.0);
+  assert_int_equal(p.ran, 1);
+  assert_int_equal(p.first, -ECANCELED);
+  assert_int_equal(p.second, 0);
+  free_loop(loop);
+}
+
+typedef struct {
+  async_task *inner;
+  probe inner_p;
+  int outer_err;
+} nest;
+
+static void *outer(void *arg) {
+  nest *n = arg;
+  n->inner = async_spawn(sleeper, &n->inner_p);
+  n->outer_err = async_await(n->inner, NULL);
+  return async_fail(n->outer_err);
+}
+
+static void test_cancel_propagates_through_await(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nest n = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, outer, &n, NULL);
+  spin(loop);
+  spin(loop);
+  assert_int_equal(async_task_cancel(t), 1);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
+  /* The awaited task was cancelled too, and had unwound first. */
+  assert_int_equal(n.inner_p.first, -ECANCELED);
+  assert_int_equal(n.inner_p.cleaned, 1);
+  assert_int_equal(async_task_done(n.inner), 1);
+  assert_int_equal(async_task_cancelled(n.inner), 1);
+  assert_int_equal(n.outer_err, -ECANCELED);
+  async_task_release(n.inner);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *stubborn_child(void *arg) {
+  probe *p = arg;
+  p->first = async_sleep(60.0);
+  p->second = async_sleep(0.01); /* ignores it, finishes normally */
+  return IPTR(5);
+}
+
+static void *outer_stubborn(void *arg) {
+  nest *n = arg;
+  n->inner = async_spawn(stubborn_child, &n->inner_p);
+  n->outer_err = async_await(n->inner, NULL);
+  return NULL;
+}
+
+static void test_cancel_awaiter_waits_for_the_awaited_to_end(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nest n = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, outer_stubborn, &n, NULL);
+  spin(loop);
+  spin(loop);
+  async_task_cancel(t);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  /* The awaiter saw the cancellation only once the child had ended. */
+  assert_int_equal(n.outer_err, -ECANCELED);
+  assert_int_equal(async_task_done(n.inner), 1);
+  void *res;
+  assert_int_equal(async_task_result(n.inner, &res), 0);
+  assert_int_equal(PTRI(res), 5);
+  async_task_release(n.inner);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+typedef struct {
+  async_future *f;
+  int err;
+} fut_wait;
+
+static void *await_future(void *arg) {
+  fut_wait *w = arg;
+  w->err = async_await(w->f, NULL);
+  return NULL;
+}
+
+static void test_cancel_await_of_a_bare_future_cancels_it(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  fut_wait w = {0};
+  async_future_new(loop, &w.f);
+  async_task *t;
+  async_task_spawn(loop, &t, await_future, &w, NULL);
+  spin(loop);
+  async_task_cancel(t);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w.err, -ECANCELED);
+  assert_int_equal(async_future_cancelled(w.f), 1);
+  async_future_release(w.f);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+typedef struct {
+  int fd;
+  int err;
+} fd_wait;
+
+static void *wait_readable(void *arg) {
+  fd_wait *w = arg;
+  w->err = async_wait_fd(w->fd, ASYNC_READABLE, -1);
+  return NULL;
+}
+
+static void test_cancel_fd_wait(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  fd_wait w = {.fd = p[0]};
+  async_task *t;
+  async_task_spawn(loop, &t, wait_readable, &w, NULL);
+  spin(loop);
+  async_task_cancel(t);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w.err, -ECANCELED);
+  /* The fd is usable again afterwards. */
+  w.err = 0;
+  async_task_release(t);
+  async_task_spawn(loop, &t, wait_readable, &w, NULL);
+  spin(loop);
+  assert_int_equal(write(p[1], "x", 1), 1);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w.err, ASYNC_READABLE);
+  async_task_release(t);
+  close(p[0]);
+  close(p[1]);
+  free_loop(loop);
+}
+
+static void cancel_cb(void *arg) { async_task_cancel(arg); }
+
+static void test_cancel_from_a_callback(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  probe p = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, sleeper, &p, NULL);
+  async_call_later(loop, 0.01, cancel_cb, t, NULL);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *forever_stubborn(void *arg) {
+  int *rounds = arg;
+  for (;;) {
+    if (async_sleep(3600.0) == -ECANCELED) (*rounds)++;
+  }
+  return NULL;
+}
+
+static void *polite(void *arg) {
+  int *cleaned = arg;
+  if (async_sleep(3600.0) == -ECANCELED) {
+    async_sleep(0.001); /* cleanup may still suspend */
+    (*cleaned)++;
+  }
+  return NULL;
+}
+
+static void test_cancel_at_close_unwinds_and_gives_up_on_stubborn(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int rounds = 0, cleaned = 0;
+  async_task *kept;
+  async_task_spawn(loop, NULL, polite, &cleaned, NULL);
+  async_task_spawn(loop, &kept, polite, &cleaned, NULL);
+  async_task_spawn(loop, NULL, forever_stubborn, &rounds, NULL);
+  spin(loop);
+  double t0 = async_clock();
+  assert_int_equal(async_loop_close(loop), 0);
+  assert_true(async_clock() - t0 < 30.0);
+  assert_int_equal(cleaned, 2);
+  assert_true(rounds >= 2); /* cancelled again after each grace period */
+  /* A handle kept across the close stays readable. */
+  assert_int_equal(async_task_done(kept), 1);
+  assert_int_equal(async_task_result(kept, NULL), 0);
+  assert_int_equal(async_task_cancel(kept), 0);
+  assert_int_equal(async_task_release(kept), 0);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_cancel_sleep),
+      cmocka_unit_test(test_cancel_yield_and_carry_on),
+      cmocka_unit_test(test_cancel_before_start),
+      cmocka_unit_test(test_cancel_self_arrives_at_next_suspension),
+      cmocka_unit_test(test_cancel_propagates_through_await),
+      cmocka_unit_test(test_cancel_awaiter_waits_for_the_awaited_to_end),
+      cmocka_unit_test(test_cancel_await_of_a_bare_future_cancels_it),
+      cmocka_unit_test(test_cancel_fd_wait),
+      cmocka_unit_test(test_cancel_from_a_callback),
+      cmocka_unit_test(test_cancel_at_close_unwinds_and_gives_up_on_stubborn),
+  };
+  return cmocka_run_group_tests_name("cancel", tests, NULL, NULL);
+}

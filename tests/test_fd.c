@@ -1,0 +1,191 @@
+/* File-descriptor waits, on whichever backend ASYNC_BACKEND names. */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void stop_cb(void *arg) { async_loop_stop(arg); }
+
+static void spin(async_loop *loop) {
+  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_run_forever(loop);
+}
+
+typedef struct {
+  int fd;
+  int events;
+  double timeout;
+  int got;
+} waitc;
+
+static void *waiter(void *arg) {
+  waitc *w = arg;
+  w->got = async_wait_fd(w->fd, w->events, w->timeout);
+  return NULL;
+}
+
+static void *writer(void *arg) {
+  async_sleep(0.01);
+  if (write(*(int *)arg, "hello", 5) != 5) return async_fail(-EIO);
+  return NULL;
+}
+
+static void test_fd_readable_after_write(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = -1};
+  async_task *t;
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  async_task_spawn(loop, NULL, writer, &p[1], NULL);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w.got, ASYNC_READABLE);
+  async_task_release(t);
+  /* Writable at once; both directions asked, one reported. */
+  waitc w2 = {.fd = p[1], .events = ASYNC_READABLE | ASYNC_WRITABLE,
+              .timeout = 1.0};
+  async_task_spawn(loop, &t, waiter, &w2, NULL);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w2.got, ASYNC_WRITABLE);
+  async_task_release(t);
+  close(p[0]);
+  close(p[1]);
+  free_loop(loop);
+}
+
+static void test_fd_timeout(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = 0.02};
+  double t0 = async_clock();
+  async_task *t;
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w.got, -ETIMEDOUT);
+  assert_true(async_clock() - t0 >= 0.02);
+  async_task_release(t);
+  close(p[0]);
+  close(p[1]);
+  free_loop(loop);
+}
+
+static void test_fd_several_waiters_and_hangup(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  waitc w[3];
+  async_task *t[3];
+  for (int i = 0; i < 3; i++) {
+    w[i] = (waitc){.fd = sv[0], .events = ASYNC_READABLE, .timeout = 10};
+    async_task_spawn(loop, &t[i], waiter, &w[i], NULL);
+  }
+  spin(loop);
+  close(sv[1]); /* hang-up wakes them all */
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(async_loop_run_until_complete(loop, t[i], NULL), 0);
+    assert_true(w[i].got > 0);
+    assert_true(w[i].got & ASYNC_READABLE);
+    async_task_release(t[i]);
+  }
+  close(sv[0]);
+  free_loop(loop);
+}
+
+static void test_fd_forget_wakes_waiters_with_ebadf(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = -1};
+  async_task *t;
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  spin(loop);
+  assert_int_equal(async_fd_forget(loop, p[0]), 1);
+  assert_int_equal(async_fd_forget(loop, p[0]), 0);
+  close(p[0]);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(w.got, -EBADF);
+  async_task_release(t);
+  close(p[1]);
+  assert_int_equal(async_fd_forget(NULL, 0), -EINVAL);
+  free_loop(loop);
+}
+
+static void test_fd_number_reused_after_close(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int fd = p[0];
+  /* Make the loop register fd, then close it behind the loop's back. */
+  assert_int_equal(write(p[1], "x", 1), 1);
+  waitc w = {.fd = fd, .events = ASYNC_READABLE, .timeout = 1};
+  async_task *t;
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  async_loop_run_until_complete(loop, t, NULL);
+  async_task_release(t);
+  assert_int_equal(w.got, ASYNC_READABLE);
+  close(p[0]);
+  close(p[1]);
+  int q[2];
+  assert_int_equal(pipe(q), 0);
+  assert_int_equal(q[0], fd); /* the same number, a new pipe */
+  w = (waitc){.fd = q[0], .events = ASYNC_READABLE, .timeout = 5};
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  async_task_spawn(loop, NULL, writer, &q[1], NULL);
+  async_loop_run_until_complete(loop, t, NULL);
+  assert_int_equal(w.got, ASYNC_READABLE);
+  async_task_release(t);
+  close(q[0]);
+  close(q[1]);
+  free_loop(loop);
+}
+
+static void test_fd_bad_arguments(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  waitc cases[] = {
+      {.fd = -1, .events = ASYNC_READABLE, .timeout = 1},
+      {.fd = p[0], .events = 0, .timeout = 1},
+      {.fd = p[0], .events = 8, .timeout = 1},
+      {.fd = p[0], .events = ASYNC_READABLE, .timeout = 0.0 / 0.0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    async_task *t;
+    async_task_spawn(loop, &t, waiter, &cases[i], NULL);
+    async_loop_run_until_complete(loop, t, NULL);
+    async_task_release(t);
+    assert_int_equal(cases[i].got, -EINVAL);
+  }
+  /* A closed fd: the backend's error, or ready-with-error under poll(2). */
+  int fd = p[0];
+  close(p[0]);
+  close(p[1]);
+  waitc w = {.fd = fd, .events = ASYNC_READABLE, .timeout = 1};
+  async_task *t;
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  async_loop_run_until_complete(loop, t, NULL);
+  async_task_release(t);
+  assert_true(w.got == -EBADF || w.got == ASYNC_READABLE);
+  assert_int_equal(async_wait_fd(0, ASYNC_READABLE, 0), -EPERM);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fd_readable_after_write),
+      cmocka_unit_test(test_fd_timeout),
+      cmocka_unit_test(test_fd_several_waiters_and_hangup),
+      cmocka_unit_test(test_fd_forget_wakes_waiters_with_ebadf),
+      cmocka_unit_test(test_fd_number_reused_after_close),
+      cmocka_unit_test(test_fd_bad_arguments),
+  };
+  return cmocka_run_group_tests_name("fd", tests, NULL, NULL);
+}

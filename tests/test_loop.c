@@ -1,0 +1,268 @@
+/* Loops: life cycle, running and stopping, backends, threads. */
+#include "helpers.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <unistd.h>
+
+static void never_cb(void *arg) {
+  (void)arg;
+  abort();
+}
+
+static void *never_fn(void *arg) {
+  (void)arg;
+  abort();
+}
+
+static void stop_loop_cb(void *arg) { async_loop_stop(arg); }
+
+static void test_loop_new_close_free(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  assert_int_equal(async_loop_is_running(loop), 0);
+  assert_int_equal(async_loop_is_closed(loop), 0);
+  assert_int_equal(async_loop_close(loop), 0);
+  assert_int_equal(async_loop_is_closed(loop), 1);
+  assert_int_equal(async_loop_close(loop), 0); /* closing twice is fine */
+  assert_int_equal(async_loop_run_forever(loop), -ESHUTDOWN);
+  assert_int_equal(async_call_soon(loop, never_cb, NULL, NULL),
+                   -ESHUTDOWN);
+  assert_int_equal(async_task_spawn(loop, NULL, never_fn, NULL, NULL),
+                   -ESHUTDOWN);
+  free_loop(loop);
+  assert_int_equal(async_loop_free(NULL), 0);
+}
+
+static void test_loop_backend_by_name(void **state) {
+  (void)state;
+  async_loop_options o;
+  async_loop_options_init(&o);
+  async_loop *loop = NULL;
+  o.backend = "poll";
+  assert_int_equal(async_loop_new(&loop, &o), 0);
+  assert_string_equal(async_loop_backend(loop), "poll");
+  free_loop(loop);
+  o.backend = "no-such-backend";
+  assert_int_equal(async_loop_new(&loop, &o), -EINVAL);
+  assert_null(loop);
+  o.backend = NULL;
+  o.size = 1; /* not filled by _init */
+  assert_int_equal(async_loop_new(&loop, &o), -EINVAL);
+  /* The environment picks the default, as ctest does per backend. */
+  const char *env = getenv("ASYNC_BACKEND");
+  loop = new_loop();
+  if (env) assert_string_equal(async_loop_backend(loop), env);
+  free_loop(loop);
+}
+
+typedef struct {
+  async_loop *loop;
+  int calls;
+  int running_inside;
+  int current_is_loop;
+  int run_again;
+  int close_inside;
+} stop_ctx;
+
+static void stop_cb(void *arg) {
+  stop_ctx *c = arg;
+  c->calls++;
+  c->running_inside = async_loop_is_running(c->loop);
+  c->current_is_loop = async_current_loop() == c->loop;
+  c->run_again = async_loop_run_forever(c->loop);
+  c->close_inside = async_loop_close(c->loop);
+  async_loop_stop(c->loop);
+}
+
+static void test_loop_run_forever_and_stop(void **state) {
+  (void)state;
+  stop_ctx c = {.loop = new_loop()};
+  assert_int_equal(async_call_soon(c.loop, stop_cb, &c, NULL), 0);
+  assert_int_equal(async_loop_run_forever(c.loop), 0);
+  assert_int_equal(c.calls, 1);
+  assert_int_equal(c.running_inside, 1);
+  assert_int_equal(c.current_is_loop, 1);
+  assert_int_equal(c.run_again, -EBUSY);
+  assert_int_equal(c.close_inside, -EBUSY);
+  assert_int_equal(async_loop_is_running(c.loop), 0);
+  assert_null(async_current_loop());
+  free_loop(c.loop);
+}
+
+static void count_cb(void *arg) { (*(int *)arg)++; }
+
+static void test_loop_stop_before_run_runs_one_iteration(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int n = 0;
+  assert_int_equal(async_call_soon(loop, count_cb, &n, NULL), 0);
+  assert_int_equal(async_loop_stop(loop), 0);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  assert_int_equal(n, 1);
+  free_loop(loop);
+}
+
+static void test_loop_time_is_monotonic(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  double a = async_loop_time(loop);
+  usleep(2000);
+  double b = async_loop_time(loop);
+  assert_true(b > a);
+  assert_true(fabs(async_clock() - b) < 1.0);
+  assert_true(isnan(async_loop_time(NULL)));
+  free_loop(loop);
+}
+
+static void *nested_run(void *arg) {
+  async_loop *other = arg;
+  intptr_t r1 = async_loop_run_forever(other);
+  intptr_t r2 = async_run(nested_run, NULL, NULL);
+  intptr_t r3 = async_loop_close(other);
+  return IPTR(r1 * 1000000 + r2 * 1000 + r3);
+}
+
+static void test_loop_one_running_loop_per_thread(void **state) {
+  (void)state;
+  async_loop *a = new_loop(), *b = new_loop();
+  void *res;
+  assert_int_equal(run_task(a, nested_run, b, &res), 0);
+  intptr_t r = (intptr_t)res;
+  assert_int_equal(r, -EBUSY * 1000000 + -EBUSY * 1000 + -EBUSY);
+  free_loop(b);
+  free_loop(a);
+}
+
+static void *sleepy(void *arg) {
+  (void)arg;
+  async_sleep(0.001);
+  return IPTR(7);
+}
+
+static void *loop_thread(void *arg) {
+  (void)arg;
+  intptr_t sum = 0;
+  for (int i = 0; i < 20; i++) {
+    async_loop *loop;
+    if (async_loop_new(&loop, NULL)) return IPTR(-1);
+    async_task *t;
+    void *res = NULL;
+    if (async_task_spawn(loop, &t, sleepy, NULL, NULL)) return IPTR(-2);
+    if (async_loop_run_until_complete(loop, t, &res)) return IPTR(-3);
+    sum += (intptr_t)res;
+    async_task_release(t);
+    async_loop_free(loop);
+  }
+  return (void *)sum;
+}
+
+static void test_loop_one_loop_per_thread_concurrently(void **state) {
+  (void)state;
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, loop_thread, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    assert_int_equal((intptr_t)r, 140);
+  }
+}
+
+typedef struct {
+  async_loop *loop;
+  int got;
+  double started;
+  double elapsed;
+} ts_ctx;
+
+static void ts_cb(void *arg) {
+  ts_ctx *c = arg;
+  c->got++;
+  c->elapsed = async_clock() - c->started;
+  async_loop_stop(c->loop);
+}
+
+static void *ts_thread(void *arg) {
+  ts_ctx *c = arg;
+  usleep(50000);
+  async_call_soon_threadsafe(c->loop, ts_cb, c);
+  return NULL;
+}
+
+static void test_loop_call_soon_threadsafe_wakes_a_blocked_loop(
+    void **state) {
+  (void)state;
+  ts_ctx c = {.loop = new_loop(), .started = async_clock()};
+  /* A far timer so that the loop blocks in the poller. */
+  async_handle *h;
+  assert_int_equal(async_call_later(c.loop, 60.0, count_cb, &c.got, &h), 0);
+  pthread_t th;
+  pthread_create(&th, NULL, ts_thread, &c);
+  assert_int_equal(async_loop_run_forever(c.loop), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(c.got, 1);
+  assert_true(c.elapsed < 30.0);
+  assert_int_equal(async_handle_cancel(h), 1);
+  free_loop(c.loop);
+}
+
+static void *ts_many(void *arg) {
+  ts_ctx *c = arg;
+  for (int i = 0; i < 1000; i++)
+    if (async_call_soon_threadsafe(c->loop, count_cb, &c->got)) return arg;
+  return NULL;
+}
+
+static void *ts_waiter(void *arg) {
+  ts_ctx *c = arg;
+  while (c->got < 2000) async_sleep(0.001);
+  return NULL;
+}
+
+static void test_loop_call_soon_threadsafe_from_many_threads(void **state) {
+  (void)state;
+  ts_ctx c = {.loop = new_loop()};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, ts_many, &c);
+  assert_int_equal(run_task(c.loop, ts_waiter, &c, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    assert_null(r);
+  }
+  assert_int_equal(c.got, 2000);
+  free_loop(c.loop);
+}
+
+static void test_loop_run_until_complete_interrupted_by_stop(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_future *f;
+  assert_int_equal(async_future_new(loop, &f), 0);
+  assert_int_equal(async_call_later(loop, 0.01, stop_loop_cb, loop, NULL),
+                   0);
+  assert_int_equal(async_loop_run_until_complete(loop, f, NULL), -EINTR);
+  assert_int_equal(async_future_set_result(f, IPTR(5)), 0);
+  void *res;
+  assert_int_equal(async_loop_run_until_complete(loop, f, &res), 0);
+  assert_int_equal(PTRI(res), 5);
+  async_future_release(f);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_loop_new_close_free),
+      cmocka_unit_test(test_loop_backend_by_name),
+      cmocka_unit_test(test_loop_run_forever_and_stop),
+      cmocka_unit_test(test_loop_stop_before_run_runs_one_iteration),
+      cmocka_unit_test(test_loop_time_is_monotonic),
+      cmocka_unit_test(test_loop_one_running_loop_per_thread),
+      cmocka_unit_test(test_loop_one_loop_per_thread_concurrently),
+      cmocka_unit_test(test_loop_call_soon_threadsafe_wakes_a_blocked_loop),
+      cmocka_unit_test(test_loop_call_soon_threadsafe_from_many_threads),
+      cmocka_unit_test(test_loop_run_until_complete_interrupted_by_stop),
+  };
+  return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
+}
