@@ -152,6 +152,10 @@ int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
   t->wait_unlink = NULL;
   t->wait_cancel = NULL;
   t->wait_what = NULL;
+  /* A cancellation woke us: it is delivered now. Until this point the
+   * request stayed pending, so a second cancel made meanwhile is no new
+   * request (asyncio delivers one CancelledError, too). */
+  if (t->wake == -ECANCELED) t->cancel_req = 0;
   return t->wake;
 }
 
@@ -170,7 +174,6 @@ int async__task_cancel(async__task *t) {
       t->wait_cancel(t);
     } else {
       t->wait_unlink(t);
-      t->cancel_req = 0;
       async__task_wake(t, -ECANCELED);
     }
   }
