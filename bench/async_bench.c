@@ -1,0 +1,328 @@
+/* async_bench: the library's side of the peer benchmarks.
+ *
+ *   async_bench switch|spawn|sleepers N
+ *   async_bench queue|timers N        (not implemented yet: exit 77)
+ *   async_bench echo-server PORT      (not implemented yet: exit 77)
+ *
+ * The contract is /work/shared/peers/README.md, "Plugging in the library":
+ * one line on stdout,
+ *   BENCH workload=<w> impl=ours n=<N> secs=<s.sss> ns_per_op=<x.x> [extras]
+ * exit 0; a wrong result is written to stderr with exit 1; a workload not
+ * implemented yet exits 77; a usage error exits 2. Only the work itself is
+ * timed, with the monotonic clock (async_clock). */
+#define _POSIX_C_SOURCE 200809L
+
+#include <async.h>
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EXIT_WRONG 1
+#define EXIT_USAGE 2
+#define EXIT_NOT_IMPLEMENTED 77
+
+/* ------------------------------------------------------------- helpers */
+
+/* CPU time (user + system) of the whole process, in seconds. */
+static double cpu_clock(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0.0;
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double per_op_ns(double secs, long n) {
+  return n > 0 ? secs * 1e9 / (double)n : 0.0;
+}
+
+/* Prints the result line; `extra` is "" or " key=value ...". */
+static void report(const char *workload, long n, double secs, double ns_per_op,
+                   const char *extra) {
+  printf("BENCH workload=%s impl=ours n=%ld secs=%.3f ns_per_op=%.1f%s\n",
+         workload, n, secs, ns_per_op, extra);
+  fflush(stdout);
+}
+
+static int fail(const char *workload, const char *what, int err) {
+  if (err)
+    fprintf(stderr, "async_bench %s: %s: %s\n", workload, what,
+            async_strerror(err));
+  else
+    fprintf(stderr, "async_bench %s: %s\n", workload, what);
+  return EXIT_WRONG;
+}
+
+/* The default stack size of a task, as the loop options define it. */
+static size_t default_stack_size(void) {
+  async_loop_options o;
+  async_loop_options_init(&o);
+  return o.stack_size ? o.stack_size : (size_t)256 * 1024;
+}
+
+/* ------------------------------------------------------------- switch */
+
+/* Two tasks yield to each other with async_yield(), N yields in all. The
+ * scheduler is FIFO, so every yield must let the other task run, except
+ * after the other one has finished (the very last yield has no partner). */
+
+static long sw_half;      /* yields per task */
+static int sw_last = -1;  /* which task ran last */
+static int sw_done[2];    /* task i has finished */
+static long sw_noswitch;  /* yields after which the other had not run */
+static int sw_err;        /* the first error async_yield returned */
+
+static void *switch_body(void *arg) {
+  const int me = (int)(intptr_t)arg;
+  for (long i = 0; i < sw_half; i++) {
+    sw_last = me;
+    int rc = async_yield();
+    if (rc != 0) {
+      if (!sw_err) sw_err = rc;
+      break;
+    }
+    if (sw_last == me && !sw_done[1 - me]) sw_noswitch++;
+  }
+  sw_done[me] = 1;
+  return NULL;
+}
+
+static int run_switch(long n) {
+  const char *w = "switch";
+  sw_half = n / 2;
+  n = 2 * sw_half;
+
+  async_loop *loop;
+  int rc = async_loop_new(&loop, NULL);
+  if (rc) return fail(w, "async_loop_new", rc);
+
+  async_task *t[2] = {NULL, NULL};
+  double t0 = async_clock();
+  for (int i = 0; i < 2; i++) {
+    rc = async_task_spawn(loop, &t[i], switch_body, (void *)(intptr_t)i, NULL);
+    if (rc) return fail(w, "async_task_spawn", rc);
+  }
+  for (int i = 0; i < 2 && !rc; i++)
+    rc = async_loop_run_until_complete(loop, t[i], NULL);
+  double secs = async_clock() - t0;
+  if (rc) return fail(w, "async_loop_run_until_complete", rc);
+
+  for (int i = 0; i < 2; i++) async_task_release(t[i]);
+  rc = async_loop_free(loop);
+  if (rc) return fail(w, "async_loop_free", rc);
+
+  if (sw_err) return fail(w, "async_yield", sw_err);
+  if (!sw_done[0] || !sw_done[1]) return fail(w, "a task did not finish", 0);
+  if (sw_noswitch) {
+    fprintf(stderr, "async_bench switch: %ld yields did not switch\n",
+            sw_noswitch);
+    return EXIT_WRONG;
+  }
+  char extra[64];
+  snprintf(extra, sizeof extra, " noswitch=%ld", sw_noswitch);
+  report(w, n, secs, per_op_ns(secs, n), extra);
+  return 0;
+}
+
+/* ------------------------------------------------------------- spawn */
+
+/* Inside a main task: spawn N tasks that each return i & 127, all created
+ * before the first await; then await each in order, sum, release. */
+
+typedef struct spawn_job {
+  long n;
+  async_task **tasks; /* allocated (and touched) before the clock */
+  double secs;
+  long long sum;
+  long spawned;
+  int err;
+  const char *what;
+} spawn_job;
+
+static void *spawn_child(void *arg) {
+  return (void *)((intptr_t)arg & 127);
+}
+
+static void *spawn_main(void *arg) {
+  spawn_job *job = arg;
+  async_loop *loop = async_current_loop();
+  long long sum = 0;
+
+  double t0 = async_clock();
+  for (long i = 0; i < job->n; i++) {
+    int rc = async_task_spawn(loop, &job->tasks[i], spawn_child,
+                              (void *)(intptr_t)i, NULL);
+    if (rc) {
+      job->err = rc;
+      job->what = "async_task_spawn";
+      break;
+    }
+    job->spawned++;
+  }
+  for (long i = 0; i < job->spawned; i++) {
+    void *res = NULL;
+    int rc = async_await(job->tasks[i], &res);
+    if (rc && !job->err) {
+      job->err = rc;
+      job->what = "async_await";
+    }
+    sum += (intptr_t)res;
+    async_task_release(job->tasks[i]);
+  }
+  job->secs = async_clock() - t0;
+  job->sum = sum;
+  return NULL;
+}
+
+static int run_spawn(long n) {
+  const char *w = "spawn";
+  spawn_job job = {.n = n};
+  job.tasks = calloc(n > 0 ? (size_t)n : 1, sizeof *job.tasks);
+  if (!job.tasks) return fail(w, "out of memory for the handles", 0);
+  memset(job.tasks, 0, (n > 0 ? (size_t)n : 1) * sizeof *job.tasks);
+
+  int rc = async_run(spawn_main, &job, NULL);
+  free(job.tasks);
+  if (rc) return fail(w, "async_run", rc);
+  if (job.err) return fail(w, job.what, job.err);
+
+  long long want = 0;
+  for (long i = 0; i < n; i++) want += i & 127;
+  if (job.sum != want) {
+    fprintf(stderr, "async_bench spawn: sum %lld, want %lld\n", job.sum, want);
+    return EXIT_WRONG;
+  }
+  char extra[64];
+  snprintf(extra, sizeof extra, " stack_b=%zu", default_stack_size());
+  report(w, n, job.secs, per_op_ns(job.secs, n), extra);
+  return 0;
+}
+
+/* ------------------------------------------------------------- sleepers */
+
+/* Inside a main task: spawn N tasks that each sleep 1.0 s, then await them
+ * all. ns_per_op is the overhead per sleeper, (secs - 1) / N. */
+
+typedef struct sleepers_job {
+  long n;
+  async_task **tasks;
+  double secs, cpu;
+  long woke;
+  long spawned;
+  int err;
+  const char *what;
+} sleepers_job;
+
+static void *sleeper(void *arg) {
+  sleepers_job *job = arg;
+  int rc = async_sleep(1.0);
+  if (rc) return async_fail(rc);
+  job->woke++;
+  return NULL;
+}
+
+static void *sleepers_main(void *arg) {
+  sleepers_job *job = arg;
+  async_loop *loop = async_current_loop();
+
+  double t0 = async_clock(), c0 = cpu_clock();
+  for (long i = 0; i < job->n; i++) {
+    int rc = async_task_spawn(loop, &job->tasks[i], sleeper, job, NULL);
+    if (rc) {
+      job->err = rc;
+      job->what = "async_task_spawn";
+      break;
+    }
+    job->spawned++;
+  }
+  for (long i = 0; i < job->spawned; i++) {
+    int rc = async_await(job->tasks[i], NULL);
+    if (rc && !job->err) {
+      job->err = rc;
+      job->what = "a sleeper";
+    }
+    async_task_release(job->tasks[i]);
+  }
+  job->secs = async_clock() - t0;
+  job->cpu = cpu_clock() - c0;
+  return NULL;
+}
+
+static int run_sleepers(long n) {
+  const char *w = "sleepers";
+  sleepers_job job = {.n = n};
+  job.tasks = calloc(n > 0 ? (size_t)n : 1, sizeof *job.tasks);
+  if (!job.tasks) return fail(w, "out of memory for the handles", 0);
+  memset(job.tasks, 0, (n > 0 ? (size_t)n : 1) * sizeof *job.tasks);
+
+  int rc = async_run(sleepers_main, &job, NULL);
+  free(job.tasks);
+  if (rc) return fail(w, "async_run", rc);
+  if (job.err) return fail(w, job.what, job.err);
+  if (job.woke != n) {
+    fprintf(stderr, "async_bench sleepers: %ld of %ld woke\n", job.woke, n);
+    return EXIT_WRONG;
+  }
+  if (n > 0 && job.secs < 1.0) {
+    fprintf(stderr, "async_bench sleepers: done after %.3f s, before 1 s\n",
+            job.secs);
+    return EXIT_WRONG;
+  }
+  double over = n > 0 ? job.secs - 1.0 : 0.0;
+  char extra[128];
+  snprintf(extra, sizeof extra,
+           " overhead_ms=%.1f cpu_ns_per_op=%.1f stack_b=%zu", over * 1e3,
+           per_op_ns(job.cpu, n), default_stack_size());
+  report(w, n, job.secs, per_op_ns(over, n), extra);
+  return 0;
+}
+
+/* ------------------------------------------------------------- main */
+
+static int usage(const char *prog) {
+  fprintf(stderr,
+          "usage: %s switch|spawn|sleepers|queue|timers N\n"
+          "       %s echo-server PORT\n",
+          prog, prog);
+  return EXIT_USAGE;
+}
+
+static int parse_n(const char *s, long *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || errno || n < 0) return -1;
+  *out = n;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *prog = argc > 0 ? argv[0] : "async_bench";
+  if (argc != 3) return usage(prog);
+  const char *w = argv[1];
+
+  int (*run)(long) = NULL;
+  if (!strcmp(w, "switch"))
+    run = run_switch;
+  else if (!strcmp(w, "spawn"))
+    run = run_spawn;
+  else if (!strcmp(w, "sleepers"))
+    run = run_sleepers;
+  else if (!strcmp(w, "queue") || !strcmp(w, "timers") ||
+           !strcmp(w, "echo-server")) {
+    fprintf(stderr, "async_bench: workload %s is not implemented yet\n", w);
+    return EXIT_NOT_IMPLEMENTED;
+  } else {
+    fprintf(stderr, "async_bench: unknown workload %s\n", w);
+    return usage(prog);
+  }
+
+  long n;
+  if (parse_n(argv[2], &n) != 0) {
+    fprintf(stderr, "async_bench: bad N: %s\n", argv[2]);
+    return EXIT_USAGE;
+  }
+  return run(n);
+}
