@@ -1,0 +1,189 @@
+/* The portable half of the context switch: the initial frame of a new
+ * context for the assembly switch, and the AddressSanitizer fiber
+ * annotations around every switch. The swap itself is in
+ * ctx_x86_64_sysv.S, ctx_aarch64.S or ctx_ucontext.c. */
+#include "ctx.h"
+
+#include <stdint.h>
+
+#if defined(ASYNC__ASAN)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+#if !defined(ASYNC_USE_UCONTEXT)
+
+/* Tells AddressSanitizer about the stack of a new context: its bounds, for
+ * the switches into it, and a clean shadow. A reused stack still carries
+ * there the redzones of the frames its last context died in (those
+ * functions never returned to clear them), and code ASan does not
+ * instrument, such as libc's, could hand an instrumented function a pointer
+ * into them. ASan's own swapcontext interceptor clears ucontext stacks the
+ * same way. */
+static void async__ctx_set_stack(async__ctx *ctx, void *stack_lo,
+                                 size_t size) {
+#if defined(ASYNC__ASAN)
+  __asan_unpoison_memory_region(stack_lo, size);
+  ctx->stack_lo = stack_lo;
+  ctx->stack_size = size;
+  ctx->fake_stack = NULL;
+#else
+  (void)ctx;
+  (void)stack_lo;
+  (void)size;
+#endif
+}
+
+/* Defined in the assembly next to async__ctx_swap; never called from C, only
+ * returned to by the first swap into a new context. */
+void async__ctx_trampoline(void);
+
+#if defined(__x86_64__)
+
+/* The frame async__ctx_swap leaves on a stack it switches away from, lowest
+ * address first; see ctx_x86_64_sysv.S. */
+struct async__ctx_frame {
+  uint32_t mxcsr;
+  uint16_t x87_cw;
+  uint16_t unused;
+  void *r15;
+  void *r14;
+  void *r13; /* the trampoline passes it to entry */
+  async__ctx_entry r12; /* the trampoline calls it */
+  void *rbx;
+  void *rbp;
+  void (*ret)(void);
+};
+
+_Static_assert(sizeof(struct async__ctx_frame) == 64,
+               "the frame must match what ctx_x86_64_sysv.S pops");
+
+void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
+                     async__ctx_entry entry, void *arg) {
+  /* The frame sits right under the 16-byte aligned top. The swap pops it
+   * all, return address included, so the trampoline starts with the stack
+   * pointer at that aligned top, which is what the ABI wants at a call. */
+  uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
+  struct async__ctx_frame *f;
+
+  async__ctx_set_stack(ctx, stack_lo, size);
+  f = (struct async__ctx_frame *)top - 1;
+
+  /* A new context starts with the floating-point control state of the code
+   * that made it, as a new thread does. */
+  __asm__ volatile("stmxcsr %0" : "=m"(f->mxcsr));
+  __asm__ volatile("fnstcw %0" : "=m"(f->x87_cw));
+  f->unused = 0;
+  f->r15 = NULL;
+  f->r14 = NULL;
+  f->r13 = arg;
+  f->r12 = entry;
+  f->rbx = NULL;
+  f->rbp = NULL; /* ends frame-pointer walks at the trampoline */
+  f->ret = async__ctx_trampoline;
+  ctx->sp = f;
+}
+
+#elif defined(__aarch64__)
+
+/* The frame async__ctx_swap leaves on a stack it switches away from, lowest
+ * address first; see ctx_aarch64.S. */
+struct async__ctx_frame {
+  async__ctx_entry x19; /* the trampoline calls it */
+  void *x20;            /* the trampoline passes it to entry */
+  void *x21_x28[8];
+  void *x29;
+  void (*x30)(void); /* where the swap returns to */
+  uint64_t d8_d15[8];
+  uint64_t fpcr;
+  uint64_t unused; /* keeps the frame a multiple of 16 bytes */
+};
+
+_Static_assert(sizeof(struct async__ctx_frame) == 176,
+               "the frame must match what ctx_aarch64.S loads");
+
+void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
+                     async__ctx_entry entry, void *arg) {
+  /* The swap pops the whole frame, so the trampoline starts with sp at the
+   * 16-byte aligned top, the alignment the hardware checks sp against. */
+  uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
+  struct async__ctx_frame *f;
+
+  async__ctx_set_stack(ctx, stack_lo, size);
+  f = (struct async__ctx_frame *)top - 1;
+  uint64_t fpcr;
+
+  /* A new context starts with the floating-point control state of the code
+   * that made it, as a new thread does. */
+  __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+  f->x19 = entry;
+  f->x20 = arg;
+  for (int i = 0; i < 8; i++) {
+    f->x21_x28[i] = NULL;
+    f->d8_d15[i] = 0;
+  }
+  f->x29 = NULL; /* ends frame-pointer walks at the trampoline */
+  f->x30 = async__ctx_trampoline;
+  f->fpcr = fpcr;
+  f->unused = 0;
+  ctx->sp = f;
+}
+
+#else
+#error "no assembly context switch for this CPU: build with ASYNC_USE_UCONTEXT"
+#endif
+
+#endif /* !ASYNC_USE_UCONTEXT */
+
+#if defined(ASYNC__ASAN)
+
+/* The context this thread is leaving, published for the one being entered:
+ * ASan tells the entered side the bounds of the stack it came from, and if
+ * that is the thread's own stack, whose bounds nobody knew, they are written
+ * into its context so that switching back to it can name them. NULL when the
+ * context being left is dying and may be freed as soon as it is left. */
+static _Thread_local async__ctx *async__ctx_leaving;
+
+static void async__ctx_learn_bounds(const void *lo, size_t size) {
+  async__ctx *left = async__ctx_leaving;
+
+  if (left != NULL && left->stack_size == 0) {
+    left->stack_lo = lo;
+    left->stack_size = size;
+  }
+}
+
+void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
+  const void *lo;
+  size_t size;
+
+  /* A dying context passes no fake-stack slot: ASan then frees the fake
+   * frames it kept for it instead of saving them for a resumption. */
+  async__ctx_leaving = dying ? NULL : from;
+  __sanitizer_start_switch_fiber(dying ? NULL : &from->fake_stack,
+                                 to->stack_lo, to->stack_size);
+  async__ctx_swap(from, to);
+  __sanitizer_finish_switch_fiber(from->fake_stack, &lo, &size);
+  async__ctx_learn_bounds(lo, size);
+}
+
+void async__ctx_entered(void) {
+  const void *lo;
+  size_t size;
+
+  /* A fresh context has no fake stack to restore. */
+  __sanitizer_finish_switch_fiber(NULL, &lo, &size);
+  async__ctx_learn_bounds(lo, size);
+}
+
+#else
+
+void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
+  /* Without sanitizers this compiles to a tail jump into the swap. */
+  (void)dying;
+  async__ctx_swap(from, to);
+}
+
+void async__ctx_entered(void) {}
+
+#endif
