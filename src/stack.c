@@ -607,9 +607,25 @@ static void segv_chain(int sig, siginfo_t *info, void *uctx) {
   if (sent) raise(sig);
 }
 
+/* The fault address being passed on, to recognise a handler that chains
+ * back to us; a handler that longjmps away leaves it set, which only
+ * matters if the very same address faults again. */
+static _Thread_local void *async__stack_chaining;
+
 static void segv_handler(int sig, siginfo_t *info, void *uctx) {
   int saved_errno = errno;
   const async__stack *s = async__stack_current;
+
+  if (info && info->si_code > 0 && async__stack_chaining == info->si_addr) {
+    /* A handler we chained to chained back to us: stop the cycle and let
+     * the fault kill the process as it would have. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    segv_restore(&dfl);
+    return;
+  }
 
   if (s != NULL && info != NULL && info->si_code > 0) {
     uintptr_t addr = (uintptr_t)info->si_addr;
@@ -627,7 +643,9 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx) {
     }
   }
   errno = saved_errno;
+  async__stack_chaining = info ? info->si_addr : NULL;
   segv_chain(sig, info, uctx);
+  async__stack_chaining = NULL;
 }
 
 /* The alternate signal stacks this file made, one per thread that asked,
@@ -650,12 +668,33 @@ static void altstack_release(void *mem) {
   munmap(mem, async__stack_altstack_len);
 }
 
+/* Someone (a test framework, a crash reporter) may have replaced our
+ * handler since we installed it: take over again, chaining to theirs. */
+static void handler_reclaim(void) {
+  struct sigaction cur, sa;
+  if (sigaction(SIGSEGV, NULL, &cur) != 0) return;
+  if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == segv_handler) return;
+  int state = 2;
+  if (!atomic_compare_exchange_strong(&async__stack_handler_state, &state, 1))
+    return;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = segv_handler;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  async__stack_prev_segv = cur;
+  sigaction(SIGSEGV, &sa, NULL);
+  atomic_store(&async__stack_handler_state, 2);
+}
+
 static int handler_install(void) {
   /* The first caller installs; a concurrent one waits until it is done. */
   int state = 0;
   while (!atomic_compare_exchange_weak(&async__stack_handler_state, &state,
                                        1)) {
-    if (state == 2) return 0;
+    if (state == 2) {
+      handler_reclaim();
+      return 0;
+    }
     state = 0;
     sched_yield();
   }
