@@ -1,0 +1,225 @@
+/* The poll backend: portable, and the reference the others are tested
+ * against.
+ *
+ * The set is a dense array of struct pollfd handed to the kernel as it is,
+ * plus a table indexed by fd that says where each fd sits in the array, so
+ * that adding, changing and removing an fd cost O(1): a removal moves the
+ * last entry into the hole. A wait costs O(number of fds), as poll does.
+ *
+ * Unlike epoll and kqueue, nothing here is tied to the open file: the set
+ * holds numbers. An fd closed while watched is reported as an error
+ * (POLLNVAL) at every wait until the loop removes it, and a number reused
+ * by a new file is simply watched as the new file. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+/* Not <poll.h>: with src/ on the include path that name finds this
+ * library's own poll.h. <sys/poll.h> is the same header everywhere this
+ * builds (glibc, musl, macOS, the BSDs). */
+#include <sys/poll.h>
+
+#include "poll.h"
+
+/* ppoll takes the timeout with nanosecond precision; macOS lacks it, and
+ * there poll's milliseconds, rounded up, have to do. */
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+    defined(__OpenBSD__) || defined(__DragonFly__)
+#define ASYNC__POLL_HAVE_PPOLL 1
+#endif
+
+#define ASYNC__POLL_DIRS (ASYNC__POLL_IN | ASYNC__POLL_OUT)
+
+struct async__poller {
+  struct pollfd *fds; /* the watched fds, densely packed */
+  size_t len;
+  size_t cap;
+  /* slot[fd] is fd's index in fds plus one; 0 means fd is not watched, so
+   * the zeroed tail of a grown table needs no initialisation. */
+  size_t *slot;
+  size_t nslot;
+};
+
+static int async__poll_init(async__poller **out) {
+  async__poller *p = calloc(1, sizeof(*p));
+  if (p == NULL)
+    return -ENOMEM;
+  *out = p;
+  return 0;
+}
+
+static void async__poll_close(async__poller *p) {
+  if (p == NULL)
+    return;
+  free(p->fds);
+  free(p->slot);
+  free(p);
+}
+
+static short async__poll_events(unsigned dirs) {
+  short events = 0;
+  if (dirs & ASYNC__POLL_IN)
+    events |= POLLIN;
+  if (dirs & ASYNC__POLL_OUT)
+    events |= POLLOUT;
+  return events;
+}
+
+/* Makes room for fd in the slot table and for one more entry in fds. Both
+ * grow by doubling, so a sequence of additions costs amortised O(1). */
+static int async__poll_reserve(async__poller *p, int fd) {
+  size_t need = (size_t)fd + 1;
+
+  if (need > p->nslot) {
+    size_t n = p->nslot < 64 ? 64 : p->nslot;
+    size_t *slot;
+
+    while (n < need)
+      n *= 2;
+    slot = realloc(p->slot, n * sizeof(*slot));
+    if (slot == NULL)
+      return -ENOMEM;
+    memset(slot + p->nslot, 0, (n - p->nslot) * sizeof(*slot));
+    p->slot = slot;
+    p->nslot = n;
+  }
+  if (p->len == p->cap) {
+    size_t n = p->cap < 16 ? 16 : p->cap * 2;
+    struct pollfd *fds = realloc(p->fds, n * sizeof(*fds));
+
+    if (fds == NULL)
+      return -ENOMEM;
+    p->fds = fds;
+    p->cap = n;
+  }
+  return 0;
+}
+
+static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
+                           unsigned next) {
+  size_t i;
+  int err;
+
+  if (fd < 0)
+    return -EBADF;
+  next &= ASYNC__POLL_DIRS;
+  /* The set itself is the authority on what is watched, so prev is only
+   * looked at for the no-op all backends agree on: a stale prev from the
+   * loop does no harm. */
+  if ((prev & ASYNC__POLL_DIRS) == 0 && next == 0)
+    return 0;
+  i = (size_t)fd < p->nslot ? p->slot[fd] : 0;
+
+  if (next == 0) {
+    size_t last;
+
+    if (i == 0)
+      return 0;
+    last = p->len - 1;
+    if (i - 1 != last) {
+      p->fds[i - 1] = p->fds[last];
+      p->slot[p->fds[i - 1].fd] = i;
+    }
+    p->len = last;
+    p->slot[fd] = 0;
+    return 0;
+  }
+
+  if (i != 0) {
+    p->fds[i - 1].events = async__poll_events(next);
+    return 0;
+  }
+
+  /* poll would only say POLLNVAL at the next wait; checking here gives the
+   * loop the same -EBADF as epoll and kqueue, when it can still tell the
+   * caller, for one cheap system call per added fd. */
+  if (fcntl(fd, F_GETFD) < 0)
+    return -errno;
+  err = async__poll_reserve(p, fd);
+  if (err != 0)
+    return err;
+  p->fds[p->len].fd = fd;
+  p->fds[p->len].events = async__poll_events(next);
+  p->fds[p->len].revents = 0;
+  p->len++;
+  p->slot[fd] = p->len;
+  return 0;
+}
+
+static int async__poll_wait(async__poller *p, int64_t timeout_ns,
+                            async__poll_cb cb, void *ud) {
+  size_t i;
+  size_t len = p->len;
+  int n;
+  int seen = 0;
+  int reported = 0;
+
+#ifdef ASYNC__POLL_HAVE_PPOLL
+  struct timespec ts;
+  const struct timespec *tsp = NULL;
+
+  if (timeout_ns >= 0) {
+    ts.tv_sec = (time_t)(timeout_ns / 1000000000);
+    ts.tv_nsec = (long)(timeout_ns % 1000000000);
+    tsp = &ts;
+  }
+  n = ppoll(p->fds, (nfds_t)len, tsp, NULL);
+#else
+  int ms = -1;
+
+  /* Rounded up: waking before the loop's earliest timer is due would make
+   * it spin with zero timeouts until the time had really come. */
+  if (timeout_ns >= 0) {
+    int64_t m = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
+    ms = m > INT_MAX ? INT_MAX : (int)m;
+  }
+  n = poll(p->fds, (nfds_t)len, ms);
+#endif
+  if (n < 0)
+    return errno == EINTR ? 0 : -errno;
+
+  /* The callback only records (it must not call ctl), so the array stays
+   * as the kernel filled it; the walk still keeps to the length the kernel
+   * saw and stops once it has met every fd the kernel counted. */
+  for (i = 0; i < len && seen < n; i++) {
+    short re = p->fds[i].revents;
+    unsigned asked = 0;
+    unsigned revents = 0;
+
+    if (re == 0)
+      continue;
+    seen++;
+    if (p->fds[i].events & POLLIN)
+      asked |= ASYNC__POLL_IN;
+    if (p->fds[i].events & POLLOUT)
+      asked |= ASYNC__POLL_OUT;
+    if (re & POLLIN)
+      revents |= ASYNC__POLL_IN;
+    if (re & POLLOUT)
+      revents |= ASYNC__POLL_OUT;
+    /* POLLNVAL means the fd was closed while watched: like an error, it
+     * must wake every waiter so that the loop notices and forgets it. */
+    if (re & (POLLERR | POLLHUP | POLLNVAL))
+      revents |= ASYNC__POLL_ERR | asked;
+    revents &= asked | ASYNC__POLL_ERR;
+    if (revents == 0)
+      continue;
+    cb(ud, p->fds[i].fd, revents);
+    reported++;
+  }
+  return reported;
+}
+
+const async__backend async__backend_poll = {
+    .name = "poll",
+    .init = async__poll_init,
+    .close = async__poll_close,
+    .ctl = async__poll_ctl,
+    .wait = async__poll_wait,
+};
