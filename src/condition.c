@@ -1,0 +1,125 @@
+/* The condition variable (asyncio.Condition), on top of the lock.
+ *
+ * A wait releases the lock, parks until notified, and takes the lock again
+ * whatever happens, as asyncio does: the reacquisition goes on through
+ * cancellations. Notify hands the wake-up to the first waiters (see
+ * sync.h): one cancelled while parked is unlinked and cannot absorb a
+ * notification; one cancelled after it was notified returns 0, and the
+ * cancellation stays pending for its next suspension point. */
+#include "sync.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#define COND_MAGIC 0x434f4e44u /* "COND" */
+#define COND_DEAD 0x44454144u
+
+struct async_condition {
+  uint32_t magic;
+  uint8_t own_lock;
+  async_lock *lock;
+  async__list waiters; /* async__waiter */
+};
+
+static inline int cond_ok(const async_condition *c) {
+  return c && c->magic == COND_MAGIC;
+}
+
+int async_condition_new(async_condition **out, async_lock *lock) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (lock && async_lock_locked(lock) < 0) return -EINVAL;
+  async_condition *c = calloc(1, sizeof *c);
+  if (!c) return -ENOMEM;
+  if (!lock) {
+    int err = async_lock_new(&lock);
+    if (err) {
+      free(c);
+      return err;
+    }
+    c->own_lock = 1;
+  }
+  c->lock = lock;
+  async__list_init(&c->waiters);
+  c->magic = COND_MAGIC;
+  *out = c;
+  return 0;
+}
+
+int async_condition_free(async_condition *c) {
+  if (!c) return 0;
+  if (!cond_ok(c)) return -EINVAL;
+  if (!async__list_empty(&c->waiters)) return -EBUSY;
+  if (c->own_lock) {
+    int err = async_lock_free(c->lock);
+    if (err) return err;
+  }
+  c->magic = COND_DEAD;
+  free(c);
+  return 0;
+}
+
+async_lock *async_condition_lock(async_condition *c) {
+  return cond_ok(c) ? c->lock : NULL;
+}
+
+int async_condition_acquire(async_condition *c) {
+  if (!cond_ok(c)) return async__task_current() ? -EINVAL : -EPERM;
+  return async_lock_acquire(c->lock);
+}
+
+int async_condition_release(async_condition *c) {
+  return cond_ok(c) ? async_lock_release(c->lock) : -EINVAL;
+}
+
+int async_condition_locked(const async_condition *c) {
+  return cond_ok(c) ? async_lock_locked(c->lock) : -EINVAL;
+}
+
+int async_condition_wait(async_condition *c) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!cond_ok(c)) return -EINVAL;
+  if (!async__lock_held_by(c->lock, t)) return -EPERM;
+  /* A pending cancellation: delivered here, with the lock still held. */
+  if ((err = async__waitq_take_cancel(t))) return err;
+  async_lock_release(c->lock);
+  async__waiter w;
+  int rc = async__waitq_park(&c->waiters, &w, t, NULL, "condition");
+  /* Take the lock back, however many times we are cancelled meanwhile. */
+  int cancelled_again = 0;
+  while ((err = async_lock_acquire(c->lock)) == -ECANCELED)
+    cancelled_again = 1;
+  if (err) return err; /* only if the lock was freed under us */
+  if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
+  return rc;
+}
+
+int async_condition_wait_for(async_condition *c, int (*pred)(void *arg),
+                             void *arg) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!cond_ok(c) || !pred) return -EINVAL;
+  if (!async__lock_held_by(c->lock, t)) return -EPERM;
+  while (!pred(arg))
+    if ((err = async_condition_wait(c))) return err;
+  return 0;
+}
+
+int async_condition_notify(async_condition *c, int n) {
+  if (!cond_ok(c) || n < 0) return -EINVAL;
+  if (!async_lock_locked(c->lock)) return -EPERM;
+  int woken = 0;
+  async__waiter *w;
+  while (woken < n && (w = async__waitq_first(&c->waiters))) {
+    async__waitq_wake(w, 0);
+    woken++;
+  }
+  return woken;
+}
+
+int async_condition_notify_all(async_condition *c) {
+  return async_condition_notify(c, INT_MAX);
+}

@@ -1,0 +1,296 @@
+/* Async generators: a producer task yields values to a consumer task.
+ *
+ * The producer is an ordinary task (stackful: it may suspend anywhere)
+ * whose function is gen_body, which is how async_yield_value finds its
+ * generator: t->fn == gen_body and t->arg is the generator. It is created
+ * by the first async_gen_next, on the consumer's loop.
+ *
+ * The two sides take turns, and at most one of them runs:
+ * - the consumer, in next, resumes the producer (starting it the first
+ *   time), records itself in `consumer`/`slot` and parks;
+ * - the producer, in yield, stores the value in the consumer's record,
+ *   wakes it with 0 (the value is delivered at that moment, see sync.h)
+ *   and parks in `parked` until the next next (0), a close (-EPIPE) or a
+ *   cancellation;
+ * - when the producer's task is done, for whatever reason (returned,
+ *   failed, cancelled before it started, given up at loop close), the
+ *   waiter `done_w` on its future marks the generator done and wakes a
+ *   waiting consumer with GEN_END. Relying on the future rather than on
+ *   gen_body's end covers a producer that never ran.
+ * A consumer cancelled while it waits passes the cancellation on to the
+ * producer and keeps waiting for what it does next (as await does). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GEN_MAGIC 0x47454e52u /* "GENR" */
+#define GEN_DEAD 0x44454144u
+#define GEN_END 1 /* a consumer's wake code: the producer is done */
+
+typedef struct gen_slot {
+  struct async_gen *g;
+  void *value; /* stored by the producer's yield */
+} gen_slot;
+
+struct async_gen {
+  uint32_t magic;
+  uint8_t closed;
+  uint8_t done;     /* the producer's task is done */
+  uint8_t orphaned; /* freed by the user while the producer lived */
+  uint8_t err_told; /* the producer's error was returned once */
+  int err;          /* the producer's outcome, once done */
+  async_fn fn;
+  void *arg;
+  char *name;
+  size_t stack_size;
+  async_task *task;      /* the producer; our reference; NULL before start */
+  async__task *parked;   /* the producer while it waits in a yield */
+  async__task *consumer; /* the task waiting in next */
+  gen_slot *slot;        /* its record */
+  async__fwaiter done_w; /* on the producer's future */
+};
+
+static inline int gen_ok(const async_gen *g) {
+  return g && g->magic == GEN_MAGIC;
+}
+
+static void *gen_body(void *arg) {
+  async_gen *g = arg;
+  return g->fn(g->arg);
+}
+
+static inline async_gen *gen_of(const async__task *t) {
+  return t->fn == gen_body ? (async_gen *)t->arg : NULL;
+}
+
+static inline int take_cancel(async__task *t) {
+  if (async__unlikely(t->cancel_req)) {
+    t->cancel_req = 0;
+    return -ECANCELED;
+  }
+  return 0;
+}
+
+static void gen_destroy(async_gen *g) {
+  if (g->task) async_future_release(g->task);
+  free(g->name);
+  g->magic = GEN_DEAD;
+  free(g);
+}
+
+/* The producer's task is done. Runs inside its completion. */
+static void gen_done(async__fwaiter *w, async_future *f) {
+  async_gen *g = async__container_of(w, async_gen, done_w);
+  g->done = 1;
+  g->err = f->err;
+  g->parked = NULL;
+  /* The answer to a close, not an error anyone needs to read. */
+  if (g->closed && f->err == -EPIPE) f->err_read = 1;
+  if (g->consumer) {
+    async__task *c = g->consumer;
+    g->consumer = NULL;
+    g->slot = NULL;
+    async__task_wake(c, GEN_END);
+  }
+  if (g->orphaned) gen_destroy(g);
+}
+
+/* What next returns once the producer is done: its error once, then
+ * ASYNC_GEN_DONE. */
+static int gen_outcome(async_gen *g) {
+  if (g->err && !g->err_told) {
+    g->err_told = 1;
+    async_future_result(g->task, NULL); /* marks the error read */
+    return g->err;
+  }
+  return ASYNC_GEN_DONE;
+}
+
+static int gen_start(async_gen *g, async_loop *loop) {
+  async_task_options o;
+  async_task_options_init(&o);
+  o.name = g->name;
+  o.stack_size = g->stack_size;
+  int err = async_task_spawn(loop, &g->task, gen_body, g, &o);
+  if (err) return err;
+  g->done_w.notify = gen_done;
+  async__future_add_waiter(g->task, &g->done_w);
+  return 0;
+}
+
+/* Wakes a producer waiting in a yield; its yield returns `code`. */
+static void resume_producer(async_gen *g, int code) {
+  async__task *p = g->parked;
+  if (p) {
+    g->parked = NULL;
+    async__task_wake(p, code);
+  }
+}
+
+/* {==== Consumer side =================================================== */
+
+static void next_unlink(async__task *t) {
+  gen_slot *s = t->wait_obj;
+  s->g->consumer = NULL;
+  s->g->slot = NULL;
+}
+
+/* Passed on to the producer; the consumer keeps waiting for its answer. */
+static void next_cancel(async__task *t) {
+  gen_slot *s = t->wait_obj;
+  if (s->g->task) async_future_cancel(s->g->task);
+}
+
+int async_gen_new(async_gen **out, async_fn fn, void *arg,
+                  const async_task_options *opts) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (!fn) return -EINVAL;
+  if (opts && (opts->size < sizeof *opts || opts->stack_size > UINT32_MAX))
+    return -EINVAL;
+  async_gen *g = calloc(1, sizeof *g);
+  if (!g) return -ENOMEM;
+  if (opts && opts->name && !(g->name = strdup(opts->name))) {
+    free(g);
+    return -ENOMEM;
+  }
+  g->fn = fn;
+  g->arg = arg;
+  g->stack_size = opts ? opts->stack_size : 0;
+  g->magic = GEN_MAGIC;
+  *out = g;
+  return 0;
+}
+
+int async_gen_next(async_gen *g, void **value) {
+  int err = 0;
+  if (value) *value = NULL;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!gen_ok(g)) return -EINVAL;
+  if (g->task == &t->fut) return -EDEADLK;
+  if (g->closed) return -ESHUTDOWN;
+  if (g->consumer) return -EBUSY;
+  if (g->done) return gen_outcome(g);
+  async_loop *loop = t->fut.loop;
+  if (g->task && g->task->loop != loop) return -EXDEV;
+  if ((err = take_cancel(t))) return err;
+  if (!g->task) {
+    if ((err = gen_start(g, loop))) return err;
+  } else {
+    /* Parked in a yield: go on. Otherwise it runs on its own (its last
+     * wait was cancelled) and will find us at its next yield. */
+    resume_producer(g, 0);
+  }
+  gen_slot slot = {.g = g, .value = NULL};
+  g->consumer = t;
+  g->slot = &slot;
+  t->wait_obj = &slot;
+  int rc = async__task_park(loop, t, next_unlink, next_cancel, "gen next");
+  t->wait_obj = NULL;
+  if (rc == 0) {
+    if (value) *value = slot.value;
+    return 0;
+  }
+  err = gen_outcome(g);
+  /* Our own cancellation, passed on, came back as the producer's end. */
+  if (err == -ECANCELED) t->cancel_req = 0;
+  return err;
+}
+
+int async_gen_close(async_gen *g) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!gen_ok(g)) return -EINVAL;
+  if (g->task == &t->fut) return -EDEADLK;
+  if (g->consumer) return -EBUSY;
+  if (g->task && !g->done && g->task->loop != t->fut.loop) return -EXDEV;
+  g->closed = 1;
+  if (!g->task || g->done) return 0;
+  resume_producer(g, -EPIPE);
+  err = async_await(g->task, NULL); /* until its cleanup is done */
+  return err == -EPIPE ? 0 : err;
+}
+
+int async_gen_free(async_gen *g) {
+  if (!g) return 0;
+  if (!gen_ok(g) || g->orphaned) return -EINVAL;
+  if (g->consumer) return -EBUSY;
+  if (g->task && !g->done) {
+    /* Alive: close it without waiting; gen_done frees it at its end. */
+    g->closed = 1;
+    g->orphaned = 1;
+    resume_producer(g, -EPIPE);
+    return 0;
+  }
+  gen_destroy(g);
+  return 0;
+}
+
+int async_gen_collect(async_gen *g, void ***items, size_t *n) {
+  if (items) *items = NULL;
+  if (n) *n = 0;
+  if (!items || !n) return -EINVAL;
+  void **arr = NULL, *v;
+  size_t len = 0, cap = 0;
+  int err;
+  for (;;) {
+    if (len == cap) {
+      /* Room first, so that a value once received is never dropped. */
+      size_t ncap = cap ? cap * 2 : 16;
+      void **a = ncap > SIZE_MAX / sizeof *a ? NULL
+                                              : realloc(arr, ncap * sizeof *a);
+      if (!a) {
+        int cerr = async_gen_close(g);
+        err = cerr == -EPERM || cerr == -EINVAL ? cerr : -ENOMEM;
+        break;
+      }
+      arr = a;
+      cap = ncap;
+    }
+    if ((err = async_gen_next(g, &v)) != 0) break;
+    arr[len++] = v;
+  }
+  if (len == 0) {
+    free(arr);
+    arr = NULL;
+  }
+  *items = arr;
+  *n = len;
+  return err == ASYNC_GEN_DONE ? 0 : err;
+}
+
+/* }==== */
+
+/* {==== Producer side =================================================== */
+
+static void yield_unlink(async__task *t) { gen_of(t)->parked = NULL; }
+
+int async_yield_value(void *value) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  async_gen *g = gen_of(t);
+  if (!g) return -EPERM;
+  if (g->closed) return -EPIPE;
+  if ((err = take_cancel(t))) return err;
+  async_loop *loop = t->fut.loop;
+  while (!g->consumer) {
+    /* Nobody asked: our previous wait was cancelled from outside and we
+     * went on. Wait for a consumer before delivering. */
+    g->parked = t;
+    err = async__task_park(loop, t, yield_unlink, NULL, "gen yield");
+    if (err) return err;
+  }
+  async__task *c = g->consumer;
+  g->slot->value = value;
+  g->consumer = NULL;
+  g->slot = NULL;
+  async__task_wake(c, 0);
+  g->parked = t;
+  return async__task_park(loop, t, yield_unlink, NULL, "gen yield");
+}
+
+/* }==== */

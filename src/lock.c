@@ -1,0 +1,89 @@
+/* The lock (asyncio.Lock): FIFO-fair, not recursive, cancellation-safe.
+ *
+ * Invariant: `locked` is 0 only while nobody waits. A release with waiters
+ * does not unlock: it makes the first waiter the owner and wakes it (see
+ * sync.h), so a newcomer cannot take the lock from under a waiter, and a
+ * waiter cancelled while parked never holds it. */
+#include "sync.h"
+
+#include <stdlib.h>
+
+#define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
+#define LOCK_DEAD 0x44454144u
+
+struct async_lock {
+  uint32_t magic;
+  uint8_t locked;
+  async__task *owner; /* the task that acquired it; NULL outside a task */
+  async__list waiters; /* async__waiter */
+};
+
+static inline int lock_ok(const async_lock *l) {
+  return l && l->magic == LOCK_MAGIC;
+}
+
+int async__lock_held_by(const async_lock *l, const async__task *t) {
+  return l->locked && l->owner == t;
+}
+
+int async_lock_new(async_lock **out) {
+  if (!out) return -EINVAL;
+  async_lock *l = calloc(1, sizeof *l);
+  *out = l;
+  if (!l) return -ENOMEM;
+  async__list_init(&l->waiters);
+  l->magic = LOCK_MAGIC;
+  return 0;
+}
+
+int async_lock_free(async_lock *l) {
+  if (!l) return 0;
+  if (!lock_ok(l)) return -EINVAL;
+  if (!async__list_empty(&l->waiters)) return -EBUSY;
+  l->magic = LOCK_DEAD;
+  free(l);
+  return 0;
+}
+
+int async_lock_acquire(async_lock *l) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!lock_ok(l)) return -EINVAL;
+  if (!l->locked) {
+    l->locked = 1;
+    l->owner = t;
+    return 0;
+  }
+  if (l->owner == t) return -EDEADLK;
+  if ((err = async__waitq_take_cancel(t))) return err;
+  async__waiter w;
+  /* 0: the releaser made us the owner before waking us. */
+  return async__waitq_park(&l->waiters, &w, t, NULL, "lock");
+}
+
+int async_lock_try_acquire(async_lock *l) {
+  if (!lock_ok(l)) return -EINVAL;
+  if (l->locked) return -EAGAIN;
+  l->locked = 1;
+  l->owner = async__task_current();
+  return 0;
+}
+
+int async_lock_release(async_lock *l) {
+  if (!lock_ok(l)) return -EINVAL;
+  if (!l->locked) return -EPERM;
+  async__waiter *w = async__waitq_first(&l->waiters);
+  if (w) {
+    l->owner = w->t; /* handed over: stays locked */
+    async__waitq_wake(w, 0);
+  } else {
+    l->locked = 0;
+    l->owner = NULL;
+  }
+  return 0;
+}
+
+int async_lock_locked(const async_lock *l) {
+  return lock_ok(l) ? l->locked : -EINVAL;
+}

@@ -1,0 +1,98 @@
+/* Semaphores (asyncio.Semaphore, BoundedSemaphore): FIFO-fair and
+ * cancellation-safe.
+ *
+ * Invariant: `value` is 0 whenever tasks wait. A release with waiters does
+ * not raise the value: it hands the permit to the first waiter and wakes
+ * it (see sync.h), so a newcomer cannot take it first. */
+#include "sync.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#define SEM_MAGIC 0x53454d41u /* "SEMA" */
+#define SEM_DEAD 0x44454144u
+
+struct async_semaphore {
+  uint32_t magic;
+  uint8_t bounded;
+  unsigned value;
+  unsigned bound;      /* bounded: the initial value */
+  async__list waiters; /* async__waiter */
+};
+
+static inline int sem_ok(const async_semaphore *s) {
+  return s && s->magic == SEM_MAGIC;
+}
+
+static int sem_new(async_semaphore **out, unsigned value, int bounded) {
+  if (!out) return -EINVAL;
+  *out = NULL;
+  if (value > INT_MAX) return -EINVAL;
+  async_semaphore *s = calloc(1, sizeof *s);
+  if (!s) return -ENOMEM;
+  s->value = s->bound = value;
+  s->bounded = (uint8_t)bounded;
+  async__list_init(&s->waiters);
+  s->magic = SEM_MAGIC;
+  *out = s;
+  return 0;
+}
+
+int async_semaphore_new(async_semaphore **out, unsigned value) {
+  return sem_new(out, value, 0);
+}
+
+int async_bounded_semaphore_new(async_semaphore **out, unsigned value) {
+  return sem_new(out, value, 1);
+}
+
+int async_semaphore_free(async_semaphore *s) {
+  if (!s) return 0;
+  if (!sem_ok(s)) return -EINVAL;
+  if (!async__list_empty(&s->waiters)) return -EBUSY;
+  s->magic = SEM_DEAD;
+  free(s);
+  return 0;
+}
+
+int async_semaphore_acquire(async_semaphore *s) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!sem_ok(s)) return -EINVAL;
+  if (s->value) {
+    s->value--;
+    return 0;
+  }
+  if ((err = async__waitq_take_cancel(t))) return err;
+  async__waiter w;
+  /* 0: the releaser handed us its permit before waking us. */
+  return async__waitq_park(&s->waiters, &w, t, NULL, "semaphore");
+}
+
+int async_semaphore_try_acquire(async_semaphore *s) {
+  if (!sem_ok(s)) return -EINVAL;
+  if (!s->value) return -EAGAIN;
+  s->value--;
+  return 0;
+}
+
+int async_semaphore_release(async_semaphore *s) {
+  if (!sem_ok(s)) return -EINVAL;
+  if (s->bounded ? s->value >= s->bound : s->value >= INT_MAX)
+    return -EOVERFLOW;
+  async__waiter *w = async__waitq_first(&s->waiters);
+  if (w)
+    async__waitq_wake(w, 0);
+  else
+    s->value++;
+  return 0;
+}
+
+int async_semaphore_locked(const async_semaphore *s) {
+  return sem_ok(s) ? s->value == 0 : -EINVAL;
+}
+
+long async_semaphore_value(const async_semaphore *s) {
+  return sem_ok(s) ? (long)s->value : -EINVAL;
+}

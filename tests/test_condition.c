@@ -1,0 +1,312 @@
+/* The condition variable. After CPython's test_locks ConditionTests. */
+#include "helpers.h"
+
+static void stop_cb(void *arg) { async_loop_stop(arg); }
+
+static void spin(async_loop *loop) {
+  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_run_forever(loop);
+}
+
+typedef struct cw {
+  async_condition *c;
+  int id;
+  seqlog *log;
+  int rc;          /* what wait returned */
+  int held;        /* the task held the lock when wait returned */
+  int after;       /* a later suspending call, lock released first */
+  int done;
+} cw;
+
+static void *cond_waiter(void *arg) {
+  cw *w = arg;
+  if (async_condition_acquire(w->c) != 0) return NULL;
+  w->rc = async_condition_wait(w->c);
+  w->held = async_condition_locked(w->c);
+  if (w->log) seqlog_add(w->log, w->id);
+  async_condition_release(w->c);
+  w->after = async_sleep(0.001);
+  w->done = 1;
+  return NULL;
+}
+
+static void run_all(async_loop *loop, async_task **t, int n) {
+  for (int i = 0; i < n; i++) {
+    async_loop_run_until_complete(loop, t[i], NULL);
+    async_task_release(t[i]);
+  }
+}
+
+static async_task *spawn_waiters(async_loop *loop, async_condition *c,
+                                 cw *w, async_task **t, int n, seqlog *log) {
+  for (int i = 0; i < n; i++) {
+    w[i] = (cw){.c = c, .id = i, .log = log};
+    async_task_spawn(loop, &t[i], cond_waiter, &w[i], NULL);
+  }
+  spin(loop);
+  return t[0];
+}
+
+static void test_condition_notify_wakes_in_order(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  assert_int_equal(async_condition_new(&c, NULL), 0);
+  seqlog log = {0};
+  cw w[3];
+  async_task *t[3];
+  spawn_waiters(loop, c, w, t, 3, &log);
+  assert_int_equal(log.n, 0);
+  assert_int_equal(async_condition_locked(c), 0); /* wait released it */
+  assert_int_equal(async_condition_free(c), -EBUSY);
+  assert_int_equal(async_condition_notify(c, 1), -EPERM); /* not locked */
+  assert_int_equal(async_lock_try_acquire(async_condition_lock(c)), 0);
+  assert_int_equal(async_condition_notify(c, 1), 1);
+  async_condition_release(c);
+  spin(loop);
+  spin(loop);
+  int want1[] = {0};
+  seqlog_expect(&log, want1, 1);
+  async_lock_try_acquire(async_condition_lock(c));
+  assert_int_equal(async_condition_notify(c, 5), 2);
+  assert_int_equal(async_condition_notify(c, 1), 0);
+  async_condition_release(c);
+  run_all(loop, t, 3);
+  int want[] = {0, 1, 2};
+  seqlog_expect(&log, want, 3);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(w[i].rc, 0);
+    assert_int_equal(w[i].held, 1);
+  }
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
+static void test_condition_notify_all(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  async_condition *c;
+  assert_int_equal(async_condition_new(&c, l), 0); /* an explicit lock */
+  assert_ptr_equal(async_condition_lock(c), l);
+  seqlog log = {0};
+  cw w[3];
+  async_task *t[3];
+  spawn_waiters(loop, c, w, t, 3, &log);
+  async_lock_try_acquire(l);
+  assert_int_equal(async_condition_notify_all(c), 3);
+  async_lock_release(l);
+  run_all(loop, t, 3);
+  int want[] = {0, 1, 2};
+  seqlog_expect(&log, want, 3);
+  assert_int_equal(async_condition_free(c), 0);
+  assert_int_equal(async_lock_free(l), 0); /* the caller's lock */
+  free_loop(loop);
+}
+
+static void test_condition_cancelled_waiter_absorbs_no_notify(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  async_condition_new(&c, NULL);
+  seqlog log = {0};
+  cw w[2];
+  async_task *t[2];
+  spawn_waiters(loop, c, w, t, 2, &log);
+  async_task_cancel(t[0]);
+  async_lock_try_acquire(async_condition_lock(c));
+  assert_int_equal(async_condition_notify(c, 1), 1); /* to the second */
+  async_condition_release(c);
+  run_all(loop, t, 2);
+  assert_int_equal(w[0].rc, -ECANCELED);
+  assert_int_equal(w[0].held, 1); /* held the lock all the same */
+  assert_int_equal(w[1].rc, 0);
+  assert_int_equal(async_condition_locked(c), 0);
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
+static void test_condition_cancelled_after_notify_returns_notified(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  async_condition_new(&c, NULL);
+  cw w[1];
+  async_task *t[1];
+  spawn_waiters(loop, c, w, t, 1, NULL);
+  async_lock_try_acquire(async_condition_lock(c));
+  async_condition_notify(c, 1);
+  async_task_cancel(t[0]); /* notified, has not run yet */
+  spin(loop);
+  /* It waits for the lock now, the cancellation pending. */
+  assert_int_equal(w[0].done, 0);
+  async_condition_release(c);
+  run_all(loop, t, 1);
+  assert_int_equal(w[0].rc, 0);          /* the notification is not lost */
+  assert_int_equal(w[0].held, 1);
+  assert_int_equal(w[0].after, -ECANCELED); /* delivered later */
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
+static void test_condition_cancelled_while_reacquiring(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  async_condition_new(&c, NULL);
+  cw w[1];
+  async_task *t[1];
+  spawn_waiters(loop, c, w, t, 1, NULL);
+  async_lock_try_acquire(async_condition_lock(c));
+  async_condition_notify(c, 1);
+  spin(loop); /* now waiting for the lock */
+  async_task_cancel(t[0]);
+  spin(loop);
+  async_task_cancel(t[0]); /* a second one while still waiting */
+  spin(loop);
+  assert_int_equal(w[0].done, 0); /* reacquires through cancellations */
+  async_condition_release(c);
+  run_all(loop, t, 1);
+  assert_int_equal(w[0].rc, 0);
+  assert_int_equal(w[0].held, 1);
+  assert_int_equal(w[0].after, -ECANCELED);
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
+static void test_condition_cancelled_before_notify_waits_for_the_lock(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  async_condition_new(&c, NULL);
+  cw w[1];
+  async_task *t[1];
+  spawn_waiters(loop, c, w, t, 1, NULL);
+  async_lock_try_acquire(async_condition_lock(c)); /* someone holds it */
+  async_task_cancel(t[0]);
+  spin(loop);
+  spin(loop);
+  assert_int_equal(w[0].done, 0);
+  async_condition_release(c);
+  run_all(loop, t, 1);
+  assert_int_equal(w[0].rc, -ECANCELED);
+  assert_int_equal(w[0].held, 1);
+  assert_int_equal(w[0].after, 0); /* delivered once only */
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
+typedef struct pred_state {
+  async_condition *c;
+  int value;
+  int calls;
+  int rc;
+} pred_state;
+
+static int value_is_3(void *arg) {
+  pred_state *p = arg;
+  p->calls++;
+  return p->value == 3;
+}
+
+static void *wait_for_3(void *arg) {
+  pred_state *p = arg;
+  async_condition_acquire(p->c);
+  p->rc = async_condition_wait_for(p->c, value_is_3, p);
+  async_condition_release(p->c);
+  return NULL;
+}
+
+static void *bump(void *arg) {
+  pred_state *p = arg;
+  for (int i = 0; i < 3; i++) {
+    async_condition_acquire(p->c);
+    p->value++;
+    async_condition_notify(p->c, 1);
+    async_condition_release(p->c);
+    async_yield();
+  }
+  return NULL;
+}
+
+static void test_condition_wait_for_predicate(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  pred_state p = {0};
+  async_condition_new(&p.c, NULL);
+  async_task *t[2];
+  async_task_spawn(loop, &t[0], wait_for_3, &p, NULL);
+  async_task_spawn(loop, &t[1], bump, &p, NULL);
+  run_all(loop, t, 2);
+  assert_int_equal(p.rc, 0);
+  assert_int_equal(p.value, 3);
+  assert_int_equal(p.calls, 4); /* before waiting, then per notify */
+  assert_int_equal(async_condition_free(p.c), 0);
+  free_loop(loop);
+}
+
+typedef struct misuse {
+  async_condition *c;
+  int wait_rc, wait_for_rc, notify_rc;
+} misuse;
+
+static int never(void *arg) {
+  (void)arg;
+  return 0;
+}
+
+static void *misuse_task(void *arg) {
+  misuse *m = arg;
+  m->wait_rc = async_condition_wait(m->c);
+  m->wait_for_rc = async_condition_wait_for(m->c, never, NULL);
+  m->notify_rc = async_condition_notify_all(m->c);
+  return NULL;
+}
+
+static void test_condition_misuse(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  misuse m = {0};
+  async_condition_new(&m.c, NULL);
+  /* The lock not held at all. */
+  assert_int_equal(run_task(loop, misuse_task, &m, NULL), 0);
+  assert_int_equal(m.wait_rc, -EPERM);
+  assert_int_equal(m.wait_for_rc, -EPERM);
+  assert_int_equal(m.notify_rc, -EPERM);
+  /* Held, but not by the waiting task: wait refuses, notify accepts. */
+  assert_int_equal(async_lock_try_acquire(async_condition_lock(m.c)), 0);
+  assert_int_equal(run_task(loop, misuse_task, &m, NULL), 0);
+  assert_int_equal(m.wait_rc, -EPERM);
+  assert_int_equal(m.wait_for_rc, -EPERM);
+  assert_int_equal(m.notify_rc, 0);
+  assert_int_equal(async_condition_wait(m.c), -EPERM); /* outside a task */
+  assert_int_equal(async_condition_notify(m.c, -1), -EINVAL);
+  assert_int_equal(async_condition_release(m.c), 0);
+  assert_int_equal(async_condition_free(m.c), 0);
+  assert_int_equal(async_condition_new(NULL, NULL), -EINVAL);
+  assert_int_equal(async_condition_notify(NULL, 1), -EINVAL);
+  assert_int_equal(async_condition_locked(NULL), -EINVAL);
+  assert_null(async_condition_lock(NULL));
+  assert_int_equal(async_condition_free(NULL), 0);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_condition_notify_wakes_in_order),
+      cmocka_unit_test(test_condition_notify_all),
+      cmocka_unit_test(test_condition_cancelled_waiter_absorbs_no_notify),
+      cmocka_unit_test(
+          test_condition_cancelled_after_notify_returns_notified),
+      cmocka_unit_test(test_condition_cancelled_while_reacquiring),
+      cmocka_unit_test(
+          test_condition_cancelled_before_notify_waits_for_the_lock),
+      cmocka_unit_test(test_condition_wait_for_predicate),
+      cmocka_unit_test(test_condition_misuse),
+  };
+  return cmocka_run_group_tests_name("condition", tests, NULL, NULL);
+}

@@ -1,0 +1,258 @@
+/* The lock: FIFO fairness, no barging, cancellation of waiters, misuse.
+ * After CPython's test_locks LockTests. */
+#include "helpers.h"
+
+static void stop_cb(void *arg) { async_loop_stop(arg); }
+
+static void spin(async_loop *loop) {
+  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_run_forever(loop);
+}
+
+typedef struct locker {
+  async_lock *l;
+  int id;
+  seqlog *log;
+  int rc;       /* what acquire returned */
+  int held;     /* still holds the lock when done */
+  int after;    /* a later suspending call */
+  int hold_for; /* yields while holding */
+  int release;  /* release before returning */
+} locker;
+
+static void *lock_task(void *arg) {
+  locker *k = arg;
+  k->rc = async_lock_acquire(k->l);
+  if (k->log) seqlog_add(k->log, k->id);
+  if (k->rc == 0) {
+    for (int i = 0; i < k->hold_for; i++) async_yield();
+    k->after = async_sleep(0.001);
+    if (k->release) async_lock_release(k->l);
+    else k->held = 1;
+  }
+  return NULL;
+}
+
+static void run_all(async_loop *loop, async_task **t, int n) {
+  for (int i = 0; i < n; i++) {
+    async_loop_run_until_complete(loop, t[i], NULL);
+    async_task_release(t[i]);
+  }
+}
+
+static void test_lock_basics_outside_a_task(void **state) {
+  (void)state;
+  async_lock *l;
+  assert_int_equal(async_lock_new(&l), 0);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_release(l), -EPERM); /* not locked */
+  assert_int_equal(async_lock_try_acquire(l), 0);
+  assert_int_equal(async_lock_locked(l), 1);
+  assert_int_equal(async_lock_try_acquire(l), -EAGAIN);
+  assert_int_equal(async_lock_acquire(l), -EPERM); /* outside a task */
+  assert_int_equal(async_lock_release(l), 0);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_free(l), 0);
+  assert_int_equal(async_lock_new(NULL), -EINVAL);
+  assert_int_equal(async_lock_locked(NULL), -EINVAL);
+  assert_int_equal(async_lock_release(NULL), -EINVAL);
+  assert_int_equal(async_lock_try_acquire(NULL), -EINVAL);
+  assert_int_equal(async_lock_free(NULL), 0);
+}
+
+static void test_lock_waiters_get_it_in_arrival_order(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  seqlog log = {0};
+  locker k[4];
+  async_task *t[4];
+  for (int i = 0; i < 4; i++) {
+    k[i] = (locker){.l = l, .id = i, .log = &log, .hold_for = 3,
+                    .release = 1};
+    async_task_spawn(loop, &t[i], lock_task, &k[i], NULL);
+  }
+  run_all(loop, t, 4);
+  int want[] = {0, 1, 2, 3};
+  seqlog_expect(&log, want, 4);
+  for (int i = 0; i < 4; i++) assert_int_equal(k[i].rc, 0);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+static void test_lock_release_hands_over_no_barging(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  assert_int_equal(async_lock_try_acquire(l), 0); /* held from outside */
+  locker k = {.l = l, .release = 1};
+  async_task *t;
+  async_task_spawn(loop, &t, lock_task, &k, NULL);
+  spin(loop);
+  assert_int_equal(async_lock_free(l), -EBUSY);
+  assert_int_equal(async_lock_release(l), 0); /* to the waiter */
+  assert_int_equal(async_lock_locked(l), 1);
+  assert_int_equal(async_lock_try_acquire(l), -EAGAIN); /* no barging */
+  run_all(loop, &t, 1);
+  assert_int_equal(k.rc, 0);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+static void test_lock_cancelled_waiter_never_holds_it(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  async_lock_try_acquire(l);
+  locker k[2] = {{.l = l, .id = 1}, {.l = l, .id = 2, .release = 1}};
+  async_task *t[2];
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], lock_task, &k[i], NULL);
+  spin(loop);
+  async_task_cancel(t[0]);
+  spin(loop);
+  assert_int_equal(async_lock_release(l), 0); /* to the second */
+  run_all(loop, t, 2);
+  assert_int_equal(k[0].rc, -ECANCELED);
+  assert_int_equal(k[0].held, 0);
+  assert_int_equal(k[1].rc, 0);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+static void test_lock_cancelled_only_waiter_leaves_it_free(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  async_lock_try_acquire(l);
+  locker k = {.l = l};
+  async_task *t;
+  async_task_spawn(loop, &t, lock_task, &k, NULL);
+  spin(loop);
+  async_task_cancel(t);
+  run_all(loop, &t, 1);
+  assert_int_equal(k.rc, -ECANCELED);
+  assert_int_equal(async_lock_release(l), 0);
+  assert_int_equal(async_lock_locked(l), 0); /* nobody got it */
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+static void test_lock_handed_over_then_cancelled_holds_it(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  async_lock_try_acquire(l);
+  locker k = {.l = l, .release = 1};
+  async_task *t;
+  async_task_spawn(loop, &t, lock_task, &k, NULL);
+  spin(loop);
+  async_lock_release(l); /* handed to the waiter */
+  async_task_cancel(t);  /* before it runs */
+  run_all(loop, &t, 1);
+  assert_int_equal(k.rc, 0); /* it knows it holds the lock */
+  assert_int_equal(k.after, -ECANCELED);
+  assert_int_equal(async_lock_locked(l), 0); /* and released it */
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+static void *relock(void *arg) {
+  locker *k = arg;
+  async_lock_acquire(k->l);
+  k->rc = async_lock_acquire(k->l);
+  async_lock_release(k->l);
+  return NULL;
+}
+
+static void test_lock_is_not_recursive(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  locker k = {.l = l};
+  assert_int_equal(run_task(loop, relock, &k, NULL), 0);
+  assert_int_equal(k.rc, -EDEADLK);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+/* Mutual exclusion under random cancellations. */
+typedef struct mutex_run {
+  async_lock *l;
+  int inside, overlap, entered;
+  uint64_t rng;
+  async_task *t[6];
+  int running;
+} mutex_run;
+
+static uint64_t xs(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+static void *mutex_worker(void *arg) {
+  mutex_run *m = arg;
+  for (int i = 0; i < 300; i++) {
+    if (async_lock_acquire(m->l) != 0) continue; /* cancelled: not held */
+    if (m->inside++) m->overlap++;
+    m->entered++;
+    async_yield(); /* may be cancelled: still holds it */
+    m->inside--;
+    async_lock_release(m->l);
+  }
+  m->running--;
+  return NULL;
+}
+
+static void *mutex_canceller(void *arg) {
+  mutex_run *m = arg;
+  while (m->running) {
+    uint64_t r = xs(&m->rng);
+    for (int k = (int)(r % 3); k > 0; k--) async_yield();
+    async_task_cancel(m->t[(r >> 8) % 6]);
+  }
+  return NULL;
+}
+
+static void test_lock_mutual_exclusion_under_cancellation(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  mutex_run m = {.rng = 12345, .running = 6};
+  async_lock_new(&m.l);
+  for (int i = 0; i < 6; i++)
+    async_task_spawn(loop, &m.t[i], mutex_worker, &m, NULL);
+  async_task *c;
+  async_task_spawn(loop, &c, mutex_canceller, &m, NULL);
+  run_all(loop, m.t, 6);
+  run_all(loop, &c, 1);
+  assert_int_equal(m.overlap, 0);
+  assert_true(m.entered > 100);
+  assert_true(m.entered < 6 * 300); /* cancellations did hit waiters */
+  assert_int_equal(async_lock_locked(m.l), 0);
+  assert_int_equal(async_lock_free(m.l), 0);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_lock_basics_outside_a_task),
+      cmocka_unit_test(test_lock_waiters_get_it_in_arrival_order),
+      cmocka_unit_test(test_lock_release_hands_over_no_barging),
+      cmocka_unit_test(test_lock_cancelled_waiter_never_holds_it),
+      cmocka_unit_test(test_lock_cancelled_only_waiter_leaves_it_free),
+      cmocka_unit_test(test_lock_handed_over_then_cancelled_holds_it),
+      cmocka_unit_test(test_lock_is_not_recursive),
+      cmocka_unit_test(test_lock_mutual_exclusion_under_cancellation),
+  };
+  return cmocka_run_group_tests_name("lock", tests, NULL, NULL);
+}

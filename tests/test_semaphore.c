@@ -1,0 +1,215 @@
+/* Semaphores and bounded semaphores. After CPython's test_locks
+ * SemaphoreTests and BoundedSemaphoreTests. */
+#include "helpers.h"
+
+#include <limits.h>
+
+static void stop_cb(void *arg) { async_loop_stop(arg); }
+
+static void spin(async_loop *loop) {
+  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_run_forever(loop);
+}
+
+typedef struct acq {
+  async_semaphore *s;
+  int id;
+  seqlog *log;
+  int rc;
+  int after;
+  int release;
+} acq;
+
+static void *acquirer(void *arg) {
+  acq *a = arg;
+  a->rc = async_semaphore_acquire(a->s);
+  if (a->log) seqlog_add(a->log, a->id);
+  if (a->rc == 0) {
+    a->after = async_sleep(0.001);
+    if (a->release) async_semaphore_release(a->s);
+  }
+  return NULL;
+}
+
+static void run_all(async_loop *loop, async_task **t, int n) {
+  for (int i = 0; i < n; i++) {
+    async_loop_run_until_complete(loop, t[i], NULL);
+    async_task_release(t[i]);
+  }
+}
+
+static void test_semaphore_counts(void **state) {
+  (void)state;
+  async_semaphore *s;
+  assert_int_equal(async_semaphore_new(&s, 2), 0);
+  assert_int_equal(async_semaphore_value(s), 2);
+  assert_int_equal(async_semaphore_locked(s), 0);
+  assert_int_equal(async_semaphore_try_acquire(s), 0);
+  assert_int_equal(async_semaphore_try_acquire(s), 0);
+  assert_int_equal(async_semaphore_locked(s), 1);
+  assert_int_equal(async_semaphore_try_acquire(s), -EAGAIN);
+  assert_int_equal(async_semaphore_release(s), 0);
+  assert_int_equal(async_semaphore_release(s), 0);
+  assert_int_equal(async_semaphore_release(s), 0); /* unbounded: fine */
+  assert_int_equal(async_semaphore_value(s), 3);
+  assert_int_equal(async_semaphore_acquire(s), -EPERM); /* outside a task */
+  assert_int_equal(async_semaphore_free(s), 0);
+  assert_int_equal(async_semaphore_new(&s, 0), 0);
+  assert_int_equal(async_semaphore_locked(s), 1);
+  assert_int_equal(async_semaphore_free(s), 0);
+  assert_int_equal(async_semaphore_new(&s, (unsigned)INT_MAX + 1u), -EINVAL);
+  assert_int_equal(async_semaphore_new(NULL, 1), -EINVAL);
+  assert_int_equal(async_semaphore_value(NULL), -EINVAL);
+  assert_int_equal(async_semaphore_release(NULL), -EINVAL);
+  assert_int_equal(async_semaphore_free(NULL), 0);
+}
+
+static void test_bounded_semaphore_refuses_release_past_initial(
+    void **state) {
+  (void)state;
+  async_semaphore *s;
+  assert_int_equal(async_bounded_semaphore_new(&s, 2), 0);
+  assert_int_equal(async_semaphore_release(s), -EOVERFLOW);
+  assert_int_equal(async_semaphore_value(s), 2);
+  assert_int_equal(async_semaphore_try_acquire(s), 0);
+  assert_int_equal(async_semaphore_release(s), 0);
+  assert_int_equal(async_semaphore_release(s), -EOVERFLOW);
+  assert_int_equal(async_semaphore_free(s), 0);
+  assert_int_equal(async_bounded_semaphore_new(&s, 0), 0);
+  assert_int_equal(async_semaphore_release(s), -EOVERFLOW);
+  assert_int_equal(async_semaphore_free(s), 0);
+}
+
+static void test_semaphore_waiters_fifo_no_barging(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_semaphore *s;
+  async_bounded_semaphore_new(&s, 1);
+  async_semaphore_try_acquire(s);
+  seqlog log = {0};
+  acq a[3];
+  async_task *t[3];
+  for (int i = 0; i < 3; i++) {
+    a[i] = (acq){.s = s, .id = i, .log = &log, .release = 1};
+    async_task_spawn(loop, &t[i], acquirer, &a[i], NULL);
+  }
+  spin(loop);
+  assert_int_equal(log.n, 0);
+  assert_int_equal(async_semaphore_free(s), -EBUSY);
+  assert_int_equal(async_semaphore_release(s), 0); /* to the first */
+  assert_int_equal(async_semaphore_value(s), 0);
+  assert_int_equal(async_semaphore_try_acquire(s), -EAGAIN); /* no barging */
+  run_all(loop, t, 3);
+  int want[] = {0, 1, 2};
+  seqlog_expect(&log, want, 3);
+  assert_int_equal(async_semaphore_value(s), 1);
+  assert_int_equal(async_semaphore_free(s), 0);
+  free_loop(loop);
+}
+
+static void test_semaphore_cancelled_waiter_takes_no_permit(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_semaphore *s;
+  async_bounded_semaphore_new(&s, 1);
+  async_semaphore_try_acquire(s);
+  acq a[2] = {{.s = s, .release = 1}, {.s = s, .release = 1}};
+  async_task *t[2];
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], acquirer, &a[i], NULL);
+  spin(loop);
+  async_task_cancel(t[0]);
+  spin(loop);
+  assert_int_equal(async_semaphore_release(s), 0); /* to the second */
+  run_all(loop, t, 2);
+  assert_int_equal(a[0].rc, -ECANCELED);
+  assert_int_equal(a[1].rc, 0);
+  assert_int_equal(async_semaphore_value(s), 1); /* no permit lost */
+  assert_int_equal(async_semaphore_free(s), 0);
+  free_loop(loop);
+}
+
+static void test_semaphore_served_then_cancelled_keeps_the_permit(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_semaphore *s;
+  async_bounded_semaphore_new(&s, 1);
+  async_semaphore_try_acquire(s);
+  acq a = {.s = s, .release = 1};
+  async_task *t;
+  async_task_spawn(loop, &t, acquirer, &a, NULL);
+  spin(loop);
+  async_semaphore_release(s);
+  async_task_cancel(t);
+  run_all(loop, &t, 1);
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(a.after, -ECANCELED);
+  assert_int_equal(async_semaphore_value(s), 1); /* released by it */
+  assert_int_equal(async_semaphore_free(s), 0);
+  free_loop(loop);
+}
+
+/* At most `limit` tasks inside at once, under cancellations. */
+typedef struct limiter {
+  async_semaphore *s;
+  int inside, max_inside, entered, running;
+  uint64_t rng;
+  async_task *t[8];
+} limiter;
+
+static void *limited(void *arg) {
+  limiter *m = arg;
+  for (int i = 0; i < 200; i++) {
+    if (async_semaphore_acquire(m->s) != 0) continue;
+    if (++m->inside > m->max_inside) m->max_inside = m->inside;
+    m->entered++;
+    async_yield();
+    m->inside--;
+    async_semaphore_release(m->s);
+  }
+  m->running--;
+  return NULL;
+}
+
+static void *limit_canceller(void *arg) {
+  limiter *m = arg;
+  while (m->running) {
+    uint64_t *x = &m->rng;
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    async_yield();
+    async_task_cancel(m->t[(*x >> 8) % 8]);
+  }
+  return NULL;
+}
+
+static void test_semaphore_limits_concurrency_under_cancellation(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  limiter m = {.rng = 777, .running = 8};
+  async_bounded_semaphore_new(&m.s, 3);
+  for (int i = 0; i < 8; i++)
+    async_task_spawn(loop, &m.t[i], limited, &m, NULL);
+  async_task *c;
+  async_task_spawn(loop, &c, limit_canceller, &m, NULL);
+  run_all(loop, m.t, 8);
+  run_all(loop, &c, 1);
+  assert_int_equal(m.max_inside, 3);
+  assert_true(m.entered < 8 * 200);
+  assert_int_equal(async_semaphore_value(m.s), 3); /* every permit back */
+  assert_int_equal(async_semaphore_free(m.s), 0);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_semaphore_counts),
+      cmocka_unit_test(test_bounded_semaphore_refuses_release_past_initial),
+      cmocka_unit_test(test_semaphore_waiters_fifo_no_barging),
+      cmocka_unit_test(test_semaphore_cancelled_waiter_takes_no_permit),
+      cmocka_unit_test(test_semaphore_served_then_cancelled_keeps_the_permit),
+      cmocka_unit_test(test_semaphore_limits_concurrency_under_cancellation),
+  };
+  return cmocka_run_group_tests_name("semaphore", tests, NULL, NULL);
+}
