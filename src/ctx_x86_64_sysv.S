@@ -93,11 +93,22 @@ ASYNC__SYM(async__ctx_swap):
   /* The switch proper. The frame on the new stack has the same layout, so
    * the unwind information above stays true and a debugger stopped below
    * this point sees the backtrace of the context being resumed. */
+  movl (%rsp), %eax
+  movzwl 4(%rsp), %ecx
   movq %rsp, (%rdi)
   movq (%rsi), %rsp
 
-  ldmxcsr (%rsp)
-  fldcw 4(%rsp)
+  /* Loading MXCSR and above all the x87 control word is slow (fldcw is
+   * microcoded), and the two contexts almost always agree: compare first
+   * (rax and rcx are caller-saved, free to use). The two loads sit out
+   * of line, where the unwind state is the one remembered here. */
+  .cfi_remember_state
+  cmpl (%rsp), %eax
+  jne 2f
+1:
+  cmpw 4(%rsp), %cx
+  jne 3f
+4:
   addq $8, %rsp
   .cfi_adjust_cfa_offset -8
   popq %r15
@@ -119,6 +130,13 @@ ASYNC__SYM(async__ctx_swap):
   .cfi_adjust_cfa_offset -8
   .cfi_restore %rbp
   ret
+2:
+  .cfi_restore_state
+  ldmxcsr (%rsp)
+  jmp 1b
+3:
+  fldcw 4(%rsp)
+  jmp 4b
   .cfi_endproc
 #if defined(__ELF__)
   .size async__ctx_swap, . - async__ctx_swap

@@ -373,6 +373,7 @@ struct async_loop {
 extern _Thread_local async_loop *async__tls_loop;
 
 int64_t async__loop_now(async_loop *loop);
+int async__loop_iterate_inline(async_loop *loop);
 /* Moves the calls queued by other threads onto the ready queue. */
 void async__loop_wake_drain(async_loop *loop);
 

@@ -183,6 +183,19 @@ static void run_item(async_loop *loop, async__rnode *rn) {
   }
 }
 
+int async__loop_iterate_inline(async_loop *loop) {
+  if (loop->stopping || loop->closing || !loop->ready.count) return 0;
+  if ((loop->iter + 1) % POLL_EVERY == 0) return 0; /* this one polls */
+  if (loop->timers.root) {
+    int64_t now = async__loop_now(loop);
+    if (loop->timers.root->when <= now) return 0;
+    loop->now = now;
+  }
+  loop->iter++;
+  loop->batch = loop->ready.count;
+  return 1;
+}
+
 static void loop_run_once(async_loop *loop, int64_t deadline) {
   int64_t timeout = -1;
   int need_clock = loop->timers.root != NULL || deadline >= 0;

@@ -55,7 +55,8 @@ void async__task_reap(async_loop *loop) {
  * NULL when the loop must take over. */
 static async__task *next_task(async_loop *loop) {
   async__rnode *rn = loop->ready.head;
-  if (!loop->batch || !rn || rn->kind != ASYNC__RN_TASK) return NULL;
+  if (!rn || rn->kind != ASYNC__RN_TASK) return NULL;
+  if (!loop->batch && !async__loop_iterate_inline(loop)) return NULL;
   async__task *t = async__container_of(rn, async__task, rn);
   if (async__unlikely(!t->started)) {
     /* Endings without a run are the loop's business. */
