@@ -1,7 +1,7 @@
 /* async_bench: the library's side of the peer benchmarks.
  *
- *   async_bench switch|spawn|sleepers N
- *   async_bench queue|timers N        (not implemented yet: exit 77)
+ *   async_bench switch|spawn|sleepers|queue N
+ *   async_bench timers N              (not implemented yet: exit 77)
  *   async_bench echo-server PORT      (not implemented yet: exit 77)
  *
  * The contract is /work/shared/peers/README.md, "Plugging in the library":
@@ -279,6 +279,86 @@ static int run_sleepers(long n) {
   return 0;
 }
 
+/* ------------------------------------------------------------- queue */
+
+/* One producer task puts 0..N-1 into a bounded queue of capacity 1024;
+ * one consumer task gets them and checks the order. */
+
+#define QUEUE_CAPACITY 1024
+
+typedef struct queue_job {
+  async_queue *q;
+  long n;
+  long received;
+  long wrong; /* items out of order */
+  int err;
+  const char *what;
+} queue_job;
+
+static void *queue_producer(void *arg) {
+  queue_job *job = arg;
+  for (long i = 0; i < job->n; i++) {
+    int rc = async_queue_put(job->q, (void *)(intptr_t)i);
+    if (rc) {
+      if (!job->err) job->err = rc, job->what = "async_queue_put";
+      break;
+    }
+  }
+  return NULL;
+}
+
+static void *queue_consumer(void *arg) {
+  queue_job *job = arg;
+  for (long i = 0; i < job->n; i++) {
+    void *item;
+    int rc = async_queue_get(job->q, &item);
+    if (rc) {
+      if (!job->err) job->err = rc, job->what = "async_queue_get";
+      break;
+    }
+    if ((intptr_t)item != i) job->wrong++;
+    job->received++;
+  }
+  return NULL;
+}
+
+static int run_queue(long n) {
+  const char *w = "queue";
+  queue_job job = {.n = n};
+  async_loop *loop;
+  int rc = async_loop_new(&loop, NULL);
+  if (rc) return fail(w, "async_loop_new", rc);
+  rc = async_queue_new(&job.q, QUEUE_CAPACITY, NULL);
+  if (rc) return fail(w, "async_queue_new", rc);
+
+  async_task *t[2] = {NULL, NULL};
+  double t0 = async_clock();
+  rc = async_task_spawn(loop, &t[0], queue_producer, &job, NULL);
+  if (!rc) rc = async_task_spawn(loop, &t[1], queue_consumer, &job, NULL);
+  if (rc) return fail(w, "async_task_spawn", rc);
+  for (int i = 0; i < 2 && !rc; i++)
+    rc = async_loop_run_until_complete(loop, t[i], NULL);
+  double secs = async_clock() - t0;
+  if (rc) return fail(w, "async_loop_run_until_complete", rc);
+
+  for (int i = 0; i < 2; i++) async_task_release(t[i]);
+  rc = async_queue_free(job.q);
+  if (rc) return fail(w, "async_queue_free", rc);
+  rc = async_loop_free(loop);
+  if (rc) return fail(w, "async_loop_free", rc);
+
+  if (job.err) return fail(w, job.what, job.err);
+  if (job.received != n || job.wrong) {
+    fprintf(stderr, "async_bench queue: %ld of %ld received, %ld out of "
+                    "order\n", job.received, n, job.wrong);
+    return EXIT_WRONG;
+  }
+  char extra[64];
+  snprintf(extra, sizeof extra, " capacity=%d", QUEUE_CAPACITY);
+  report(w, n, secs, per_op_ns(secs, n), extra);
+  return 0;
+}
+
 /* ------------------------------------------------------------- main */
 
 static int usage(const char *prog) {
@@ -310,8 +390,9 @@ int main(int argc, char **argv) {
     run = run_spawn;
   else if (!strcmp(w, "sleepers"))
     run = run_sleepers;
-  else if (!strcmp(w, "queue") || !strcmp(w, "timers") ||
-           !strcmp(w, "echo-server")) {
+  else if (!strcmp(w, "queue"))
+    run = run_queue;
+  else if (!strcmp(w, "timers") || !strcmp(w, "echo-server")) {
     fprintf(stderr, "async_bench: workload %s is not implemented yet\n", w);
     return EXIT_NOT_IMPLEMENTED;
   } else {
