@@ -64,8 +64,7 @@ async_lock *async_condition_lock(async_condition *c) {
 }
 
 int async_condition_acquire(async_condition *c) {
-  if (!cond_ok(c)) return async__task_current() ? -EINVAL : -EPERM;
-  return async_lock_acquire(c->lock);
+  return cond_ok(c) ? async_lock_acquire(c->lock) : -EINVAL;
 }
 
 int async_condition_release(async_condition *c) {

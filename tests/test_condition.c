@@ -288,6 +288,9 @@ static void test_condition_misuse(void **state) {
   assert_int_equal(async_condition_release(m.c), 0);
   assert_int_equal(async_condition_free(m.c), 0);
   assert_int_equal(async_condition_new(NULL, NULL), -EINVAL);
+  assert_int_equal(async_condition_acquire(NULL), -EINVAL);
+  assert_int_equal(async_condition_release(NULL), -EINVAL);
+  assert_int_equal(async_condition_wait(NULL), -EPERM); /* outside a task */
   assert_int_equal(async_condition_notify(NULL, 1), -EINVAL);
   assert_int_equal(async_condition_locked(NULL), -EINVAL);
   assert_null(async_condition_lock(NULL));
