@@ -131,8 +131,10 @@ void async__future_detach(async_future *f) {
     async__list *n = f->waiters.next;
     async__list_remove(n);
     async__fwaiter *w = async__container_of(n, async__fwaiter, link);
-    /* Only done callbacks can wait here: every task has ended. */
-    ASYNC__ASSERT(w->notify == donecb_notify);
+    /* Every task has ended: what still waits is a done callback, or an
+     * object its user owns (an as_completed iterator), which keeps its
+     * reference, and so f, until the user frees it. */
+    if (w->notify != donecb_notify) continue;
     async__donecb *d = async__container_of(w, async__donecb, w);
     free(d);
     f->refs--;

@@ -217,6 +217,10 @@ struct async__task {
   uint8_t started;
   uint8_t cancel_req; /* a cancellation not yet delivered */
   uint8_t killed;     /* given up at close: end it without running */
+  /* Cancellation requests made while not done, merged ones included, less
+   * those a deadline scope or task group took back (asyncio's
+   * cancelling()/uncancel()): tells the request of a scope from others. */
+  uint32_t ncancel;
   uint32_t stack_size;
   uint64_t id;
   char *name; /* NULL: "Task-<id>", formatted on demand */
@@ -348,6 +352,11 @@ struct async_loop {
   async__heap timers;
   uint64_t timer_seq;
   int64_t now; /* ns, read at the start of an iteration */
+  /* Virtual clock (async_loop_options.virtual_clock): `now` starts at 0 and
+   * is the only time there is; it moves when the loop jumps to the next
+   * timer instead of blocking, or by the real time spent waiting while
+   * something may arrive from outside (an fd, another thread). */
+  int virtual_clock;
   const async__backend *backend;
   async__poller *poller;
   async__fdtab fds;

@@ -38,7 +38,7 @@ static int loop_ok(const async_loop *loop) {
 }
 
 int64_t async__loop_now(async_loop *loop) {
-  (void)loop;
+  if (async__unlikely(loop->virtual_clock)) return loop->now;
   return async__clock_ns();
 }
 
@@ -123,7 +123,8 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   loop->stack_size = opts->stack_size ? opts->stack_size
                                       : ASYNC__STACK_DEFAULT_SIZE;
   loop->report_overflow = opts->report_overflow;
-  loop->now = async__clock_ns();
+  loop->virtual_clock = opts->virtual_clock != 0;
+  loop->now = loop->virtual_clock ? 0 : async__clock_ns();
   int err = pthread_mutex_init(&loop->ts_lock, NULL);
   if (err) {
     free(loop);
@@ -183,6 +184,37 @@ static void run_item(async_loop *loop, async__rnode *rn) {
   }
 }
 
+/* The virtual clock's poll timeout (real ns), for an iteration with nothing
+ * ready. When no fd waiter is registered and no other thread has queued a
+ * call, only a timer can make progress: the clock jumps to the next one and
+ * the poll does not block. Otherwise the poller may block for the virtual
+ * time left to the next timer, in real time, and vclock_advance moves the
+ * clock by what was waited. `deadline` is on the real clock (closing). */
+static int64_t vclock_timeout(async_loop *loop, int64_t deadline) {
+  async__timer *next = loop->timers.root;
+  if (next && !loop->fd_waiters && !atomic_load(&loop->ts_signalled)) {
+    if (next->when > loop->now) loop->now = next->when;
+    return 0;
+  }
+  int64_t timeout = -1;
+  if (next) timeout = next->when > loop->now ? next->when - loop->now : 0;
+  if (deadline >= 0) {
+    int64_t real = async__clock_ns();
+    int64_t left = deadline > real ? deadline - real : 0;
+    if (timeout < 0 || left < timeout) timeout = left;
+  }
+  return timeout;
+}
+
+/* After a blocking poll: the virtual clock advances by the real time
+ * waited, never past the poll's timeout (the next timer). */
+static void vclock_advance(async_loop *loop, int64_t started, int64_t timeout) {
+  int64_t waited = async__clock_ns() - started;
+  if (waited < 0) waited = 0;
+  if (timeout >= 0 && waited > timeout) waited = timeout;
+  loop->now += waited;
+}
+
 int async__loop_iterate_inline(async_loop *loop) {
   if (loop->stopping || loop->closing || !loop->ready.count) return 0;
   if ((loop->iter + 1) % POLL_EVERY == 0) return 0; /* this one polls */
@@ -201,6 +233,8 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
   int need_clock = loop->timers.root != NULL || deadline >= 0;
   if (loop->ready.count || loop->stopping) {
     timeout = 0;
+  } else if (async__unlikely(loop->virtual_clock)) {
+    timeout = vclock_timeout(loop, deadline);
   } else if (need_clock) {
     int64_t now = async__clock_ns();
     int64_t until = deadline;
@@ -209,12 +243,15 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
     timeout = until > now ? until - now : 0;
   }
   if (timeout != 0 || ++loop->iter % POLL_EVERY == 0) {
+    int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns()
+                                                          : 0;
     int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
     if (n > 0) async__fd_sync_dirty(loop);
+    if (async__unlikely(started)) vclock_advance(loop, started, timeout);
     need_clock = 1;
   }
   if (need_clock) {
-    loop->now = async__clock_ns();
+    if (async__likely(!loop->virtual_clock)) loop->now = async__clock_ns();
     async__timers_run(loop);
   }
   loop->batch = loop->ready.count;

@@ -168,7 +168,9 @@ void async__task_wake(async__task *t, int code) {
 }
 
 int async__task_cancel(async__task *t) {
-  if (t->state == ASYNC__T_DONE || t->cancel_req) return 0;
+  if (t->state == ASYNC__T_DONE) return 0;
+  t->ncancel++; /* counted even when merged with a pending request */
+  if (t->cancel_req) return 0;
   t->cancel_req = 1;
   if (t->state == ASYNC__T_SUSPENDED) {
     if (t->wait_cancel) {

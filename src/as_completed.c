@@ -1,0 +1,209 @@
+/* as_completed: an iterator handing back futures in completion order.
+ *
+ * The iterator registers a slot on every pending future when it is made,
+ * so completions are queued on `done` in the order they happen, whether or
+ * not a task waits in next(). The timeout is a deadline on the loop's
+ * clock; it needs no timer of its own: a future completing at or after it
+ * is "late" and counts as timed out, as if asyncio's timeout callback had
+ * run first, and only a task waiting in next() arms a timer (its own) to
+ * be woken at the deadline.
+ *
+ * Slot states: PENDING (registered on its future), QUEUED (on `done`),
+ * LATE (completed past the deadline), OUT (handed back). The iterator
+ * holds a reference on every future until it is freed. At loop close a
+ * pending bare future drops the iterator's registration (see
+ * async__future_detach) but not its reference. */
+#include "compose.h"
+
+#include <stdlib.h>
+
+#define AC_MAGIC 0x41534350u /* "ASCP" */
+#define AC_DEAD 0x44454144u
+
+enum { AC_PENDING = 1, AC_QUEUED, AC_LATE, AC_OUT };
+
+typedef struct ac_slot {
+  async__fwaiter w;
+  async__list qlink; /* on it->done while QUEUED */
+  struct async_as_completed *it;
+  async_future *f;
+  int state;
+} ac_slot;
+
+struct async_as_completed {
+  uint32_t magic;
+  async_loop *loop;  /* of the pending futures; NULL if none was */
+  int64_t deadline;  /* loop clock, ns; -1: none */
+  size_t n;
+  size_t left;       /* not handed back yet */
+  async__task *waiter; /* the task parked in next(), if any */
+  async__list done;  /* QUEUED slots, in completion order */
+  ac_slot slots[];
+};
+
+static int ac_ok(const async_as_completed *it) {
+  return it && it->magic == AC_MAGIC;
+}
+
+static int ac_past_deadline(async_as_completed *it) {
+  return it->deadline >= 0 && it->loop &&
+         async__loop_now(it->loop) >= it->deadline;
+}
+
+static void ac_wake(async_as_completed *it) {
+  async__task *t = it->waiter;
+  if (t) {
+    it->waiter = NULL;
+    async__timer_stop(t->fut.loop, &t->timer);
+    async__task_wake(t, 0);
+  }
+}
+
+static void ac_notify(async__fwaiter *w, async_future *f) {
+  (void)f;
+  ac_slot *s = async__container_of(w, ac_slot, w);
+  async_as_completed *it = s->it;
+  if (ac_past_deadline(it)) {
+    s->state = AC_LATE;
+  } else {
+    s->state = AC_QUEUED;
+    async__list_push(&it->done, &s->qlink);
+  }
+  ac_wake(it);
+}
+
+static void ac_timer_fire(async__timer *tm) {
+  async__task *t = async__container_of(tm, async__task, timer);
+  ac_wake(t->wait_obj);
+}
+
+static void ac_unlink(async__task *t) {
+  async_as_completed *it = t->wait_obj;
+  it->waiter = NULL;
+  async__timer_stop(t->fut.loop, &t->timer);
+}
+
+int async_as_completed_new(async_as_completed **out,
+                           async_future *const futs[], size_t n,
+                           double timeout) {
+  if (out) *out = NULL;
+  if (!out || (n && !futs) || timeout != timeout) return -EINVAL;
+  async_loop *loop = NULL;
+  for (size_t i = 0; i < n; i++)
+    if (!async__future_ok(futs[i])) return -EINVAL;
+  for (size_t i = 0; i < n; i++) {
+    const async_future *f = futs[i];
+    if (f->done) continue;
+    if (!f->loop) return -ESHUTDOWN;
+    if (loop && f->loop != loop) return -EXDEV;
+    loop = f->loop;
+  }
+  if ((SIZE_MAX - sizeof(async_as_completed)) / sizeof(ac_slot) < n)
+    return -ENOMEM;
+  async_as_completed *it =
+      malloc(sizeof(async_as_completed) + n * sizeof(ac_slot));
+  if (!it) return -ENOMEM;
+  it->magic = AC_MAGIC;
+  it->loop = loop;
+  it->deadline = -1;
+  if (loop && timeout >= 0)
+    it->deadline = async__deadline_after(async__loop_now(loop), timeout);
+  it->n = n;
+  it->left = n;
+  it->waiter = NULL;
+  async__list_init(&it->done);
+  for (size_t i = 0; i < n; i++) {
+    ac_slot *s = &it->slots[i];
+    s->it = it;
+    s->f = futs[i];
+    async__list_init(&s->w.link);
+    async__list_init(&s->qlink);
+    async__future_ref(s->f);
+    if (s->f->done) {
+      s->state = AC_QUEUED;
+      async__list_push(&it->done, &s->qlink);
+    } else {
+      s->state = AC_PENDING;
+      s->w.notify = ac_notify;
+      async__future_add_waiter(s->f, &s->w);
+    }
+  }
+  *out = it;
+  return 0;
+}
+
+/* The first slot left at the deadline, in argument order: hands it back. */
+static async_future *ac_time_out_one(async_as_completed *it) {
+  for (size_t i = 0; i < it->n; i++) {
+    ac_slot *s = &it->slots[i];
+    if (s->state == AC_PENDING) async__list_remove(&s->w.link);
+    if (s->state == AC_PENDING || s->state == AC_LATE) {
+      s->state = AC_OUT;
+      it->left--;
+      return s->f;
+    }
+  }
+  ASYNC__ASSERT(!"as_completed: no future left to time out");
+  return NULL;
+}
+
+int async_as_completed_next(async_as_completed *it, async_future **f) {
+  int err = 0;
+  if (f) *f = NULL;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!ac_ok(it) || !f) return -EINVAL;
+  if (it->waiter) return -EBUSY;
+  for (;;) {
+    if (!async__list_empty(&it->done)) {
+      ac_slot *s = async__container_of(it->done.next, ac_slot, qlink);
+      async__list_remove(&s->qlink);
+      s->state = AC_OUT;
+      it->left--;
+      *f = s->f;
+      return 1;
+    }
+    if (it->left == 0) return 0;
+    /* Something is left, so some future was pending: it->loop is set. */
+    if (it->loop != t->fut.loop) return -EXDEV;
+    if (ac_past_deadline(it)) {
+      *f = ac_time_out_one(it);
+      return -ETIMEDOUT;
+    }
+    for (size_t i = 0; i < it->n; i++)
+      if (it->slots[i].f == &t->fut && it->slots[i].state == AC_PENDING)
+        return -EDEADLK;
+    if ((err = async__take_cancel(t))) return err;
+    it->waiter = t;
+    t->wait_obj = it;
+    if (it->deadline >= 0) {
+      t->timer.fire = ac_timer_fire;
+      async__timer_start(it->loop, &t->timer, it->deadline);
+    }
+    err = async__task_park(it->loop, t, ac_unlink, NULL, "as_completed");
+    t->wait_obj = NULL;
+    it->waiter = NULL;
+    async__timer_stop(it->loop, &t->timer);
+    if (err == -ECANCELED) return err;
+    if ((err = async__take_cancel(t))) return err;
+  }
+}
+
+long async_as_completed_left(const async_as_completed *it) {
+  if (!ac_ok(it)) return -EINVAL;
+  return (long)it->left;
+}
+
+int async_as_completed_free(async_as_completed *it) {
+  if (!it) return 0;
+  if (!ac_ok(it)) return -EINVAL;
+  if (it->waiter) return -EBUSY;
+  it->magic = AC_DEAD;
+  for (size_t i = 0; i < it->n; i++) {
+    ac_slot *s = &it->slots[i];
+    async__list_remove(&s->w.link); /* harmless once notified or detached */
+    async__future_unref(s->f);
+  }
+  free(it);
+  return 0;
+}

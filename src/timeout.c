@@ -1,0 +1,157 @@
+/* Deadline scopes (asyncio.timeout) and wait_for.
+ *
+ * A scope is a timer in the caller's async_timeout storage. When it fires
+ * it requests the cancellation of the task that entered the scope, through
+ * the ordinary path (async__task_cancel), so the task's current wait ends
+ * as for any cancellation, and an await passes it on.
+ *
+ * Telling the scope's request from others: every request counts in
+ * t->ncancel, merged ones included (asyncio's cancelling()). At exit a
+ * fired scope takes its own request back (uncancel). If the count is then
+ * above what it was at entry, someone else (an outside canceller, an outer
+ * scope) also wants the task cancelled: the scope does not claim the
+ * cancellation. Otherwise the request was the scope's alone: delivered
+ * (the flag is clear), it becomes -ETIMEDOUT; still pending, it is
+ * withdrawn.
+ *
+ * wait_for is asyncio 3.12's: an await inside a scope. */
+#include "compose.h"
+
+#include <string.h>
+
+#define SCOPE_MAGIC 0x544d4f55u /* "TMOU" */
+#define SCOPE_DEAD 0x44454144u
+#define SCOPE_NONE INT64_MAX    /* no deadline */
+
+typedef struct scope {
+  async__timer timer;
+  async__task *task;
+  int64_t when;      /* loop clock, ns; SCOPE_NONE */
+  uint32_t magic;
+  uint32_t ncancel0; /* task->ncancel at entry */
+  int expired;       /* the timer fired and requested a cancellation */
+} scope;
+
+_Static_assert(sizeof(scope) <= sizeof(async_timeout),
+               "async_timeout is too small for the scope");
+_Static_assert(_Alignof(scope) <= _Alignof(async_timeout),
+               "async_timeout is not aligned enough for the scope");
+
+static scope *scope_of(async_timeout *tmo) { return (scope *)(void *)tmo; }
+
+static const scope *cscope_of(const async_timeout *tmo) {
+  return (const scope *)(const void *)tmo;
+}
+
+static int scope_live(const scope *s) { return s && s->magic == SCOPE_MAGIC; }
+
+static void scope_fire(async__timer *tm) {
+  scope *s = async__container_of(tm, scope, timer);
+  s->expired = 1;
+  async__task_cancel(s->task);
+}
+
+/* An absolute time in seconds as a deadline in ns; NaN is the caller's. */
+static int64_t scope_when(double when) {
+  if (when < 0) return SCOPE_NONE;
+  return async__deadline_after(0, when); /* saturates at SCOPE_NONE */
+}
+
+static void scope_arm(scope *s) {
+  async_loop *loop = s->task->fut.loop;
+  if (s->when == SCOPE_NONE)
+    async__timer_stop(loop, &s->timer);
+  else
+    async__timer_start(loop, &s->timer, s->when);
+}
+
+static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
+  scope *s = scope_of(tmo);
+  memset(tmo, 0, sizeof *tmo);
+  s->timer.fire = scope_fire;
+  s->task = t;
+  s->when = when;
+  s->magic = SCOPE_MAGIC;
+  s->ncancel0 = t->ncancel;
+  s->expired = 0;
+  scope_arm(s);
+  return 0;
+}
+
+int async_timeout_enter(async_timeout *tmo, double delay) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!tmo || delay != delay) return -EINVAL;
+  int64_t when = SCOPE_NONE;
+  if (delay >= 0)
+    when = async__deadline_after(async__loop_now(t->fut.loop), delay);
+  return scope_enter(tmo, when, t);
+}
+
+int async_timeout_enter_at(async_timeout *tmo, double when) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!tmo || when != when) return -EINVAL;
+  return scope_enter(tmo, scope_when(when), t);
+}
+
+int async_timeout_reschedule(async_timeout *tmo, double when) {
+  scope *s = tmo ? scope_of(tmo) : NULL;
+  if (!scope_live(s) || when != when) return -EINVAL;
+  if (s->expired) return -EALREADY;
+  s->when = scope_when(when);
+  scope_arm(s);
+  return 0;
+}
+
+double async_timeout_when(const async_timeout *tmo) {
+  const scope *s = tmo ? cscope_of(tmo) : NULL;
+  if (!scope_live(s)) return 0.0 / 0.0;
+  return s->when == SCOPE_NONE ? -1.0 : (double)s->when / 1e9;
+}
+
+int async_timeout_expired(const async_timeout *tmo) {
+  const scope *s = tmo ? cscope_of(tmo) : NULL;
+  if (!scope_live(s)) return -EINVAL;
+  return s->expired;
+}
+
+int async_timeout_exit(async_timeout *tmo) {
+  scope *s = tmo ? scope_of(tmo) : NULL;
+  if (!scope_live(s)) return -EINVAL;
+  async__task *t = s->task;
+  if (async__task_current() != t) return -EPERM;
+  async__timer_stop(t->fut.loop, &s->timer);
+  s->magic = SCOPE_DEAD;
+  if (!s->expired) return 0;
+  t->ncancel--; /* the scope's own request, taken back */
+  if (t->ncancel > s->ncancel0) return 0; /* not the scope's alone */
+  if (t->cancel_req) {
+    t->cancel_req = 0; /* never delivered: withdrawn */
+    return 0;
+  }
+  return -ETIMEDOUT;
+}
+
+int async_wait_for(async_future *f, double timeout, void **result) {
+  int err = 0;
+  if (result) *result = NULL;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!async__future_ok(f) || timeout != timeout) return -EINVAL;
+  if (timeout < 0 || f->done) return async_await(f, result);
+  if (f == &t->fut) return -EDEADLK;
+  if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
+  async_timeout tmo;
+  scope_enter(&tmo, async__deadline_after(async__loop_now(t->fut.loop),
+                                          timeout), t);
+  err = async_await(f, result);
+  int terr = async_timeout_exit(&tmo);
+  if (terr) {
+    if (result) *result = NULL;
+    return terr;
+  }
+  return err;
+}

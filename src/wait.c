@@ -1,0 +1,150 @@
+/* wait: block until a condition holds over an array of futures, or a
+ * timeout; report which are done. Nothing is ever cancelled.
+ *
+ * The task registers a slot on each pending future and, with a timeout,
+ * arms its own timer; the first of a notification that satisfies the
+ * condition and the timer wakes it (wait_wake stops the timer, so that it
+ * cannot fire at a task already woken). A cancellation takes the default
+ * path: unlink (wait_unlink) and wake with -ECANCELED. */
+#include "compose.h"
+
+#include <limits.h>
+
+typedef struct waitrec {
+  async__task *t;
+  async_future *const *futs;
+  async__slot *slots;
+  size_t n;
+  size_t ndone;
+  size_t nfailed; /* done with an error other than -ECANCELED */
+  async_return_when when;
+  int woken;
+  async__slot inl[ASYNC__SLOTS_INLINE];
+} waitrec;
+
+static int wait_satisfied(const waitrec *w) {
+  switch (w->when) {
+  case ASYNC_FIRST_COMPLETED:
+    return w->ndone > 0;
+  case ASYNC_FIRST_EXCEPTION:
+    return w->nfailed > 0 || w->ndone == w->n;
+  case ASYNC_ALL_COMPLETED:
+  default:
+    return w->ndone == w->n;
+  }
+}
+
+static void wait_count(waitrec *w, const async_future *f) {
+  w->ndone++;
+  if (f->err && f->err != -ECANCELED) w->nfailed++;
+}
+
+static void wait_wake(waitrec *w) {
+  if (!w->woken) {
+    w->woken = 1;
+    async__timer_stop(w->t->fut.loop, &w->t->timer);
+    async__task_wake(w->t, 0);
+  }
+}
+
+static void wait_notify(async__fwaiter *fw, async_future *f) {
+  async__slot *s = (async__slot *)fw;
+  waitrec *w = s->owner;
+  wait_count(w, f);
+  if (wait_satisfied(w)) wait_wake(w);
+}
+
+static void wait_timer_fire(async__timer *tm) {
+  async__task *t = async__container_of(tm, async__task, timer);
+  wait_wake(t->wait_obj);
+}
+
+static void wait_release(waitrec *w) {
+  for (size_t i = 0; i < w->n; i++) {
+    if (!w->slots[i].owner) continue; /* done on entry */
+    async__list_remove(&w->slots[i].w.link);
+    async__future_unref(w->futs[i]);
+  }
+  async__slots_put(w->inl, w->slots);
+}
+
+static void wait_unlink(async__task *t) {
+  waitrec *w = t->wait_obj;
+  async__timer_stop(t->fut.loop, &t->timer);
+  if (t->killed) {
+    wait_release(w);
+    return;
+  }
+  for (size_t i = 0; i < w->n; i++) async__list_remove(&w->slots[i].w.link);
+}
+
+int async_wait(async_future *const futs[], size_t n,
+               async_return_when return_when, double timeout,
+               async_future **done, async_future **pending) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (timeout != timeout || n > INT_MAX) return -EINVAL;
+  if (return_when != ASYNC_ALL_COMPLETED &&
+      return_when != ASYNC_FIRST_COMPLETED &&
+      return_when != ASYNC_FIRST_EXCEPTION)
+    return -EINVAL;
+  if ((err = async__futs_check(t, futs, n))) return err;
+  if (n == 0) return 0; /* nothing can complete: no condition to wait for */
+
+  waitrec w;
+  w.t = t;
+  w.futs = futs;
+  w.n = n;
+  w.ndone = 0;
+  w.nfailed = 0;
+  w.when = return_when;
+  w.woken = 1;
+  for (size_t i = 0; i < n; i++)
+    if (futs[i]->done) wait_count(&w, futs[i]);
+
+  if (!wait_satisfied(&w) && timeout != 0) {
+    if ((err = async__take_cancel(t))) return err;
+    async_loop *loop = t->fut.loop;
+    w.slots = async__slots_get(w.inl, n);
+    if (!w.slots) return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+      async__slot *s = &w.slots[i];
+      async__list_init(&s->w.link);
+      s->index = i;
+      s->owner = NULL;
+      if (futs[i]->done) continue;
+      s->owner = &w;
+      s->w.notify = wait_notify;
+      async__future_ref(futs[i]);
+      async__future_add_waiter(futs[i], &s->w);
+    }
+    if (timeout > 0) {
+      t->timer.fire = wait_timer_fire;
+      async__timer_start(loop, &t->timer,
+                         async__deadline_after(async__loop_now(loop),
+                                               timeout));
+    }
+    t->wait_obj = &w;
+    w.woken = 0;
+    err = async__task_park(loop, t, wait_unlink, NULL, "wait");
+    t->wait_obj = NULL;
+    async__timer_stop(loop, &t->timer);
+    wait_release(&w);
+    if (err == -ECANCELED) return err;
+    if ((err = async__take_cancel(t))) return err;
+  }
+
+  /* What is done now, which may be more than what woke the task. */
+  size_t nd = 0, np = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (futs[i]->done) {
+      if (done) done[nd] = futs[i];
+      nd++;
+    } else {
+      if (pending) pending[np] = futs[i];
+      np++;
+    }
+  }
+  return (int)nd;
+}

@@ -1,0 +1,148 @@
+/* shield: the outer wait can be cancelled while the inner task carries on.
+ * In the spirit of CPython's test_asyncio/test_tasks.py shield tests. */
+#include "vclock_helpers.h"
+
+static void cancel_cb(void *f) { async_future_cancel(f); }
+
+typedef struct {
+  sleeper s;
+  double cancel_at; /* > 0: cancel the shielding task then */
+  int pending;      /* cancel the shielding task before it shields */
+  int rc, again;
+  void *res, *res_again;
+  double at, end;
+  int inner_done_at_return;
+} sh;
+
+static void *shield_main(void *arg) {
+  sh *x = arg;
+  async_task *t = async_spawn(sleeper_fn, &x->s);
+  if (x->cancel_at > 0)
+    async_call_later(async_current_loop(), x->cancel_at, cancel_cb,
+                     async_current_task(), NULL);
+  if (x->pending) async_task_cancel(async_current_task());
+  x->rc = async_shield(t, &x->res);
+  x->at = vnow();
+  x->inner_done_at_return = async_task_done(t);
+  x->again = async_await(t, &x->res_again); /* wait for it for real */
+  x->end = vnow();
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_shield_passes_the_result(void **state) {
+  (void)state;
+  sh x = {.s = {.delay = 2, .value = IPTR(3)}};
+  assert_int_equal(vrun(shield_main, &x, NULL, NULL), 0);
+  assert_int_equal(x.rc, 0);
+  assert_int_equal(PTRI(x.res), 3);
+  assert_true(x.at == 2.0);
+}
+
+static void test_shield_outer_cancel_leaves_inner_running(void **state) {
+  (void)state;
+  sh x = {.s = {.delay = 5, .value = IPTR(9)}, .cancel_at = 1};
+  assert_int_equal(vrun(shield_main, &x, NULL, NULL), 0);
+  assert_int_equal(x.rc, -ECANCELED);
+  assert_null(x.res);
+  assert_true(x.at == 1.0);               /* returned at once */
+  assert_int_equal(x.inner_done_at_return, 0);
+  assert_int_equal(x.s.slept, 0);         /* never cancelled */
+  assert_int_equal(x.again, 0);
+  assert_int_equal(PTRI(x.res_again), 9);
+  assert_true(x.end == 5.0);
+}
+
+static void test_shield_pending_cancel(void **state) {
+  (void)state;
+  sh x = {.s = {.delay = 1, .value = IPTR(4)}, .pending = 1};
+  assert_int_equal(vrun(shield_main, &x, NULL, NULL), 0);
+  assert_int_equal(x.rc, -ECANCELED);
+  assert_true(x.at == 0.0);
+  assert_int_equal(x.s.ran, 1); /* it started anyway, untouched */
+  assert_int_equal(x.again, 0);
+  assert_int_equal(PTRI(x.res_again), 4);
+}
+
+/* A deadline on the wait that leaves the inner task running: a shield in
+ * a scope (where wait_for would cancel it). */
+typedef struct {
+  sleeper s;
+  int rc, exit_rc;
+  double at;
+  int inner_rc;
+} scoped;
+
+static void *scoped_main(void *arg) {
+  scoped *x = arg;
+  async_task *t = async_spawn(sleeper_fn, &x->s);
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 1.0);
+  x->rc = async_shield(t, NULL);
+  x->exit_rc = async_timeout_exit(&tmo);
+  x->at = vnow();
+  x->inner_rc = async_await(t, NULL);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_shield_inside_a_timeout(void **state) {
+  (void)state;
+  scoped x = {.s = {.delay = 3, .value = IPTR(1)}};
+  double end;
+  assert_int_equal(vrun(scoped_main, &x, NULL, &end), 0);
+  assert_int_equal(x.rc, -ECANCELED);
+  assert_int_equal(x.exit_rc, -ETIMEDOUT);
+  assert_true(x.at == 1.0);
+  assert_int_equal(x.s.slept, 0);
+  assert_int_equal(x.inner_rc, 0);
+  assert_true(end == 3.0);
+}
+
+typedef struct {
+  int done_rc, err_rc, self_rc, bare_rc;
+  void *res;
+} shmisc;
+
+static void *shield_misc(void *arg) {
+  shmisc *m = arg;
+  async_future *f, *g;
+  async_future_new(async_current_loop(), &f);
+  async_future_new(async_current_loop(), &g);
+  async_future_set_result(f, IPTR(6));
+  async_future_set_error(g, -EIO);
+  m->done_rc = async_shield(f, &m->res);
+  m->err_rc = async_shield(g, NULL);
+  m->self_rc = async_shield(async_current_task(), NULL);
+  async_future_release(f);
+  async_future_release(g);
+  /* A bare future cancelled by someone else while shielded. */
+  async_future_new(async_current_loop(), &f);
+  async_call_later(async_current_loop(), 1.0, cancel_cb, f, NULL);
+  m->bare_rc = async_shield(f, NULL);
+  async_future_release(f);
+  return NULL;
+}
+
+static void test_shield_done_failed_self_and_bare(void **state) {
+  (void)state;
+  shmisc m = {0, 0, 0, 0, NULL};
+  assert_int_equal(vrun(shield_misc, &m, NULL, NULL), 0);
+  assert_int_equal(m.done_rc, 0);
+  assert_int_equal(PTRI(m.res), 6);
+  assert_int_equal(m.err_rc, -EIO);
+  assert_int_equal(m.self_rc, -EDEADLK);
+  assert_int_equal(m.bare_rc, -ECANCELED);
+  assert_int_equal(async_shield(NULL, NULL), -EPERM);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_shield_passes_the_result),
+      cmocka_unit_test(test_shield_outer_cancel_leaves_inner_running),
+      cmocka_unit_test(test_shield_pending_cancel),
+      cmocka_unit_test(test_shield_inside_a_timeout),
+      cmocka_unit_test(test_shield_done_failed_self_and_bare),
+  };
+  return cmocka_run_group_tests_name("shield", tests, NULL, NULL);
+}

@@ -1,0 +1,517 @@
+/* wait_for and deadline scopes (asyncio.timeout): the timeout cancels and
+ * waits for the unwinding, scopes nest and move, only the scope that
+ * expired converts the cancellation, and an outside cancellation stays a
+ * cancellation. In the spirit of CPython's test_asyncio/test_waitfor.py
+ * and test_timeouts.py. */
+#include "vclock_helpers.h"
+
+#include <math.h>
+
+static void cancel_cb(void *f) { async_future_cancel(f); }
+
+/* {==== wait_for ======================================================== */
+
+typedef struct {
+  sleeper s;
+  double timeout;
+  int rc;
+  void *res;
+  double at;
+  int cancel_at;  /* cancel the waiting task at this time (0: never) */
+  int child_done; /* the child was done when wait_for returned */
+  int child_rc;   /* its own outcome */
+  void *child_res;
+} wf;
+
+static void *wait_for_main(void *arg) {
+  wf *w = arg;
+  async_task *t = async_spawn(sleeper_fn, &w->s);
+  if (w->cancel_at)
+    async_call_later(async_current_loop(), w->cancel_at, cancel_cb,
+                     async_current_task(), NULL);
+  w->res = IPTR(-1);
+  w->rc = async_wait_for(t, w->timeout, &w->res);
+  w->at = vnow();
+  w->child_done = async_task_done(t);
+  w->child_rc = async_task_result(t, &w->child_res);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_wait_for_in_time(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 1, .value = IPTR(42)}, .timeout = 2};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, 0);
+  assert_int_equal(PTRI(w.res), 42);
+  assert_true(w.at == 1.0);
+}
+
+static void test_wait_for_timeout_cancels_and_waits(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 3600, .cleanup = 2}, .timeout = 1};
+  double t0 = async_clock();
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_true(async_clock() - t0 < 5.0); /* an hour, on the virtual clock */
+  assert_int_equal(w.rc, -ETIMEDOUT);
+  assert_null(w.res);
+  /* Returned only once the child had unwound, cleanup included. */
+  assert_true(w.at == 3.0);
+  assert_int_equal(w.child_done, 1);
+  assert_int_equal(w.s.slept, -ECANCELED);
+  assert_int_equal(w.child_rc, -ECANCELED);
+}
+
+static void test_wait_for_zero_timeout(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 1}, .timeout = 0};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, -ETIMEDOUT);
+  assert_true(w.at == 0.0);
+  assert_int_equal(w.child_rc, -ECANCELED);
+  assert_int_equal(w.s.ran, 0); /* cancelled before it started */
+}
+
+static void test_wait_for_child_ignoring_the_cancel(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 10, .ignore = 1, .value = IPTR(7)}, .timeout = 1};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, -ETIMEDOUT);
+  assert_int_equal(w.child_rc, 0); /* its own outcome stays readable */
+  assert_int_equal(PTRI(w.child_res), 7);
+}
+
+static void test_wait_for_outside_cancel_is_not_a_timeout(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 10, .cleanup = 1}, .timeout = 5, .cancel_at = 2};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, -ECANCELED);
+  assert_true(w.at == 3.0);
+  assert_int_equal(w.child_rc, -ECANCELED); /* passed on, as await does */
+}
+
+static void test_wait_for_no_limit(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 7200, .value = IPTR(1)}, .timeout = -1};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, 0);
+  assert_true(w.at == 7200.0);
+}
+
+typedef struct {
+  async_future *f;
+  int rc;
+  double at;
+} wfbare;
+
+static void *wait_for_bare(void *arg) {
+  wfbare *b = arg;
+  async_future_new(async_current_loop(), &b->f);
+  b->rc = async_wait_for(b->f, 2.5, NULL);
+  b->at = vnow();
+  return NULL;
+}
+
+static void test_wait_for_bare_future(void **state) {
+  (void)state;
+  wfbare b = {0};
+  assert_int_equal(vrun(wait_for_bare, &b, NULL, NULL), 0);
+  assert_int_equal(b.rc, -ETIMEDOUT);
+  assert_true(b.at == 2.5);
+  assert_int_equal(async_future_cancelled(b.f), 1);
+  async_future_release(b.f);
+}
+
+/* }==== */
+
+/* {==== Scopes ========================================================== */
+
+/* A scripted body: sleeps inside nested scopes and records what it sees.
+ * Times are virtual. */
+typedef struct {
+  double outer_delay, inner_delay; /* < 0: no deadline */
+  double body_sleep;
+  double resched_inner;            /* >= 0: reschedule the inner to it */
+  double resched_at;               /* ... after sleeping this long */
+  int body_rc, inner_rc, outer_rc, after_rc;
+  double at_inner_exit, at_outer_exit;
+  int inner_expired, outer_expired;
+  int resched_rc;
+} nest;
+
+static void *nested_main(void *arg) {
+  nest *n = arg;
+  async_timeout outer, inner;
+  async_timeout_enter(&outer, n->outer_delay);
+  async_timeout_enter(&inner, n->inner_delay);
+  if (n->resched_at > 0) {
+    async_sleep(n->resched_at);
+    n->resched_rc = async_timeout_reschedule(&inner, n->resched_inner);
+  }
+  n->body_rc = async_sleep(n->body_sleep);
+  n->inner_expired = async_timeout_expired(&inner);
+  n->inner_rc = async_timeout_exit(&inner);
+  n->at_inner_exit = vnow();
+  if (!n->inner_rc) n->after_rc = async_sleep(1.0); /* still in outer */
+  n->outer_expired = async_timeout_expired(&outer);
+  n->outer_rc = async_timeout_exit(&outer);
+  n->at_outer_exit = vnow();
+  return NULL;
+}
+
+static void run_nest(nest *n) {
+  assert_int_equal(vrun(nested_main, n, NULL, NULL), 0);
+}
+
+static void test_timeout_scope_expires(void **state) {
+  (void)state;
+  nest n = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 3600};
+  run_nest(&n);
+  assert_int_equal(n.body_rc, -ECANCELED);
+  assert_int_equal(n.inner_expired, 1);
+  assert_int_equal(n.inner_rc, -ETIMEDOUT);
+  assert_true(n.at_inner_exit == 2.0);
+  assert_int_equal(n.outer_rc, 0);
+}
+
+static void test_timeout_scope_in_time(void **state) {
+  (void)state;
+  nest n = {.outer_delay = 10, .inner_delay = 5, .body_sleep = 2};
+  run_nest(&n);
+  assert_int_equal(n.body_rc, 0);
+  assert_int_equal(n.inner_rc, 0);
+  assert_int_equal(n.after_rc, 0);
+  assert_int_equal(n.outer_rc, 0);
+  assert_true(n.at_outer_exit == 3.0);
+}
+
+static void test_timeout_inner_expires_first(void **state) {
+  (void)state;
+  nest n = {.outer_delay = 10, .inner_delay = 1, .body_sleep = 60};
+  run_nest(&n);
+  assert_int_equal(n.body_rc, -ECANCELED);
+  assert_int_equal(n.inner_rc, -ETIMEDOUT);
+  assert_int_equal(n.outer_rc, 0); /* the outer scope was not involved */
+  assert_int_equal(n.outer_expired, 0);
+  assert_true(n.at_outer_exit == 1.0);
+}
+
+static void test_timeout_outer_expires_inside_inner(void **state) {
+  (void)state;
+  nest n = {.outer_delay = 1, .inner_delay = 10, .body_sleep = 60};
+  run_nest(&n);
+  assert_int_equal(n.body_rc, -ECANCELED);
+  assert_int_equal(n.inner_rc, 0); /* not the inner's: it travels on */
+  assert_int_equal(n.inner_expired, 0);
+  /* The body's code would return -ECANCELED here; this one carries on
+   * with a sleep that is not cancelled again, and the outer claims it. */
+  assert_int_equal(n.after_rc, 0);
+  assert_int_equal(n.outer_rc, -ETIMEDOUT);
+}
+
+static void test_timeout_both_expire_together(void **state) {
+  (void)state;
+  nest n = {.outer_delay = 1, .inner_delay = 1, .body_sleep = 60};
+  run_nest(&n);
+  assert_int_equal(n.body_rc, -ECANCELED);
+  assert_int_equal(n.inner_expired, 1);
+  assert_int_equal(n.inner_rc, 0);  /* the outer's request is also there */
+  assert_int_equal(n.outer_rc, -ETIMEDOUT);
+}
+
+static void test_timeout_reschedule_later(void **state) {
+  (void)state;
+  nest n = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 3,
+            .resched_at = 1, .resched_inner = 10};
+  run_nest(&n);
+  assert_int_equal(n.resched_rc, 0);
+  assert_int_equal(n.body_rc, 0);
+  assert_int_equal(n.inner_rc, 0);
+  assert_true(n.at_inner_exit == 4.0);
+}
+
+static void test_timeout_reschedule_earlier_and_to_none(void **state) {
+  (void)state;
+  nest n = {.outer_delay = -1, .inner_delay = 100, .body_sleep = 50,
+            .resched_at = 1, .resched_inner = 5};
+  run_nest(&n);
+  assert_int_equal(n.inner_rc, -ETIMEDOUT);
+  assert_true(n.at_inner_exit == 5.0);
+  nest m = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 50,
+            .resched_at = 1, .resched_inner = -1};
+  run_nest(&m);
+  assert_int_equal(m.body_rc, 0);
+  assert_int_equal(m.inner_rc, 0);
+  assert_true(m.at_inner_exit == 51.0);
+}
+
+/* A cancellation from outside the scope stays -ECANCELED. */
+typedef struct {
+  int body_rc, exit_rc, later;
+} outside;
+
+static void *outside_main(void *arg) {
+  outside *o = arg;
+  async_call_later(async_current_loop(), 1.0, cancel_cb, async_current_task(),
+                   NULL);
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 5.0);
+  o->body_rc = async_sleep(10.0);
+  o->exit_rc = async_timeout_exit(&tmo);
+  o->later = async_sleep(10.0); /* the scope's deadline is gone with it */
+  return NULL;
+}
+
+static void test_timeout_outside_cancel_is_not_converted(void **state) {
+  (void)state;
+  outside o = {0, 0, 0};
+  double end;
+  assert_int_equal(vrun(outside_main, &o, NULL, &end), 0);
+  assert_int_equal(o.body_rc, -ECANCELED);
+  assert_int_equal(o.exit_rc, 0);
+  assert_int_equal(o.later, 0);
+  assert_true(end == 11.0);
+}
+
+/* Deadline and outside cancellation at once, before the task runs: the
+ * scope does not claim the cancellation. */
+static void *both_main(void *arg) {
+  outside *o = arg;
+  async_task *self = async_current_task();
+  async_call_later(async_current_loop(), 1.0, cancel_cb, self, NULL);
+  async_timeout tmo;
+  /* At 1 the scope's timer fires first (timers run before callbacks), then
+   * the callback cancels the task again: merged with the scope's. */
+  async_timeout_enter(&tmo, 1.0);
+  o->body_rc = async_sleep(10.0);
+  o->exit_rc = async_timeout_exit(&tmo);
+  o->later = async_sleep(1.0);
+  return NULL;
+}
+
+static void test_timeout_merged_with_outside_cancel(void **state) {
+  (void)state;
+  outside o = {0, 0, 0};
+  assert_int_equal(vrun(both_main, &o, NULL, NULL), 0);
+  assert_int_equal(o.body_rc, -ECANCELED);
+  assert_int_equal(o.exit_rc, 0);
+  assert_int_equal(o.later, 0);
+}
+
+/* The deadline passes after the body's last suspension: the request is
+ * still pending at exit, which withdraws it; the task carries on
+ * uncancelled. Arranged exactly: another task moves the scope's deadline
+ * to the end of the body's sleep, so the sleep's timer (armed first) wakes
+ * the body and the scope's timer then fires while the body is ready. */
+typedef struct {
+  async_timeout *tmo;
+  int sleep_rc, expired, exit_rc, later;
+} undelivered;
+
+static void *move_deadline(void *arg) {
+  undelivered *u = arg;
+  async_timeout_reschedule(u->tmo, 1.0);
+  return NULL;
+}
+
+static void *undelivered_main(void *arg) {
+  undelivered *u = arg;
+  async_timeout tmo;
+  u->tmo = &tmo;
+  async_timeout_enter(&tmo, -1);
+  async_task *t = async_spawn(move_deadline, u);
+  u->sleep_rc = async_sleep(1.0);
+  u->expired = async_timeout_expired(&tmo);
+  u->exit_rc = async_timeout_exit(&tmo);
+  u->later = async_sleep(1.0);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_timeout_undelivered_request_is_withdrawn(void **state) {
+  (void)state;
+  undelivered u = {NULL, -1, 0, -1, -1};
+  double end;
+  assert_int_equal(vrun(undelivered_main, &u, NULL, &end), 0);
+  assert_int_equal(u.sleep_rc, 0);
+  assert_int_equal(u.expired, 1);
+  assert_int_equal(u.exit_rc, 0);
+  assert_int_equal(u.later, 0);
+  assert_true(end == 2.0);
+}
+
+/* A deadline already past at entry fires at the next turn of the loop:
+ * an exit before any suspension finds it unexpired. */
+typedef struct {
+  int expired, exit_rc, later;
+} immediate;
+
+static void *immediate_main(void *arg) {
+  immediate *m = arg;
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 0);
+  m->expired = async_timeout_expired(&tmo);
+  m->exit_rc = async_timeout_exit(&tmo);
+  m->later = async_sleep(1.0);
+  async_timeout_enter(&tmo, 0);
+  int rc = async_yield(); /* the deadline cancels this suspension */
+  m->expired = m->expired * 10 + (rc == -ECANCELED);
+  m->exit_rc = m->exit_rc * 100 + async_timeout_exit(&tmo);
+  return NULL;
+}
+
+static void test_timeout_zero_delay(void **state) {
+  (void)state;
+  immediate m = {-1, -1, -1};
+  assert_int_equal(vrun(immediate_main, &m, NULL, NULL), 0);
+  assert_int_equal(m.expired, 1);           /* 0, then cancelled */
+  assert_int_equal(m.exit_rc, -ETIMEDOUT);  /* 0 * 100 - ETIMEDOUT */
+  assert_int_equal(m.later, 0);
+}
+
+/* A scope cancels only the task that entered it. */
+typedef struct {
+  sleeper other;
+  int body_rc, exit_rc;
+} only;
+
+static void *only_main(void *arg) {
+  only *o = arg;
+  async_task *t = async_spawn(sleeper_fn, &o->other);
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 1.0);
+  o->body_rc = async_sleep(5.0);
+  o->exit_rc = async_timeout_exit(&tmo);
+  async_await(t, NULL);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_timeout_cancels_only_its_task(void **state) {
+  (void)state;
+  only o = {.other = {.delay = 3}};
+  double end;
+  assert_int_equal(vrun(only_main, &o, NULL, &end), 0);
+  assert_int_equal(o.body_rc, -ECANCELED);
+  assert_int_equal(o.exit_rc, -ETIMEDOUT);
+  assert_int_equal(o.other.slept, 0);
+  assert_true(end == 3.0);
+}
+
+typedef struct {
+  double when_rel, when_abs;
+  int enter_at_rc, exit_rc, body_rc;
+  double at;
+} absolute;
+
+static void *absolute_main(void *arg) {
+  absolute *a = arg;
+  async_sleep(10.0);
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 2.5);
+  a->when_rel = async_timeout_when(&tmo);
+  async_timeout_exit(&tmo);
+  a->enter_at_rc = async_timeout_enter_at(&tmo, 15.0);
+  a->when_abs = async_timeout_when(&tmo);
+  a->body_rc = async_sleep(100.0);
+  a->exit_rc = async_timeout_exit(&tmo);
+  a->at = vnow();
+  return NULL;
+}
+
+static void test_timeout_absolute_deadline(void **state) {
+  (void)state;
+  absolute a;
+  memset(&a, 0, sizeof a);
+  assert_int_equal(vrun(absolute_main, &a, NULL, NULL), 0);
+  assert_true(a.when_rel == 12.5);
+  assert_int_equal(a.enter_at_rc, 0);
+  assert_true(a.when_abs == 15.0);
+  assert_int_equal(a.body_rc, -ECANCELED);
+  assert_int_equal(a.exit_rc, -ETIMEDOUT);
+  assert_true(a.at == 15.0);
+}
+
+/* Misuse: another task's exit, a double exit, rescheduling after expiry. */
+typedef struct {
+  async_timeout *tmo;
+  int rc;
+} foreign;
+
+static void *foreign_exit(void *arg) {
+  foreign *f = arg;
+  f->rc = async_timeout_exit(f->tmo);
+  return NULL;
+}
+
+typedef struct {
+  int foreign_rc, second_exit, resched_after, nan, none_when, enter_nan;
+  double when_none;
+} scope_misuse;
+
+static void *scope_misuse_main(void *arg) {
+  scope_misuse *m = arg;
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 1.0);
+  foreign f = {&tmo, 0};
+  async_task *t = async_spawn(foreign_exit, &f);
+  async_await(t, NULL);
+  async_task_release(t);
+  m->foreign_rc = f.rc;
+  m->nan = async_timeout_reschedule(&tmo, NAN);
+  async_sleep(2.0); /* expires */
+  m->resched_after = async_timeout_reschedule(&tmo, 100.0);
+  async_timeout_exit(&tmo);
+  m->second_exit = async_timeout_exit(&tmo);
+  m->enter_nan = async_timeout_enter(&tmo, NAN);
+  async_timeout_enter(&tmo, -1);
+  m->when_none = async_timeout_when(&tmo);
+  async_timeout_exit(&tmo);
+  return NULL;
+}
+
+static void test_timeout_misuse(void **state) {
+  (void)state;
+  async_timeout tmo;
+  assert_int_equal(async_timeout_enter(&tmo, 1.0), -EPERM);
+  assert_int_equal(async_timeout_exit(NULL), -EINVAL);
+  assert_true(isnan(async_timeout_when(NULL)));
+  scope_misuse m;
+  memset(&m, 0, sizeof m);
+  assert_int_equal(vrun(scope_misuse_main, &m, NULL, NULL), 0);
+  assert_int_equal(m.foreign_rc, -EPERM);
+  assert_int_equal(m.nan, -EINVAL);
+  assert_int_equal(m.resched_after, -EALREADY);
+  assert_int_equal(m.second_exit, -EINVAL);
+  assert_int_equal(m.enter_nan, -EINVAL);
+  assert_true(m.when_none == -1.0);
+}
+
+/* }==== */
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_wait_for_in_time),
+      cmocka_unit_test(test_wait_for_timeout_cancels_and_waits),
+      cmocka_unit_test(test_wait_for_zero_timeout),
+      cmocka_unit_test(test_wait_for_child_ignoring_the_cancel),
+      cmocka_unit_test(test_wait_for_outside_cancel_is_not_a_timeout),
+      cmocka_unit_test(test_wait_for_no_limit),
+      cmocka_unit_test(test_wait_for_bare_future),
+      cmocka_unit_test(test_timeout_scope_expires),
+      cmocka_unit_test(test_timeout_scope_in_time),
+      cmocka_unit_test(test_timeout_inner_expires_first),
+      cmocka_unit_test(test_timeout_outer_expires_inside_inner),
+      cmocka_unit_test(test_timeout_both_expire_together),
+      cmocka_unit_test(test_timeout_reschedule_later),
+      cmocka_unit_test(test_timeout_reschedule_earlier_and_to_none),
+      cmocka_unit_test(test_timeout_outside_cancel_is_not_converted),
+      cmocka_unit_test(test_timeout_merged_with_outside_cancel),
+      cmocka_unit_test(test_timeout_undelivered_request_is_withdrawn),
+      cmocka_unit_test(test_timeout_zero_delay),
+      cmocka_unit_test(test_timeout_cancels_only_its_task),
+      cmocka_unit_test(test_timeout_absolute_deadline),
+      cmocka_unit_test(test_timeout_misuse),
+  };
+  return cmocka_run_group_tests_name("timeout", tests, NULL, NULL);
+}
