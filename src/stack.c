@@ -39,6 +39,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -145,6 +149,7 @@ struct async__stack_chunk {
   size_t len;
   unsigned count;
   unsigned carved;
+  unsigned prepared; /* slots [carved, prepared) have a guard and a top page */
   unsigned used;
   unsigned mprotected; /* guards charged to the process-wide budget */
 };
@@ -363,6 +368,72 @@ static void chunk_free(async__stack_chunk *c, int keep_list) {
   free(c);
 }
 
+#if defined(__linux__) && defined(SYS_process_madvise)
+#define ASYNC__STACK_BATCH 16
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/* The calling process, for process_madvise (Linux 6.14+); older kernels
+ * answer EBADF and the slots are prepared one by one. */
+#define ASYNC__PIDFD_SELF (-10000)
+
+/* 0 untried, 1 works, -1 refused: process_madvise on ourselves. */
+static atomic_int async__stack_batch_state;
+
+/* Prepares the next slots of a chunk in two system calls instead of two per
+ * slot: guard pages installed with one process_madvise, and the top pages,
+ * which every task touches first, committed with MADV_POPULATE_WRITE, which
+ * costs less than a page fault each. Up to ASYNC__STACK_BATCH slots, so a
+ * small program commits at most that many pages ahead. Returns how many
+ * slots now have a guard (0 when batching is not available). */
+static unsigned chunk_prepare(async__stack_chunk *c) {
+  if (atomic_load_explicit(&async__stack_batch_state,
+                           memory_order_relaxed) < 0 ||
+      !atomic_load_explicit(&async__stack_madvise_allowed,
+                            memory_order_relaxed) ||
+      atomic_load_explicit(&async__stack_madvise_state,
+                           memory_order_relaxed) < 0)
+    return 0;
+  size_t page = c->pool->page, slot = c->cls->slot;
+  /* Commit ahead as much as the chunk already uses, up to the batch: a
+   * program with a handful of tasks pays for a handful of pages. */
+  unsigned n = c->count - c->carved;
+  unsigned ahead = c->carved ? c->carved : 1;
+  if (ahead > ASYNC__STACK_BATCH) ahead = ASYNC__STACK_BATCH;
+  if (n > ahead) n = ahead;
+  struct iovec iov[ASYNC__STACK_BATCH];
+  char *first = c->base + (size_t)c->carved * slot;
+  for (unsigned i = 0; i < n; i++) {
+    iov[i].iov_base = first + (size_t)i * slot;
+    iov[i].iov_len = page;
+  }
+  long done = syscall(SYS_process_madvise, ASYNC__PIDFD_SELF, iov, (size_t)n,
+                      MADV_GUARD_INSTALL, 0u);
+  if (done < 0) {
+    if (errno == EBADF || errno == EINVAL || errno == ENOSYS ||
+        errno == EPERM) {
+      int untried = 0;
+      atomic_compare_exchange_strong(&async__stack_batch_state, &untried, -1);
+    }
+    return 0;
+  }
+  atomic_store_explicit(&async__stack_batch_state, 1, memory_order_relaxed);
+  atomic_store_explicit(&async__stack_madvise_state, 1, memory_order_relaxed);
+  unsigned guarded = (unsigned)((size_t)done / page);
+  for (unsigned i = 0; i < guarded; i++)
+    iov[i].iov_base = first + (size_t)(i + 1) * slot - page;
+  /* Only an optimisation: a failure leaves the pages to fault in. */
+  (void)syscall(SYS_process_madvise, ASYNC__PIDFD_SELF, iov, (size_t)guarded,
+                MADV_POPULATE_WRITE, 0u);
+  return guarded;
+}
+#else
+static unsigned chunk_prepare(async__stack_chunk *c) {
+  (void)c;
+  return 0;
+}
+#endif
+
 /* Hands out the chunk's next never-used slot: installs its guard and writes
  * its descriptor, which touches the slot's top page and, for a canary, its
  * lowest usable bytes; nothing else. */
@@ -371,7 +442,15 @@ static async__stack *chunk_carve(async__stack_chunk *c) {
   char *slot = c->base + (size_t)c->carved * c->cls->slot;
   char *lo = slot + page;
   async__stack *s = slot_desc(c, c->carved);
-  enum async__guard guard = guard_install(slot, page);
+  if (c->prepared <= c->carved) c->prepared = c->carved + chunk_prepare(c);
+  /* A prepared slot has its madvise guard; the test knob that forbids them
+   * wins, so that the fallbacks are what the next gets receive. */
+  enum async__guard guard =
+      c->prepared > c->carved &&
+              atomic_load_explicit(&async__stack_madvise_allowed,
+                                   memory_order_relaxed)
+          ? ASYNC__GUARD_MADVISE
+          : guard_install(slot, page);
 
   s->chunk = c;
   s->prev = NULL;
