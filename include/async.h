@@ -35,6 +35,7 @@
 #define ASYNC_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -284,6 +285,13 @@ ASYNC_EXTERN const char *async_task_name(const async_task *t);
 
 /* Renames the task (the name is copied). Returns 0, -EINVAL, -ENOMEM. */
 ASYNC_EXTERN int async_task_set_name(async_task *t, const char *name);
+
+/* Writes one line per task of the loop that is not done, in creation
+ * order, to `out`: its name, its state (ready, running, waiting) and, when
+ * waiting, on what ("sleep", "await", "fd", "queue", ...). For debugging a
+ * program that hangs. Returns the number of tasks listed, or -EINVAL.
+ * Suspends: no. */
+ASYNC_EXTERN long async_loop_dump(async_loop *loop, FILE *out);
 
 /* Gives up the current task's turn: runs the callbacks and tasks that are
  * ready, then resumes (asyncio.sleep(0)).

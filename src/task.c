@@ -305,6 +305,25 @@ long async_all_tasks(async_loop *loop, async_task **out, size_t cap) {
   return (long)n;
 }
 
+long async_loop_dump(async_loop *loop, FILE *out) {
+  if (!loop_ok(loop) || !out) return -EINVAL;
+  long n = 0;
+  for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
+    async__task *t = async__container_of(l, async__task, link);
+    char name[64];
+    async__task_namer(t, name, sizeof name);
+    const char *state = t->state == ASYNC__T_RUNNING     ? "running"
+                        : t->state == ASYNC__T_SUSPENDED ? "waiting"
+                        : t->started                     ? "ready"
+                                                         : "not started";
+    fprintf(out, "%s: %s%s%s%s\n", name, state,
+            t->wait_what ? " on " : "", t->wait_what ? t->wait_what : "",
+            t->cancel_req ? " (cancellation pending)" : "");
+    n++;
+  }
+  return n;
+}
+
 /* Formats "Task-<id>" without stdio: it also runs in a signal handler. */
 static void default_name(const async__task *t, char *buf, size_t len) {
   char digits[24];

@@ -306,6 +306,71 @@ static void test_task_stack_overflow_is_reported_with_name(void **state) {
   }
 }
 
+static void *dump_waiter(void *arg) {
+  (void)arg;
+  async_sleep(3600);
+  return NULL;
+}
+
+static void *dump_main(void *arg) {
+  FILE *out = arg;
+  async_task_options o;
+  async_task_options_init(&o);
+  o.name = "napper";
+  async_task *t;
+  async_task_spawn(async_current_loop(), &t, dump_waiter, NULL, &o);
+  async_yield();
+  long n = async_loop_dump(async_current_loop(), out);
+  async_task_cancel(t);
+  async_await(t, NULL);
+  async_task_release(t);
+  return IPTR(n);
+}
+
+static void test_task_dump_lists_what_each_task_waits_on(void **state) {
+  (void)state;
+  char buf[1024] = {0};
+  FILE *out = fmemopen(buf, sizeof buf - 1, "w");
+  assert_non_null(out);
+  void *res;
+  assert_int_equal(async_run(dump_main, out, &res), 0);
+  fclose(out);
+  assert_int_equal(PTRI(res), 2);
+  assert_non_null(strstr(buf, ": running"));
+  assert_non_null(strstr(buf, "napper: waiting on sleep"));
+  assert_int_equal(async_loop_dump(NULL, stdout), -EINVAL);
+}
+
+static void test_task_unread_error_is_reported(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int saved = dup(2);
+  dup2(p[1], 2);
+  async_loop *loop = new_loop();
+  async_task_options o;
+  async_task_options_init(&o);
+  o.name = "forgotten";
+  /* Nobody holds a reference: the error is lost when the task ends. */
+  assert_int_equal(async_task_spawn(loop, NULL, fail_eio, NULL, &o), 0);
+  async_task *read_one;
+  o.name = "watched";
+  async_task_spawn(loop, &read_one, fail_eio, NULL, &o);
+  assert_int_equal(async_loop_run_until_complete(loop, read_one, NULL), -EIO);
+  async_task_release(read_one);
+  free_loop(loop);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(p[1]);
+  char buf[1024] = {0};
+  ssize_t got = read(p[0], buf, sizeof buf - 1);
+  close(p[0]);
+  assert_true(got > 0);
+  assert_non_null(strstr(buf, "'forgotten' failed"));
+  assert_null(strstr(buf, "watched"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_task_await_result_and_error),
@@ -319,6 +384,8 @@ int main(void) {
       cmocka_unit_test(test_task_release_before_done_keeps_it_running),
       cmocka_unit_test(test_task_stack_size_option),
       cmocka_unit_test(test_task_stack_overflow_is_reported_with_name),
+      cmocka_unit_test(test_task_dump_lists_what_each_task_waits_on),
+      cmocka_unit_test(test_task_unread_error_is_reported),
   };
   return cmocka_run_group_tests_name("task", tests, NULL, NULL);
 }
