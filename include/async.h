@@ -163,10 +163,11 @@ ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
 
 /* Runs the loop until `f` (a task or a future of this loop) is done, then
  * returns its outcome: 0 with its result in *result (result may be NULL), or
- * its error. The caller keeps its reference to f.
- * Returns also -EINVAL, -EBUSY, -ESHUTDOWN, -EXDEV (f belongs to another
- * loop), and -ECANCELED... only as f's own outcome. If the loop is stopped
- * before f is done, returns -EINTR.
+ * its error (-ECANCELED if it was cancelled). The caller keeps its
+ * reference to f.
+ * Returns also -EINVAL, -EBUSY (a loop is already running on this thread),
+ * -ESHUTDOWN (closed), -EXDEV (f belongs to another loop), and -EINTR when
+ * async_loop_stop ended the run before f was done.
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_until_complete(async_loop *loop,
                                                async_future *f,
@@ -183,9 +184,10 @@ ASYNC_EXTERN int async_loop_is_running(const async_loop *loop);
 /* 1 once the loop is closed, else 0 (also for NULL). */
 ASYNC_EXTERN int async_loop_is_closed(const async_loop *loop);
 
-/* The loop's clock in seconds: the monotonic clock, as read at the start of
- * the current iteration; with async_loop_options.virtual_clock, the virtual
- * time (0 when the loop is made). NaN for NULL. */
+/* The loop's clock in seconds, now: the monotonic clock (async_clock), or
+ * with async_loop_options.virtual_clock the virtual time (0 when the loop
+ * is made). Sleeps, call_later and timeouts count on this clock. NaN for
+ * NULL. */
 ASYNC_EXTERN double async_loop_time(const async_loop *loop);
 
 /* The name of the loop's poller backend ("epoll", "poll", ...). */
