@@ -382,6 +382,9 @@ struct async_loop {
 extern _Thread_local async_loop *async__tls_loop;
 
 int64_t async__loop_now(async_loop *loop);
+/* Called by a task that ends a batch with more tasks ready: starts the next
+ * iteration right there, without a trip to the loop's stack, when that
+ * iteration would neither poll nor fire a timer. Returns 1 if it did. */
 int async__loop_iterate_inline(async_loop *loop);
 /* Moves the calls queued by other threads onto the ready queue. */
 void async__loop_wake_drain(async_loop *loop);

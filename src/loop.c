@@ -242,6 +242,7 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
       until = loop->timers.root->when;
     timeout = until > now ? until - now : 0;
   }
+  if (timeout != 0) async__stack_trim(loop->stacks); /* idle: tidy up */
   if (timeout != 0 || ++loop->iter % POLL_EVERY == 0) {
     int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns()
                                                           : 0;

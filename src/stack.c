@@ -173,6 +173,7 @@ struct async__stack_pool {
   size_t page;
   async__stack_class *classes;
   async__stack_link chunks;
+  int trim_wanted; /* a class caches more than its budget */
 };
 
 /* ======================================================= Process state. */
@@ -569,7 +570,6 @@ void async__stack_put(async__stack_pool *pool, async__stack *s) {
   assert(pool == c->pool);
   assert(s != async__stack_current);
   assert(!s->is_free);
-  (void)pool;
 
 #if defined(ASYNC__STACK_ASAN)
   /* A task that ended by switching away for good left its frames poisoned;
@@ -578,7 +578,20 @@ void async__stack_put(async__stack_pool *pool, async__stack *s) {
 #endif
   s->owner = NULL;
   free_push(cls, s);
-  if (--c->used == 0 && cls->cached > cls->cache_max) chunk_free(c, 0);
+  /* Unmapping waits for async__stack_trim: a burst of tasks ending must not
+   * pay for munmap one chunk at a time on its way out. */
+  if (--c->used == 0 && cls->cached > cls->cache_max) pool->trim_wanted = 1;
+}
+
+void async__stack_trim(async__stack_pool *pool) {
+  if (pool == NULL || !pool->trim_wanted) return;
+  pool->trim_wanted = 0;
+  async__stack_link *l = pool->chunks.next;
+  while (l != &pool->chunks) {
+    async__stack_chunk *c = ASYNC__STACK_CONTAINER(l, async__stack_chunk, all);
+    l = l->next;
+    if (c->used == 0 && c->cls->cached > c->cls->cache_max) chunk_free(c, 0);
+  }
 }
 
 void *async__stack_lo(const async__stack *s) {

@@ -47,6 +47,11 @@ async__stack *async__stack_get(async__stack_pool *pool, size_t size,
 /* Gives the stack back to its pool. It must not be the running stack. */
 void async__stack_put(async__stack_pool *pool, async__stack *s);
 
+/* Unmaps the wholly free chunks of classes that cache more free stacks
+ * than their budget. The loop calls it when it is about to block, so that
+ * neither a burst of tasks ending nor one starting pays for it. */
+void async__stack_trim(async__stack_pool *pool);
+
 /* The usable range to run on: [lo, lo + size). */
 void *async__stack_lo(const async__stack *s);
 size_t async__stack_size(const async__stack *s);
