@@ -221,6 +221,7 @@ struct async__task {
    * those a deadline scope or task group took back (asyncio's
    * cancelling()/uncancel()): tells the request of a scope from others. */
   uint32_t ncancel;
+  struct async__scope *scopes; /* deadline scopes entered, not yet exited */
   uint32_t stack_size;
   uint64_t id;
   char *name; /* NULL: "Task-<id>", formatted on demand */
@@ -274,6 +275,12 @@ void async__task_namer(const void *owner, char *buf, size_t len);
 /* Common check of every suspending call: returns the running task, or NULL
  * and *err = -EPERM. */
 async__task *async__task_require(int *err);
+/* Deadline scopes (timeout.c) live in their task's stack frames with a
+ * timer each. A task killed inside some has their timers disarmed before
+ * its stack goes; one whose function returns inside one has lost the
+ * memory under an armed timer: a programming error, reported, fatal. */
+void async__timeout_task_killed(async__task *t);
+_Noreturn void async__timeout_left_open(async__task *t);
 
 /* }==== */
 
