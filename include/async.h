@@ -647,7 +647,8 @@ ASYNC_EXTERN int async_condition_notify_all(async_condition *c);
 typedef struct async_semaphore async_semaphore;
 
 /* Makes a semaphore holding `value` permits.
- * Returns 0, -EINVAL, -ENOMEM. Suspends: no. */
+ * Returns 0, -EINVAL (NULL out, value above INT_MAX), -ENOMEM.
+ * Suspends: no. */
 ASYNC_EXTERN int async_semaphore_new(async_semaphore **out, unsigned value);
 
 /* Makes a bounded semaphore: a release that would raise the permits above
@@ -775,7 +776,7 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * what the producer does next: a value (0; the cancellation is then
  * delivered at the consumer's next suspension point, so no value is lost),
  * or its end (-ECANCELED if it ended cancelled). *value is NULL unless 0 is
- * returned. Suspends: yes. */
+ * returned; value may be NULL to drop the value. Suspends: yes. */
 ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
 
 /* Called by a producer: hands `value` to the consumer waiting in
