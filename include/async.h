@@ -1017,7 +1017,10 @@ ASYNC_EXTERN int async_wait_for(async_future *f, double timeout,
  * The struct lives where the caller puts it (usually its stack) and holds
  * the scope's timer: every async_timeout_enter must be paired with an
  * async_timeout_exit by the same task on every path, before the memory
- * goes away. The fields are private. */
+ * goes away. A task whose function returns inside a scope is reported on
+ * stderr and the process aborts (the timer would outlive its memory); a
+ * task ended at loop close inside scopes has their timers disarmed. The
+ * fields are private. */
 typedef struct async_timeout {
   union {
     long long ll[16];
@@ -1030,7 +1033,7 @@ typedef struct async_timeout {
  * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
  * deadline has already passed and cancels the task at its next
  * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
- * task). Suspends: no. */
+ * task), -EBUSY (tmo is entered already and not exited). Suspends: no. */
 ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
 
 /* asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline

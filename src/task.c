@@ -104,6 +104,7 @@ static void task_entry(void *arg) {
   async__ctx_entered();
   async__task_reap(loop);
   void *result = t->fn(t->arg);
+  if (async__unlikely(t->scopes)) async__timeout_left_open(t);
   task_finish(loop, t, t->fail ? NULL : result, t->fail);
   loop->zombie = t;
   switch_out(loop, t, 1);
@@ -185,6 +186,7 @@ int async__task_cancel(async__task *t) {
 
 void async__task_kill(async_loop *loop, async__task *t) {
   t->killed = 1;
+  if (async__unlikely(t->scopes)) async__timeout_task_killed(t);
   if (t->state == ASYNC__T_SUSPENDED) {
     t->wait_unlink(t);
     t->state = ASYNC__T_READY;

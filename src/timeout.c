@@ -17,15 +17,19 @@
  * wait_for is asyncio 3.12's: an await inside a scope. */
 #include "compose.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SCOPE_MAGIC 0x544d4f55u /* "TMOU" */
 #define SCOPE_DEAD 0x44454144u
 #define SCOPE_NONE INT64_MAX    /* no deadline */
 
-typedef struct scope {
+/* The scope; `struct async__scope` so the task can list its scopes. */
+typedef struct async__scope {
   async__timer timer;
   async__task *task;
+  struct async__scope *outer, *inner; /* task->scopes list, innermost first */
   int64_t when;      /* loop clock, ns; SCOPE_NONE */
   uint32_t magic;
   uint32_t ncancel0; /* task->ncancel at entry */
@@ -65,8 +69,16 @@ static void scope_arm(scope *s) {
     async__timer_start(loop, &s->timer, s->when);
 }
 
+/* Whether s is one of t's entered scopes (a struct entered twice). */
+static int scope_listed(const scope *s, const async__task *t) {
+  for (const scope *x = t->scopes; x; x = x->outer)
+    if (x == s) return 1;
+  return 0;
+}
+
 static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
   scope *s = scope_of(tmo);
+  if (scope_listed(s, t)) return -EBUSY;
   memset(tmo, 0, sizeof *tmo);
   s->timer.fire = scope_fire;
   s->task = t;
@@ -74,8 +86,40 @@ static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
   s->magic = SCOPE_MAGIC;
   s->ncancel0 = t->ncancel;
   s->expired = 0;
+  s->inner = NULL;
+  s->outer = t->scopes;
+  if (s->outer) s->outer->inner = s;
+  t->scopes = s;
   scope_arm(s);
   return 0;
+}
+
+static void scope_unlist(scope *s) {
+  if (s->inner)
+    s->inner->outer = s->outer;
+  else
+    s->task->scopes = s->outer;
+  if (s->outer) s->outer->inner = s->inner;
+  s->inner = s->outer = NULL;
+}
+
+void async__timeout_task_killed(async__task *t) {
+  /* The task is parked or ready, its stack intact until it ends. */
+  while (t->scopes) {
+    scope *s = t->scopes;
+    async__timer_stop(t->fut.loop, &s->timer);
+    s->magic = SCOPE_DEAD;
+    scope_unlist(s);
+  }
+}
+
+void async__timeout_left_open(async__task *t) {
+  char name[64];
+  async__task_namer(t, name, sizeof name);
+  fprintf(stderr, "libasync: task '%s' returned inside a deadline scope "
+                  "(async_timeout_enter without async_timeout_exit)\n",
+          name);
+  abort();
 }
 
 int async_timeout_enter(async_timeout *tmo, double delay) {
@@ -125,6 +169,7 @@ int async_timeout_exit(async_timeout *tmo) {
   if (async__task_current() != t) return -EPERM;
   async__timer_stop(t->fut.loop, &s->timer);
   s->magic = SCOPE_DEAD;
+  scope_unlist(s);
   if (!s->expired) return 0;
   t->ncancel--; /* the scope's own request, taken back */
   if (t->ncancel > s->ncancel0) return 0; /* not the scope's alone */

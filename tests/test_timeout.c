@@ -5,7 +5,13 @@
  * and test_timeouts.py. */
 #include "vclock_helpers.h"
 
+#include "internal.h" /* white box: the loop's timer heap */
+
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void cancel_cb(void *f) { async_future_cancel(f); }
 
@@ -487,6 +493,113 @@ static void test_timeout_misuse(void **state) {
   assert_true(m.when_none == -1.0);
 }
 
+/* Scopes left behind: a task killed at loop close inside a scope (it
+ * ignored every cancellation) has the scope's timer disarmed before its
+ * stack goes; a task returning inside one is a fatal programming error. */
+static void *stubborn_in_scope(void *arg) {
+  int *rounds = arg;
+  async_timeout outer, inner;
+  async_timeout_enter(&outer, 1e9); /* years: never reached here */
+  async_timeout_enter(&inner, 1e8);
+  for (;;)
+    if (async_sleep(1.0) == -ECANCELED) (*rounds)++;
+  async_timeout_exit(&inner); /* never reached */
+  async_timeout_exit(&outer);
+  return NULL;
+}
+
+/* White box: when the killed task ends, no timer of its is left in the
+ * loop's heap (the scopes' timers lived on its stack). */
+typedef struct {
+  async__fwaiter w;
+  async_loop *loop;
+  size_t timers_at_end;
+} end_probe;
+
+static void end_notify(async__fwaiter *w, async_future *f) {
+  (void)f;
+  end_probe *p = (end_probe *)w;
+  p->timers_at_end = p->loop->timers.n;
+}
+
+static void test_timeout_task_killed_inside_scopes(void **state) {
+  (void)state;
+  async_loop *loop = new_vloop();
+  int rounds = 0;
+  async_task *t;
+  async_task_spawn(loop, &t, stubborn_in_scope, &rounds, NULL);
+  end_probe p = {.w.notify = end_notify, .loop = loop, .timers_at_end = 99};
+  async__future_add_waiter(t, &p.w);
+  async_call_later(loop, 5.0, stop_cb, loop, NULL);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  assert_int_equal(loop->timers.n, 3); /* its sleep and its two scopes */
+  assert_int_equal(async_loop_close(loop), 0); /* gives up on it, cleanly */
+  assert_true(rounds >= 2);
+  assert_int_equal(p.timers_at_end, 0);
+  assert_int_equal(async_task_cancelled(t), 1);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *returns_inside(void *arg) {
+  (void)arg;
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 10.0);
+  return NULL;
+}
+
+static void test_timeout_returning_inside_a_scope_aborts(void **state) {
+  (void)state;
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2); /* the report is expected */
+    async_loop *loop = NULL;
+    async_loop_options o;
+    async_loop_options_init(&o);
+    o.virtual_clock = 1;
+    async_loop_new(&loop, &o);
+    async_task *t;
+    async_task_spawn(loop, &t, returns_inside, NULL, NULL);
+    async_loop_run_until_complete(loop, t, NULL);
+    _exit(0); /* not reached */
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+typedef struct {
+  int twice, exit_outer_first, exit_inner, body;
+} order;
+
+static void *out_of_order(void *arg) {
+  order *o = arg;
+  async_timeout a, b;
+  async_timeout_enter(&a, 5.0);
+  o->twice = async_timeout_enter(&a, 1.0); /* still entered */
+  async_timeout_enter(&b, 1.0);
+  o->exit_outer_first = async_timeout_exit(&a); /* out of order: allowed */
+  o->body = async_sleep(10.0);                  /* b still cuts it short */
+  o->exit_inner = async_timeout_exit(&b);
+  return NULL;
+}
+
+static void test_timeout_enter_twice_and_exit_out_of_order(void **state) {
+  (void)state;
+  order o = {0, -1, 0, 0};
+  double end;
+  assert_int_equal(vrun(out_of_order, &o, NULL, &end), 0);
+  assert_int_equal(o.twice, -EBUSY);
+  assert_int_equal(o.exit_outer_first, 0);
+  assert_int_equal(o.body, -ECANCELED);
+  assert_int_equal(o.exit_inner, -ETIMEDOUT);
+  assert_true(end == 1.0);
+}
+
 /* }==== */
 
 int main(void) {
@@ -512,6 +625,9 @@ int main(void) {
       cmocka_unit_test(test_timeout_cancels_only_its_task),
       cmocka_unit_test(test_timeout_absolute_deadline),
       cmocka_unit_test(test_timeout_misuse),
+      cmocka_unit_test(test_timeout_task_killed_inside_scopes),
+      cmocka_unit_test(test_timeout_returning_inside_a_scope_aborts),
+      cmocka_unit_test(test_timeout_enter_twice_and_exit_out_of_order),
   };
   return cmocka_run_group_tests_name("timeout", tests, NULL, NULL);
 }
