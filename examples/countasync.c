@@ -21,15 +21,11 @@ static void *amain(void *arg) {
   async_task *t[3];
   for (int i = 0; i < 3; i++)
     t[i] = async_spawn(count, NULL);
-  /* The three already run side by side: awaiting them in turn only waits
-   * for the last one to finish, as gather would. */
-  int err = 0;
-  for (int i = 0; i < 3; i++) {
-    int e = async_await(t[i], NULL); /* -EINVAL if the spawn failed */
-    if (!err) err = e;
+  int err = async_gather(t, 3, NULL); /* waits for all; -EINVAL if a spawn
+                                         failed (a NULL task) */
+  for (int i = 0; i < 3; i++)
     async_task_release(t[i]);
-  }
-  return err ? async_fail(err) : NULL;
+  return err ? async_fail(err) : NULL; /* a task fails through async_fail */
 }
 
 int main(int argc, char **argv) {
