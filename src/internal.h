@@ -254,8 +254,9 @@ void async__future_destroy(async_future *f);
 void async__future_detach(async_future *f);
 
 /* Parks the running task t until async__task_wake(t, code) and returns
- * code. `unlink` must be set; `cancel` may be NULL. A cancellation already
- * pending returns -ECANCELED at once, without parking. */
+ * code. `unlink` must be set; `cancel` may be NULL. It does not look at a
+ * pending cancellation: every caller consumes one (returning -ECANCELED)
+ * before it registers anything, since it must then register nothing. */
 int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
                      async__cancel_fn cancel, const char *what);
 /* Makes a parked task ready; park() will return `code`. */
