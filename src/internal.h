@@ -217,6 +217,7 @@ struct async__task {
   uint8_t started;
   uint8_t cancel_req; /* a cancellation not yet delivered */
   uint8_t killed;     /* given up at close: end it without running */
+  uint8_t canary;     /* its stack has no guard page: check at each switch */
   /* Cancellation requests made while not done, merged ones included, less
    * those a deadline scope or task group took back (asyncio's
    * cancelling()/uncancel()): tells the request of a scope from others. */
@@ -273,9 +274,9 @@ void async__task_kill(async_loop *loop, async__task *t);
 void async__task_reap(async_loop *loop);
 /* Signal-safe name of a task for the overflow reporter. */
 void async__task_namer(const void *owner, char *buf, size_t len);
-/* Common check of every suspending call: returns the running task, or NULL
- * and *err = -EPERM. */
-async__task *async__task_require(int *err);
+/* async__task_require(&err), the common check of every suspending call, is
+ * inline at the end of this file: it returns the running task, or NULL
+ * and err = -EPERM. */
 /* Deadline scopes (timeout.c) live in their task's stack frames with a
  * timer each. A task killed inside some has their timers disarmed before
  * its stack goes; one whose function returns inside one has lost the
@@ -352,6 +353,7 @@ struct async_loop {
   uint8_t closed;
   uint8_t closing;
   uint8_t stopping;
+  int64_t last_poll; /* real ns: when the poller was last asked */
   async__ctx ctx;
   async__task *current;
   async__rq ready;
@@ -386,8 +388,16 @@ struct async_loop {
   atomic_int ts_signalled;
 };
 
-/* The loop running on this thread. */
-extern _Thread_local async_loop *async__tls_loop;
+/* The loop running on this thread. Initial-exec: one load from the thread
+ * pointer on every suspending call, instead of a __tls_get_addr call in the
+ * shared library (which is then not meant to be dlopen'ed late by a
+ * program short of static TLS, a few bytes' worth). */
+#if defined(__GNUC__)
+#define ASYNC__TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define ASYNC__TLS_FAST
+#endif
+extern _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
 int64_t async__loop_now(async_loop *loop);
 /* Called by a task that ends a batch with more tasks ready: starts the next
@@ -396,6 +406,13 @@ int64_t async__loop_now(async_loop *loop);
 int async__loop_iterate_inline(async_loop *loop);
 /* Moves the calls queued by other threads onto the ready queue. */
 void async__loop_wake_drain(async_loop *loop);
+
+static inline async__task *async__task_require(int *err) {
+  async_loop *loop = async__tls_loop;
+  async__task *t = loop ? loop->current : NULL;
+  if (async__unlikely(!t)) *err = -EPERM;
+  return t;
+}
 
 /* }==== */
 

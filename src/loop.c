@@ -21,9 +21,10 @@
 #include <sys/eventfd.h>
 #endif
 
-_Thread_local async_loop *async__tls_loop;
+_Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
 #define POLL_EVERY 64
+#define POLL_GAP_NS 20000 /* a busy loop polls at most this often */
 #define CLOSE_ROUNDS 8
 #define CLOSE_ROUND_NS 250000000 /* grace after each cancellation at close */
 
@@ -215,9 +216,20 @@ static void vclock_advance(async_loop *loop, int64_t started, int64_t timeout) {
   loop->now += waited;
 }
 
+/* While work is ready, every POLL_EVERY-th iteration polls without
+ * blocking, unless the last poll is younger than POLL_GAP_NS: tiny
+ * iterations (tasks that only yield) then pay no system call, and long
+ * ones poll as often as before. */
+static int poll_due(async_loop *loop) {
+  if (++loop->iter % POLL_EVERY) return 0;
+  return async__clock_ns() - loop->last_poll >= POLL_GAP_NS;
+}
+
 int async__loop_iterate_inline(async_loop *loop) {
   if (loop->stopping || loop->closing || !loop->ready.count) return 0;
-  if ((loop->iter + 1) % POLL_EVERY == 0) return 0; /* this one polls */
+  if ((loop->iter + 1) % POLL_EVERY == 0 &&
+      async__clock_ns() - loop->last_poll >= POLL_GAP_NS)
+    return 0; /* this one polls */
   if (loop->timers.root) {
     int64_t now = async__loop_now(loop);
     if (loop->timers.root->when <= now) return 0;
@@ -243,16 +255,19 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
     timeout = until > now ? until - now : 0;
   }
   if (timeout != 0) async__stack_trim(loop->stacks); /* idle: tidy up */
-  if (timeout != 0 || ++loop->iter % POLL_EVERY == 0) {
+  int polled = 0;
+  if (timeout != 0 || poll_due(loop)) {
     int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns()
                                                           : 0;
     int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
     if (n > 0) async__fd_sync_dirty(loop);
     if (async__unlikely(started)) vclock_advance(loop, started, timeout);
-    need_clock = 1;
+    polled = need_clock = 1;
   }
   if (need_clock) {
-    if (async__likely(!loop->virtual_clock)) loop->now = async__clock_ns();
+    int64_t real = async__clock_ns();
+    if (async__likely(!loop->virtual_clock)) loop->now = real;
+    if (polled) loop->last_poll = real;
     async__timers_run(loop);
   }
   loop->batch = loop->ready.count;

@@ -191,12 +191,7 @@ static atomic_long async__stack_mprotect_limit = ASYNC__STACK_MPROTECT_BUDGET;
  * at every switch, so it uses the initial-exec model where the compiler has
  * it: one store relative to the thread pointer, and no lazy allocation of
  * the thread-local block, which a signal handler could not afford. */
-#if defined(__GNUC__)
-static _Thread_local async__stack *async__stack_current
-    __attribute__((tls_model("initial-exec")));
-#else
-static _Thread_local async__stack *async__stack_current;
-#endif
+_Thread_local async__stack *async__stack_current ASYNC__STACK_TLS;
 
 /* ============================================================== Lists. */
 
@@ -604,10 +599,6 @@ size_t async__stack_size(const async__stack *s) {
 
 enum async__guard async__stack_guard(const async__stack *s) {
   return (enum async__guard)s->guard;
-}
-
-void async__stack_set_current(async__stack *s) {
-  async__stack_current = s;
 }
 
 /* =========================================================== Reporter. */

@@ -57,9 +57,21 @@ void *async__stack_lo(const async__stack *s);
 size_t async__stack_size(const async__stack *s);
 enum async__guard async__stack_guard(const async__stack *s);
 
-/* Tells the overflow reporter which stack runs now on this thread (NULL: the
- * thread's own). Called on every switch: must be cheap. */
-void async__stack_set_current(async__stack *s);
+/* The stack running on this thread, for the overflow reporter (NULL: the
+ * thread's own). It is written at every switch, so it uses the initial-exec
+ * model: one store relative to the thread pointer, and no lazy allocation
+ * of the thread-local block, which a signal handler could not afford. */
+#if defined(__GNUC__)
+#define ASYNC__STACK_TLS __attribute__((tls_model("initial-exec")))
+#else
+#define ASYNC__STACK_TLS
+#endif
+extern _Thread_local async__stack *async__stack_current ASYNC__STACK_TLS;
+
+/* Tells the overflow reporter which stack runs now on this thread. */
+static inline void async__stack_set_current(async__stack *s) {
+  async__stack_current = s;
+}
 
 /* Checks the canary of a canary-guarded stack (a no-op for the others); on
  * damage reports the owner's name and aborts. Called when a task is left. */

@@ -20,12 +20,6 @@ async__task *async__task_current(void) {
   return loop ? loop->current : NULL;
 }
 
-async__task *async__task_require(int *err) {
-  async__task *t = async__task_current();
-  if (async__unlikely(!t)) *err = -EPERM;
-  return t;
-}
-
 /* {==== Switching ======================================================= */
 
 static void task_entry(void *arg);
@@ -36,6 +30,7 @@ static int task_prepare(async_loop *loop, async__task *t) {
   if (!s) return -ENOMEM;
   t->stack = s;
   t->started = 1;
+  t->canary = async__stack_guard(s) == ASYNC__GUARD_CANARY;
   async__ctx_make(&t->ctx, async__stack_lo(s), async__stack_size(s),
                   task_entry, t);
   return 0;
@@ -72,7 +67,7 @@ static async__task *next_task(async_loop *loop) {
 /* Leaves the running task t for the next task of the batch or the loop.
  * Returns when t is resumed; never when `dying`. */
 static void switch_out(async_loop *loop, async__task *t, int dying) {
-  async__stack_check(t->stack);
+  if (async__unlikely(t->canary)) async__stack_check(t->stack);
   async__task *next = next_task(loop);
   async__ctx *to;
   if (next) {
