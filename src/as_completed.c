@@ -173,7 +173,7 @@ int async_as_completed_next(async_as_completed *it, async_future **f) {
     for (size_t i = 0; i < it->n; i++)
       if (it->slots[i].f == &t->fut && it->slots[i].state == AC_PENDING)
         return -EDEADLK;
-    if ((err = async__take_cancel(t))) return err;
+    if ((err = async__task_take_cancel(t))) return err;
     it->waiter = t;
     t->wait_obj = it;
     if (it->deadline >= 0) {
@@ -185,7 +185,7 @@ int async_as_completed_next(async_as_completed *it, async_future **f) {
     it->waiter = NULL;
     async__timer_stop(it->loop, &t->timer);
     if (err == -ECANCELED) return err;
-    if ((err = async__take_cancel(t))) return err;
+    if ((err = async__task_take_cancel(t))) return err;
   }
 }
 

@@ -81,7 +81,7 @@ int async_barrier_wait(async_barrier *b) {
     b->count = 0;
     return (int)(b->parties - 1);
   }
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   barrier_waiter bw = {.b = b};
   b->count++;
   err = async__waitq_park(&b->waiters, &bw.w, t, barrier_unlink, "barrier");

@@ -50,15 +50,4 @@ static inline int async__futs_check(const async__task *t,
   return 0;
 }
 
-/* Consumes a cancellation request of t that is still pending: the last
- * step of every composition wait (a request that came after the wake is
- * delivered by the call, as async_await does). */
-static inline int async__take_cancel(async__task *t) {
-  if (async__unlikely(t->cancel_req)) {
-    t->cancel_req = 0;
-    return -ECANCELED;
-  }
-  return 0;
-}
-
 #endif

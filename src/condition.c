@@ -82,7 +82,7 @@ int async_condition_wait(async_condition *c) {
   if (!cond_ok(c)) return -EINVAL;
   if (!async__lock_held_by(c->lock, t)) return -EPERM;
   /* A pending cancellation: delivered here, with the lock still held. */
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async_lock_release(c->lock);
   async__waiter w;
   int rc = async__waitq_park(&c->waiters, &w, t, NULL, "condition");

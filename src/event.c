@@ -60,7 +60,7 @@ int async_event_wait(async_event *e) {
   if (!t) return err;
   if (!event_ok(e)) return -EINVAL;
   if (e->flag) return 0;
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   return async__waitq_park(&e->waiters, &w, t, NULL, "event");
 }

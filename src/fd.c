@@ -84,10 +84,7 @@ int async_wait_fd(int fd, int events, double timeout) {
   if (fd < 0 || events <= 0 || (events & ~(ASYNC_READABLE | ASYNC_WRITABLE)) ||
       timeout != timeout)
     return -EINVAL;
-  if (t->cancel_req) {
-    t->cancel_req = 0;
-    return -ECANCELED;
-  }
+  if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
   if (fd == loop->wake_fd[0] || fd == loop->wake_fd[1]) return -EINVAL;
   async__fdent *ent = fd_entry(loop, fd);

@@ -277,7 +277,10 @@ static void await_cancel(async__task *t) {
   async_future_cancel(aw->f);
 }
 
-int async_await(async_future *f, void **result) {
+/* The await, shielded or not. Not shielded, a cancellation is passed on to
+ * f and reported once f is done; shielded, it wakes the waiter at once
+ * (the default cancel path) and f carries on. */
+int async__await(async_future *f, void **result, int shielded) {
   int err = 0;
   if (result) *result = NULL;
   async__task *t = async__task_require(&err);
@@ -286,25 +289,24 @@ int async_await(async_future *f, void **result) {
   if (f == &t->fut) return -EDEADLK;
   if (f->done) return async_future_result(f, result);
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
-  if (t->cancel_req) {
-    t->cancel_req = 0;
-    return -ECANCELED;
-  }
-  async_loop *loop = t->fut.loop;
+  if ((err = async__task_take_cancel(t))) return err;
   await_waiter aw = {.w.notify = await_notify, .t = t, .f = f};
   async__future_ref(f);
   async__future_add_waiter(f, &aw.w);
   t->wait_obj = &aw;
-  async__task_park(loop, t, await_unlink, await_cancel, "await");
+  err = async__task_park(t->fut.loop, t, await_unlink,
+                         shielded ? NULL : await_cancel,
+                         shielded ? "shield" : "await");
   t->wait_obj = NULL;
-  if (t->cancel_req) {
-    t->cancel_req = 0;
-    err = -ECANCELED;
-  } else {
-    err = async_future_result(f, result);
-  }
+  /* A request made after the wake (or passed on to f) is delivered now. */
+  if (!err) err = async__task_take_cancel(t);
+  if (!err) err = async_future_result(f, result);
   async__future_unref(f);
   return err;
+}
+
+int async_await(async_future *f, void **result) {
+  return async__await(f, result, 0);
 }
 
 /* }==== */

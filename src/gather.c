@@ -145,7 +145,7 @@ static int gather_run(async_future *const *futs, size_t n, void **results,
   }
   t->wait_obj = NULL;
   gather_release(&g);
-  if ((err = async__take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   return collect ? 0 : g.first_err;
 }
 

@@ -64,13 +64,6 @@ static inline async_gen *gen_of(const async__task *t) {
   return t->fn == gen_body ? (async_gen *)t->arg : NULL;
 }
 
-static inline int take_cancel(async__task *t) {
-  if (async__unlikely(t->cancel_req)) {
-    t->cancel_req = 0;
-    return -ECANCELED;
-  }
-  return 0;
-}
 
 static void gen_destroy(async_gen *g) {
   if (g->task) async_future_release(g->task);
@@ -175,7 +168,7 @@ int async_gen_next(async_gen *g, void **value) {
   if (g->done) return gen_outcome(g);
   async_loop *loop = t->fut.loop;
   if (g->task && g->task->loop != loop) return -EXDEV;
-  if ((err = take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   if (!g->task) {
     if ((err = gen_start(g, loop))) return err;
   } else {
@@ -275,7 +268,7 @@ int async_yield_value(void *value) {
   async_gen *g = gen_of(t);
   if (!g) return -EPERM;
   if (g->closed) return -EPIPE;
-  if ((err = take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
   while (!g->consumer) {
     /* Nobody asked: our previous wait was cancelled from outside and we

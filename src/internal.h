@@ -249,6 +249,8 @@ void async__future_unref(async_future *f);
 /* Marks f done and runs its waiters' notifications. */
 void async__future_complete(async_future *f, void *result, int err);
 void async__future_add_waiter(async_future *f, async__fwaiter *w);
+/* async_await (shielded == 0) and async_shield (shielded == 1). */
+int async__await(async_future *f, void **result, int shielded);
 /* Frees f's memory (no checks): the future or the task. */
 void async__future_destroy(async_future *f);
 /* At loop close: detach a future still referenced by its user. */
@@ -406,6 +408,18 @@ int64_t async__loop_now(async_loop *loop);
 int async__loop_iterate_inline(async_loop *loop);
 /* Moves the calls queued by other threads onto the ready queue. */
 void async__loop_wake_drain(async_loop *loop);
+
+/* Consumes a cancellation request of t that is still pending, as
+ * -ECANCELED: what every suspending call does before it registers anything
+ * (it must then register nothing), and after its wait for a request that
+ * came once it was woken. */
+static inline int async__task_take_cancel(async__task *t) {
+  if (async__unlikely(t->cancel_req)) {
+    t->cancel_req = 0;
+    return -ECANCELED;
+  }
+  return 0;
+}
 
 static inline async__task *async__task_require(int *err) {
   async_loop *loop = async__tls_loop;

@@ -56,7 +56,7 @@ int async_lock_acquire(async_lock *l) {
     return 0;
   }
   if (l->owner == t) return -EDEADLK;
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   /* 0: the releaser made us the owner before waking us. */
   return async__waitq_park(&l->waiters, &w, t, NULL, "lock");

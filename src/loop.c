@@ -562,17 +562,9 @@ int async_handle_release(async_handle *h) {
 
 int async_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                void *arg) {
-  if (!loop_ok(loop) || !cb) return -EINVAL;
-  if (loop->closed) return -ESHUTDOWN;
-  async_handle *h = calloc(1, sizeof *h);
-  if (!h) return -ENOMEM;
-  h->rn.kind = ASYNC__RN_CALL;
-  h->cb = cb;
-  h->arg = arg;
-  h->loop = loop;
-  h->magic = ASYNC__MAGIC_FUTURE;
-  h->state = ASYNC__H_SCHEDULED;
-  h->loop_ref = 1;
+  async_handle *h;
+  int err = handle_new(loop, cb, arg, NULL, &h);
+  if (err) return err;
   pthread_mutex_lock(&loop->ts_lock);
   async__rq_push(&loop->ts_queue, &h->rn);
   pthread_mutex_unlock(&loop->ts_lock);

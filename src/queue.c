@@ -276,7 +276,7 @@ int async_queue_put(async_queue *q, void *item) {
   err = put_now(q, item);
   if (async__likely(err != -EAGAIN)) return err;
   /* Full: wait in line; a get moves the item in and wakes us with 0. */
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   w.item = item;
   return async__waitq_park(&q->putters, &w, t, NULL, "queue put");
@@ -295,7 +295,7 @@ int async_queue_get(async_queue *q, void **item) {
   }
   if (q->shut) return -ESHUTDOWN;
   /* Empty: wait in line; a put hands its item over and wakes us with 0. */
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   w.item = NULL;
   err = async__waitq_park(&q->getters, &w, t, NULL, "queue get");
@@ -333,7 +333,7 @@ int async_queue_join(async_queue *q) {
   if (!t) return err;
   if (!queue_ok(q)) return -EINVAL;
   if (q->unfinished == 0) return 0;
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   return async__waitq_park(&q->joiners, &w, t, NULL, "queue join");
 }

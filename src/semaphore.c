@@ -64,7 +64,7 @@ int async_semaphore_acquire(async_semaphore *s) {
     s->value--;
     return 0;
   }
-  if ((err = async__waitq_take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   /* 0: the releaser handed us its permit before waking us. */
   return async__waitq_park(&s->waiters, &w, t, NULL, "semaphore");

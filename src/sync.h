@@ -35,16 +35,6 @@ static inline void async__waitq_unlink(async__task *t) {
   async__list_remove(&w->link);
 }
 
-/* Consumes a pending cancellation: the check a suspending call makes
- * before it registers anything. */
-static inline int async__waitq_take_cancel(async__task *t) {
-  if (async__unlikely(t->cancel_req)) {
-    t->cancel_req = 0;
-    return -ECANCELED;
-  }
-  return 0;
-}
-
 /* Appends w to q and parks t until a waker calls async__waitq_wake (or a
  * cancellation unlinks it). `unlink` may be NULL for the default. Returns
  * the wake code. */

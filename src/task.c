@@ -189,26 +189,16 @@ void async__task_kill(async_loop *loop, async__task *t) {
   }
 }
 
-/* Consumes a pending cancellation: the check every suspending call makes
- * before it registers anything. */
-static inline int take_cancel(async__task *t) {
-  if (async__unlikely(t->cancel_req)) {
-    t->cancel_req = 0;
-    return -ECANCELED;
-  }
-  return 0;
-}
-
 int async_yield(void) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if ((err = take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
   t->state = ASYNC__T_READY;
   async__rq_push(&loop->ready, &t->rn);
   switch_out(loop, t, 0);
-  return take_cancel(t);
+  return async__task_take_cancel(t);
 }
 
 static void sleep_fire(async__timer *tm) {
@@ -225,7 +215,7 @@ int async_sleep(double seconds) {
   if (!t) return err;
   if (seconds != seconds) return -EINVAL;
   if (!(seconds > 0)) return async_yield();
-  if ((err = take_cancel(t))) return err;
+  if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
   t->timer.fire = sleep_fire;
   async__timer_start(loop, &t->timer,

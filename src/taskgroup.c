@@ -192,7 +192,7 @@ int async_task_group_wait(async_task_group *g) {
   if ((err = group_first_error(g))) {
     g->result = err; /* an outside cancellation stays pending */
   } else {
-    g->result = async__take_cancel(t);
+    g->result = async__task_take_cancel(t);
   }
   return g->result;
 }

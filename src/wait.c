@@ -104,7 +104,7 @@ int async_wait(async_future *const futs[], size_t n,
     if (futs[i]->done) wait_count(&w, futs[i]);
 
   if (!wait_satisfied(&w) && timeout != 0) {
-    if ((err = async__take_cancel(t))) return err;
+    if ((err = async__task_take_cancel(t))) return err;
     async_loop *loop = t->fut.loop;
     w.slots = async__slots_get(w.inl, n);
     if (!w.slots) return -ENOMEM;
@@ -132,7 +132,7 @@ int async_wait(async_future *const futs[], size_t n,
     async__timer_stop(loop, &t->timer);
     wait_release(&w);
     if (err == -ECANCELED) return err;
-    if ((err = async__take_cancel(t))) return err;
+    if ((err = async__task_take_cancel(t))) return err;
   }
 
   /* What is done now, which may be more than what woke the task. */
