@@ -4,7 +4,7 @@
  *   async_bench timers N              (not implemented yet: exit 77)
  *   async_bench echo-server PORT      (not implemented yet: exit 77)
  *
- * The contract is /work/shared/peers/README.md, "Plugging in the library":
+ * The contract is ../shared/peers/README.md, "Plugging in the library":
  * one line on stdout,
  *   BENCH workload=<w> impl=ours n=<N> secs=<s.sss> ns_per_op=<x.x> [extras]
  * exit 0; a wrong result is written to stderr with exit 1; a workload not
