@@ -35,12 +35,24 @@ void *async__future_alloc(async_loop *loop) {
 void async__future_free_block(async_loop *loop, void *block) {
   async_future *f = block;
   f->magic = ASYNC__MAGIC_DEAD;
-  if (loop && !loop->closed && loop->nblock_cache < BLOCK_CACHE_MAX) {
+  /* The cache takes every block while the loop runs: a burst of tasks
+   * ending must not pay free() one by one. async__future_cache_trim gives
+   * the surplus back when the loop is about to block. */
+  if (loop && !loop->closed) {
     /* Linked through `result`, so `magic` keeps saying the block is dead. */
     f->result = loop->block_cache;
     loop->block_cache = f;
     loop->nblock_cache++;
   } else {
+    free(f);
+  }
+}
+
+void async__future_cache_trim(async_loop *loop) {
+  async_future *f;
+  while (loop->nblock_cache > BLOCK_CACHE_MAX && (f = loop->block_cache)) {
+    loop->block_cache = f->result;
+    loop->nblock_cache--;
     free(f);
   }
 }

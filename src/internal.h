@@ -238,11 +238,14 @@ static inline int async__future_ok(const async_future *f) {
 }
 
 /* Blocks for futures and tasks (one size, sizeof(async__task)) come from a
- * small per-loop cache: spawning is hot, and a released block stays
- * readable there, which is what lets a second release be caught. */
+ * per-loop cache, trimmed to a few thousand when the loop idles: spawning
+ * is hot, and a released block stays readable there, which is what lets a
+ * second release be caught. */
 void *async__future_alloc(async_loop *loop);
 void async__future_free_block(async_loop *loop, void *block);
 void async__future_cache_free(async_loop *loop);
+/* Frees cached blocks beyond a few thousand: called when the loop idles. */
+void async__future_cache_trim(async_loop *loop);
 void async__future_init(async_future *f, async_loop *loop, int kind);
 void async__future_ref(async_future *f);
 void async__future_unref(async_future *f);

@@ -254,7 +254,10 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
       until = loop->timers.root->when;
     timeout = until > now ? until - now : 0;
   }
-  if (timeout != 0) async__stack_trim(loop->stacks); /* idle: tidy up */
+  if (timeout != 0) { /* about to block: give back what bursts left */
+    async__stack_trim(loop->stacks);
+    async__future_cache_trim(loop);
+  }
   int polled = 0;
   if (timeout != 0 || poll_due(loop)) {
     int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns()
