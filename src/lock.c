@@ -14,7 +14,11 @@
 struct async_lock {
   uint32_t magic;
   uint8_t locked;
-  async__task *owner; /* the task that acquired it; NULL outside a task */
+  /* The task that acquired it (NULL outside a task), and its id: the
+   * owner may end while holding it, and a later task of the loop may get
+   * its memory back from the block cache, but not its id. */
+  async__task *owner;
+  uint64_t owner_id;
   async__list waiters; /* async__waiter */
 };
 
@@ -22,8 +26,13 @@ static inline int lock_ok(const async_lock *l) {
   return l && l->magic == LOCK_MAGIC;
 }
 
+static inline void set_owner(async_lock *l, async__task *t) {
+  l->owner = t;
+  l->owner_id = t ? t->id : 0;
+}
+
 int async__lock_held_by(const async_lock *l, const async__task *t) {
-  return l->locked && l->owner == t;
+  return l->locked && l->owner == t && l->owner_id == t->id;
 }
 
 int async_lock_new(async_lock **out) {
@@ -52,10 +61,10 @@ int async_lock_acquire(async_lock *l) {
   if (!lock_ok(l)) return -EINVAL;
   if (!l->locked) {
     l->locked = 1;
-    l->owner = t;
+    set_owner(l, t);
     return 0;
   }
-  if (l->owner == t) return -EDEADLK;
+  if (async__lock_held_by(l, t)) return -EDEADLK;
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   /* 0: the releaser made us the owner before waking us. */
@@ -66,7 +75,7 @@ int async_lock_try_acquire(async_lock *l) {
   if (!lock_ok(l)) return -EINVAL;
   if (l->locked) return -EAGAIN;
   l->locked = 1;
-  l->owner = async__task_current();
+  set_owner(l, async__task_current());
   return 0;
 }
 
@@ -75,11 +84,11 @@ int async_lock_release(async_lock *l) {
   if (!l->locked) return -EPERM;
   async__waiter *w = async__waitq_first(&l->waiters);
   if (w) {
-    l->owner = w->t; /* handed over: stays locked */
+    set_owner(l, w->t); /* handed over: stays locked */
     async__waitq_wake(w, 0);
   } else {
     l->locked = 0;
-    l->owner = NULL;
+    set_owner(l, NULL);
   }
   return 0;
 }

@@ -243,6 +243,49 @@ static void test_lock_mutual_exclusion_under_cancellation(void **state) {
   free_loop(loop);
 }
 
+/* The owner is remembered by identity, not by address: a task that ended
+ * holding the lock (any code may release it, as in asyncio) is not taken
+ * for a new task whose memory reuses its block. */
+static void *hold_and_leave(void *arg) {
+  locker *k = arg;
+  k->rc = async_lock_acquire(k->l);
+  return NULL;
+}
+
+static void *release_later(void *arg) {
+  locker *k = arg;
+  async_yield();
+  async_yield();
+  k->rc = async_lock_release(k->l);
+  return NULL;
+}
+
+static void test_lock_owner_is_not_a_reused_address(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  locker a = {.l = l, .rc = 1}, b = {.l = l, .rc = 1}, c = {.l = l, .rc = 1};
+  async_task *ta, *tb, *tc;
+  async_task_spawn(loop, &ta, hold_and_leave, &a, NULL);
+  assert_int_equal(async_loop_run_until_complete(loop, ta, NULL), 0);
+  void *old = ta;
+  async_task_release(ta); /* its block goes back to the loop's cache */
+  spin(loop);             /* and its stack too */
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(async_lock_locked(l), 1);
+  async_task_spawn(loop, &tb, lock_task, &b, NULL);
+  assert_ptr_equal(tb, old); /* the premise: the block was reused */
+  async_task_spawn(loop, &tc, release_later, &c, NULL);
+  async_task *both[] = {tb, tc};
+  run_all(loop, both, 2);
+  assert_int_equal(b.rc, 0); /* waited, then got it: not -EDEADLK */
+  assert_int_equal(c.rc, 0);
+  assert_int_equal(b.held, 1);
+  free_loop(loop);
+  assert_int_equal(async_lock_free(l), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lock_basics_outside_a_task),
@@ -253,6 +296,7 @@ int main(void) {
       cmocka_unit_test(test_lock_handed_over_then_cancelled_holds_it),
       cmocka_unit_test(test_lock_is_not_recursive),
       cmocka_unit_test(test_lock_mutual_exclusion_under_cancellation),
+      cmocka_unit_test(test_lock_owner_is_not_a_reused_address),
   };
   return cmocka_run_group_tests_name("lock", tests, NULL, NULL);
 }
