@@ -176,9 +176,12 @@ int async_task_group_wait(async_task_group *g) {
   if (t != g->parent) return -EPERM;
   if (g->finished) return g->result;
   group_uncancel(g);
-  /* An outside cancellation pending now is the body's: abort. */
-  if (t->cancel_req) group_abort(g);
-  if (g->pending) {
+  /* Until the group is closed, a child may be spawned after the last one
+   * woke us and before we run: wait again, for it too. */
+  while (g->pending) {
+    /* An outside cancellation pending now is the body's (or came after
+     * the wake, when group_cancel no longer runs): abort. */
+    if (t->cancel_req) group_abort(g);
     g->waiter = t;
     g->woken = 0;
     t->wait_obj = g;

@@ -276,6 +276,55 @@ static void test_taskgroup_cancel_free_and_misuse(void **state) {
   assert_int_equal(async_task_group_errors(NULL, NULL, NULL, 0), -EINVAL);
 }
 
+/* A child spawned (by a task outside the group) after the last child woke
+ * the parent, but before the parent ran again, is still waited for: the
+ * wait must not return with a child of the group running, whose failure
+ * would then cancel the parent after the group is over. */
+typedef struct {
+  async_task_group *g;
+  sleeper late;
+  int spawn_rc, wait_rc, late_done_at_return, after_rc;
+} latecomer;
+
+static void *one_yield(void *arg) {
+  async_yield();
+  return arg;
+}
+
+static void *late_spawner(void *arg) {
+  latecomer *l = arg;
+  async_yield(); /* the group's only child has just ended, before us */
+  l->spawn_rc = async_task_group_spawn(l->g, NULL, sleeper_fn, &l->late,
+                                       NULL);
+  return NULL;
+}
+
+static void *latecomer_main(void *arg) {
+  latecomer *l = arg;
+  async_task_group_new(&l->g);
+  async_task_group_spawn(l->g, NULL, one_yield, NULL, NULL);
+  async_task_release(async_spawn(late_spawner, l));
+  l->wait_rc = async_task_group_wait(l->g);
+  l->late_done_at_return = l->late.ended;
+  async_task_group_free(l->g);
+  l->after_rc = async_sleep(10.0);
+  return NULL;
+}
+
+static void test_taskgroup_waits_for_a_child_spawned_after_the_wake(
+    void **state) {
+  (void)state;
+  latecomer l;
+  memset(&l, 0, sizeof l);
+  l.late.delay = 1;
+  l.late.fail = -EIO;
+  assert_int_equal(vrun(latecomer_main, &l, NULL, NULL), 0);
+  assert_int_equal(l.spawn_rc, 0);
+  assert_int_equal(l.late_done_at_return, 1);
+  assert_int_equal(l.wait_rc, -EIO);
+  assert_int_equal(l.after_rc, 0); /* no stray cancellation */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_taskgroup_waits_for_all),
@@ -287,6 +336,7 @@ int main(void) {
       cmocka_unit_test(test_taskgroup_empty),
       cmocka_unit_test(test_taskgroup_misc),
       cmocka_unit_test(test_taskgroup_cancel_free_and_misuse),
+      cmocka_unit_test(test_taskgroup_waits_for_a_child_spawned_after_the_wake),
   };
   return cmocka_run_group_tests_name("taskgroup", tests, NULL, NULL);
 }
