@@ -122,10 +122,10 @@ static inline async__rnode *async__rq_pop(async__rq *q) {
 
 typedef struct async__timer {
   struct async__timer *left, *right, *parent;
-  int64_t when; /* nanoseconds on the loop's clock */
-  uint64_t seq;
+  int64_t when;  /* nanoseconds on the loop's clock */
+  uint32_t seq;  /* arming order, compared modulo 2^32 */
+  uint32_t armed;
   void (*fire)(struct async__timer *tm); /* called by the loop, unarmed */
-  int armed;
 } async__timer;
 
 typedef struct async__heap {
@@ -179,7 +179,9 @@ struct async_future {
   void *result;
   async_loop *loop;
   async__list waiters; /* async__fwaiter */
-  async__list objects; /* loop->objects: every live future of the loop */
+  /* On loop->objects (every live future, to detach them at close); a task
+   * is on loop->tasks instead while it is not done. */
+  async__list objects;
 };
 
 enum async__tstate {
@@ -205,7 +207,6 @@ struct async__task {
   async__stack *stack; /* NULL until the first run and after the last */
   async_fn fn;
   void *arg;
-  async__list link; /* loop->tasks while not done */
   async__timer timer;
   async__unlink_fn wait_unlink; /* set while parked */
   async__cancel_fn wait_cancel;
@@ -218,12 +219,12 @@ struct async__task {
   uint8_t cancel_req; /* a cancellation not yet delivered */
   uint8_t killed;     /* given up at close: end it without running */
   uint8_t canary;     /* its stack has no guard page: check at each switch */
+  uint32_t stack_size;
   /* Cancellation requests made while not done, merged ones included, less
    * those a deadline scope or task group took back (asyncio's
    * cancelling()/uncancel()): tells the request of a scope from others. */
   uint32_t ncancel;
   struct async__scope *scopes; /* deadline scopes entered, not yet exited */
-  uint32_t stack_size;
   uint64_t id;
   char *name; /* NULL: "Task-<id>", formatted on demand */
 };
@@ -365,7 +366,7 @@ struct async_loop {
   size_t batch;
   unsigned iter;
   async__heap timers;
-  uint64_t timer_seq;
+  uint32_t timer_seq;
   int64_t now; /* ns, read at the start of an iteration */
   /* Virtual clock (async_loop_options.virtual_clock): `now` starts at 0 and
    * is the only time there is; it moves when the loop jumps to the next

@@ -376,7 +376,7 @@ async_loop *async_current_loop(void) { return async__tls_loop; }
 
 static void cancel_all(async_loop *loop) {
   for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
-    async__task *t = async__container_of(n, async__task, link);
+    async__task *t = async__container_of(n, async__task, fut.objects);
     if (t->cancel_req) continue;
     async_future_cancel(&t->fut);
   }
@@ -399,7 +399,7 @@ static void close_tasks(async_loop *loop) {
                     "close; ending them without their cleanup\n",
             loop->ntasks);
     for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next)
-      async__task_kill(loop, async__container_of(n, async__task, link));
+      async__task_kill(loop, async__container_of(n, async__task, fut.objects));
     while (loop->ntasks) loop_run_once(loop, 0);
   }
   loop->running = 0;

@@ -86,7 +86,8 @@ static void switch_out(async_loop *loop, async__task *t, int dying) {
 
 static void task_finish(async_loop *loop, async__task *t, void *result,
                         int err) {
-  async__list_remove(&t->link);
+  async__list_remove(&t->fut.objects); /* off loop->tasks */
+  async__list_push(&loop->objects, &t->fut.objects);
   loop->ntasks--;
   t->state = ASYNC__T_DONE;
   t->cancel_req = 0;
@@ -255,7 +256,8 @@ int async_task_spawn(async_loop *loop, async_task **out, async_fn fn,
   t->stack_size = opts ? (uint32_t)opts->stack_size : 0;
   t->id = ++loop->next_task_id;
   t->state = ASYNC__T_READY;
-  async__list_push(&loop->tasks, &t->link);
+  async__list_remove(&t->fut.objects); /* on loop->tasks until done */
+  async__list_push(&loop->tasks, &t->fut.objects);
   loop->ntasks++;
   async__rq_push(&loop->ready, &t->rn);
   if (out) {
@@ -286,7 +288,7 @@ long async_all_tasks(async_loop *loop, async_task **out, size_t cap) {
   if (!loop_ok(loop) || (cap && !out)) return -EINVAL;
   size_t n = 0;
   for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
-    if (n < cap) out[n] = &async__container_of(l, async__task, link)->fut;
+    if (n < cap) out[n] = &async__container_of(l, async__task, fut.objects)->fut;
     n++;
   }
   return (long)n;
@@ -296,7 +298,7 @@ long async_loop_dump(async_loop *loop, FILE *out) {
   if (!loop_ok(loop) || !out) return -EINVAL;
   long n = 0;
   for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
-    async__task *t = async__container_of(l, async__task, link);
+    async__task *t = async__container_of(l, async__task, fut.objects);
     char name[64];
     async__task_namer(t, name, sizeof name);
     const char *state = t->state == ASYNC__T_RUNNING     ? "running"

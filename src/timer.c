@@ -7,8 +7,12 @@
 
 #include <time.h>
 
+/* Equal deadlines fire in arming order. The sequence wraps at 2^32, so it
+ * is compared as a difference: right for any two timers armed fewer than
+ * 2^31 arms apart. */
 static int timer_less(const async__timer *a, const async__timer *b) {
-  return a->when < b->when || (a->when == b->when && a->seq < b->seq);
+  return a->when < b->when ||
+         (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
 }
 
 /* The node at 1-based position n (n <= h->n). */

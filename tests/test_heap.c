@@ -15,7 +15,7 @@ static uint64_t next_rand(void) {
   return rng;
 }
 
-static void insert(async__heap *h, item *it, int64_t when, uint64_t seq) {
+static void insert(async__heap *h, item *it, int64_t when, uint32_t seq) {
   it->tm.when = when;
   it->tm.seq = seq;
   async__heap_insert(h, &it->tm);
@@ -35,11 +35,11 @@ static void test_heap_pops_in_deadline_order(void **state) {
   async__heap h = {0};
   for (int i = 0; i < N; i++) {
     items[i].id = i;
-    insert(&h, &items[i], (int64_t)(next_rand() % 1000), (uint64_t)i);
+    insert(&h, &items[i], (int64_t)(next_rand() % 1000), (uint32_t)i);
   }
   assert_int_equal(h.n, N);
   int64_t last_when = -1;
-  uint64_t last_seq = 0;
+  uint32_t last_seq = 0;
   for (int i = 0; i < N; i++) {
     item *it = pop(&h);
     assert_non_null(it);
@@ -59,7 +59,7 @@ static void test_heap_equal_deadlines_fifo(void **state) {
   async__heap h = {0};
   for (int i = 0; i < 64; i++) {
     items[i].id = i;
-    insert(&h, &items[i], 5, (uint64_t)i);
+    insert(&h, &items[i], 5, (uint32_t)i);
   }
   for (int i = 0; i < 64; i++) assert_int_equal(pop(&h)->id, i);
 }
@@ -72,7 +72,7 @@ static void test_heap_remove_anywhere(void **state) {
   async__heap h = {0};
   for (int i = 0; i < N; i++) {
     items[i].id = i;
-    insert(&h, &items[i], (int64_t)(next_rand() % 100000), (uint64_t)i);
+    insert(&h, &items[i], (int64_t)(next_rand() % 100000), (uint32_t)i);
   }
   /* Remove a random half, including the root and leaves. */
   for (int k = 0; k < N / 2; k++) {
@@ -112,6 +112,20 @@ static void test_heap_single_and_reinsert(void **state) {
   assert_int_equal(pop(&h)->id, 2);
 }
 
+static void test_heap_sequence_wraps(void **state) {
+  (void)state;
+  /* Equal deadlines armed across the 2^32 wrap of the sequence still fire
+   * in arming order. */
+  item items[6];
+  async__heap h = {0};
+  uint32_t seq = UINT32_MAX - 2;
+  for (int i = 0; i < 6; i++) {
+    items[i].id = i;
+    insert(&h, &items[i], 42, seq++);
+  }
+  for (int i = 0; i < 6; i++) assert_int_equal(pop(&h)->id, i);
+}
+
 static void test_heap_deadline_saturates(void **state) {
   (void)state;
   assert_int_equal(async__deadline_after(100, 0.0), 100);
@@ -128,6 +142,7 @@ int main(void) {
       cmocka_unit_test(test_heap_equal_deadlines_fifo),
       cmocka_unit_test(test_heap_remove_anywhere),
       cmocka_unit_test(test_heap_single_and_reinsert),
+      cmocka_unit_test(test_heap_sequence_wraps),
       cmocka_unit_test(test_heap_deadline_saturates),
   };
   return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
