@@ -78,6 +78,7 @@ static void ac_timer_fire(async__timer *tm) {
 }
 
 static void ac_unlink(async__task *t) {
+  if (t->state != ASYNC__T_SUSPENDED) return; /* woken: it may be freed */
   async_as_completed *it = t->wait_obj;
   it->waiter = NULL;
   async__timer_stop(t->fut.loop, &t->timer);

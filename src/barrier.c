@@ -31,6 +31,7 @@ static inline int barrier_ok(const async_barrier *b) {
 }
 
 static void barrier_unlink(async__task *t) {
+  if (t->state != ASYNC__T_SUSPENDED) return; /* woken: counted out */
   barrier_waiter *bw = t->wait_obj;
   async__list_remove(&bw->w.link);
   bw->b->count--;

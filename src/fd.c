@@ -69,7 +69,9 @@ static void waiter_unlink(async_loop *loop, async__task *t) {
   async__timer_stop(loop, &t->timer);
 }
 
-static void fd_unlink(async__task *t) { waiter_unlink(t->fut.loop, t); }
+static void fd_unlink(async__task *t) {
+  if (t->state == ASYNC__T_SUSPENDED) waiter_unlink(t->fut.loop, t);
+}
 
 static void fd_timeout(async__timer *tm) {
   async__task *t = async__container_of(tm, async__task, timer);

@@ -124,6 +124,7 @@ static void resume_producer(async_gen *g, int code) {
 /* {==== Consumer side =================================================== */
 
 static void next_unlink(async__task *t) {
+  if (t->state != ASYNC__T_SUSPENDED) return; /* woken: g may be gone */
   gen_slot *s = t->wait_obj;
   s->g->consumer = NULL;
   s->g->slot = NULL;
@@ -259,7 +260,9 @@ int async_gen_collect(async_gen *g, void ***items, size_t *n) {
 
 /* {==== Producer side =================================================== */
 
-static void yield_unlink(async__task *t) { gen_of(t)->parked = NULL; }
+static void yield_unlink(async__task *t) {
+  if (t->state == ASYNC__T_SUSPENDED) gen_of(t)->parked = NULL;
+}
 
 int async_yield_value(void *value) {
   int err = 0;

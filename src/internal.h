@@ -194,7 +194,11 @@ enum async__tstate {
 typedef struct async__task async__task;
 
 /* Unlinks a parked task from what it waits on (a timer, an fd, a future, a
- * queue), without waking it. */
+ * queue), without waking it. For a task killed at close (t->killed) it
+ * must also give back what the wait holds, and it is then called as well
+ * for a task woken from the wait but not yet resumed: t->state is READY,
+ * the waker already took the record off what it waited on (which may even
+ * be freed by now), and only what the wait itself holds is left. */
 typedef void (*async__unlink_fn)(async__task *t);
 /* Delivers a cancellation to a parked task; NULL means: unlink it and wake
  * it with -ECANCELED. */

@@ -187,6 +187,11 @@ void async__task_kill(async_loop *loop, async__task *t) {
     t->wait_unlink(t);
     t->state = ASYNC__T_READY;
     async__rq_push(&loop->ready, &t->rn);
+  } else if (t->wait_unlink) {
+    /* Woken, but its park has not returned: the wait still holds what it
+     * took (a reference, registrations on futures), which the task will
+     * not come back to give up. The hook sees it READY. */
+    t->wait_unlink(t);
   }
 }
 

@@ -1,5 +1,6 @@
 /* Cancellation at every kind of suspension point, asyncio's rules. */
 #include "helpers.h"
+#include "internal.h"
 
 #include <unistd.h>
 
@@ -295,6 +296,71 @@ static void test_cancel_at_close_unwinds_and_gives_up_on_stubborn(
   free_loop(loop);
 }
 
+/* White box: a task given up at close while it is ready, woken from a wait
+ * it has not returned from yet, still holds what the wait took: await's
+ * reference on its future, gather's registrations (on its dead stack) and
+ * references on the futures still pending. The kill gives them back. */
+typedef struct {
+  async_future *awaited, *failing, *pending;
+  int stop;
+} woken_at_kill;
+
+static void *stubborn_awaiter(void *arg) {
+  woken_at_kill *w = arg;
+  for (;;) {
+    if (w->awaited) async_future_release(w->awaited);
+    async_future_new(async_current_loop(), &w->awaited);
+    async_await(w->awaited, NULL); /* ignores every cancellation */
+  }
+  return NULL;
+}
+
+static void *stubborn_gatherer(void *arg) {
+  woken_at_kill *w = arg;
+  for (;;) {
+    if (w->failing) async_future_release(w->failing);
+    if (w->pending) async_future_release(w->pending);
+    async_future_new(async_current_loop(), &w->failing);
+    async_future_new(async_current_loop(), &w->pending);
+    async_future *fs[] = {w->failing, w->pending};
+    async_gather(fs, 2, NULL); /* woken by the first error */
+  }
+  return NULL;
+}
+
+static void *stubborn_waker(void *arg) {
+  woken_at_kill *w = arg;
+  for (;;) {
+    if (w->awaited && !async_future_done(w->awaited))
+      async_future_set_result(w->awaited, NULL);
+    if (w->failing && !async_future_done(w->failing))
+      async_future_set_error(w->failing, -EIO);
+    async_yield();
+  }
+  return NULL;
+}
+
+static void test_cancel_killed_after_a_wake_gives_back_what_it_held(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  woken_at_kill w = {0};
+  async_task_spawn(loop, NULL, stubborn_awaiter, &w, NULL);
+  async_task_spawn(loop, NULL, stubborn_gatherer, &w, NULL);
+  async_task_spawn(loop, NULL, stubborn_waker, &w, NULL);
+  spin(loop);
+  spin(loop);
+  assert_int_equal(async_loop_close(loop), 0); /* kills all three */
+  /* Only the killed tasks' own references are left, which we drop. */
+  assert_int_equal(w.awaited->refs, 1);
+  assert_int_equal(w.pending->refs, 1);
+  assert_true(async__list_empty(&w.pending->waiters));
+  assert_int_equal(async_future_release(w.awaited), 0);
+  assert_int_equal(async_future_release(w.failing), 0);
+  assert_int_equal(async_future_release(w.pending), 0);
+  free_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cancel_sleep),
@@ -307,6 +373,8 @@ int main(void) {
       cmocka_unit_test(test_cancel_fd_wait),
       cmocka_unit_test(test_cancel_from_a_callback),
       cmocka_unit_test(test_cancel_at_close_unwinds_and_gives_up_on_stubborn),
+      cmocka_unit_test(
+          test_cancel_killed_after_a_wake_gives_back_what_it_held),
   };
   return cmocka_run_group_tests_name("cancel", tests, NULL, NULL);
 }
