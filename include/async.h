@@ -302,7 +302,8 @@ ASYNC_EXTERN int async_yield(void);
 
 /* Suspends the current task for `seconds` (<= 0 behaves as async_yield).
  * Returns 0 after the time has passed, -ECANCELED if the task is cancelled
- * before, -EINVAL for NaN, -EPERM outside a task. Suspends: yes. */
+ * before it runs again (even after the time has passed), -EINVAL for NaN,
+ * -EPERM outside a task. Suspends: yes. */
 ASYNC_EXTERN int async_sleep(double seconds);
 
 /* ==== Futures (and tasks) =============================================== */

@@ -116,6 +116,12 @@ int async_wait_fd(int fd, int events, double timeout) {
   t->wait_obj = &w;
   err = async__task_park(loop, t, fd_unlink, NULL, "fd");
   t->wait_obj = NULL;
+  /* Cancelled after the fd woke it, before it ran: reported here (the fd
+   * stays ready, nothing is lost). */
+  if (err > 0) {
+    int cancelled = async__task_take_cancel(t);
+    if (cancelled) err = cancelled;
+  }
   return err;
 }
 

@@ -248,12 +248,14 @@ int async_future_remove_done_callback(async_future *f, async_done_fn cb,
       if (d->cb == cb && d->arg == arg) {
         async__list_remove(n);
         free(d);
-        f->refs--; /* the caller's reference keeps f alive */
         removed++;
       }
     }
     n = next;
   }
+  /* Each record held a reference. Dropped after the walk: the last may
+   * free f, when the caller's pointer was only borrowed. */
+  for (int i = 0; i < removed; i++) async__future_unref(f);
   return removed;
 }
 

@@ -226,7 +226,10 @@ int async_sleep(double seconds) {
   t->timer.fire = sleep_fire;
   async__timer_start(loop, &t->timer,
                      async__deadline_after(async__loop_now(loop), seconds));
-  return async__task_park(loop, t, sleep_unlink, NULL, "sleep");
+  err = async__task_park(loop, t, sleep_unlink, NULL, "sleep");
+  /* Cancelled after the timer woke it, before it ran: reported here, as
+   * asyncio raises from that same sleep. */
+  return err ? err : async__task_take_cancel(t);
 }
 
 /* }==== */

@@ -242,6 +242,50 @@ static void test_cancel_fd_wait(void **state) {
   free_loop(loop);
 }
 
+typedef struct {
+  async_task *victim;
+  int first;
+  int second;
+} late_cancel;
+
+/* Armed first, so its timer fires first when both are due together: it
+ * runs while the victim is woken but has not run yet. */
+static void *canceller(void *arg) {
+  late_cancel *c = arg;
+  async_sleep(1.0);
+  async_task_cancel(c->victim);
+  return NULL;
+}
+
+static void *late_victim(void *arg) {
+  late_cancel *c = arg;
+  c->first = async_sleep(1.0);
+  c->second = async_sleep(0.5);
+  return NULL;
+}
+
+static void test_cancel_after_the_wake_is_reported_by_that_sleep(
+    void **state) {
+  (void)state;
+  async_loop_options o;
+  async_loop_options_init(&o);
+  o.virtual_clock = 1; /* equal deadlines, exactly */
+  async_loop *loop;
+  assert_int_equal(async_loop_new(&loop, &o), 0);
+  late_cancel c = {0};
+  async_task *a, *b;
+  async_task_spawn(loop, &a, canceller, &c, NULL);
+  async_task_spawn(loop, &b, late_victim, &c, NULL);
+  c.victim = b;
+  assert_int_equal(async_loop_run_until_complete(loop, b, NULL), 0);
+  assert_int_equal(c.first, -ECANCELED); /* asyncio raises from that sleep */
+  assert_int_equal(c.second, 0);         /* delivered once */
+  async_loop_run_until_complete(loop, a, NULL);
+  async_task_release(a);
+  async_task_release(b);
+  free_loop(loop);
+}
+
 static void cancel_cb(void *arg) { async_task_cancel(arg); }
 
 static void test_cancel_from_a_callback(void **state) {
@@ -372,6 +416,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_await_of_a_bare_future_cancels_it),
       cmocka_unit_test(test_cancel_fd_wait),
       cmocka_unit_test(test_cancel_from_a_callback),
+      cmocka_unit_test(test_cancel_after_the_wake_is_reported_by_that_sleep),
       cmocka_unit_test(test_cancel_at_close_unwinds_and_gives_up_on_stubborn),
       cmocka_unit_test(
           test_cancel_killed_after_a_wake_gives_back_what_it_held),

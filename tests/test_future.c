@@ -103,6 +103,25 @@ static void test_future_set_on_a_task_is_refused(void **state) {
   free_loop(loop);
 }
 
+static void nop_done(async_future *f, void *arg) {
+  (void)f;
+  (void)arg;
+}
+
+static void test_future_removing_the_last_callback_frees_it(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_future *f;
+  assert_int_equal(async_future_new(loop, &f), 0);
+  assert_int_equal(async_future_add_done_callback(f, nop_done, NULL), 0);
+  assert_int_equal(async_future_release(f), 0); /* the record holds it */
+  assert_int_equal(async_future_done(f), 0);    /* still alive */
+  assert_int_equal(async_future_remove_done_callback(f, nop_done, NULL), 1);
+  /* That was the last reference: the handle is dead now. */
+  assert_int_equal(async_future_done(f), -EINVAL);
+  free_loop(loop);
+}
+
 static void test_future_outlives_its_loop(void **state) {
   (void)state;
   async_loop *loop = new_loop();
@@ -128,6 +147,7 @@ int main(void) {
       cmocka_unit_test(test_future_set_error_and_result_without_waiting),
       cmocka_unit_test(test_future_cancel),
       cmocka_unit_test(test_future_set_on_a_task_is_refused),
+      cmocka_unit_test(test_future_removing_the_last_callback_frees_it),
       cmocka_unit_test(test_future_outlives_its_loop),
   };
   return cmocka_run_group_tests_name("future", tests, NULL, NULL);

@@ -304,10 +304,10 @@ static void test_timeout_merged_with_outside_cancel(void **state) {
   assert_int_equal(o.later, 0);
 }
 
-/* The deadline passes after the body's last suspension: the request is
- * still pending at exit, which withdraws it; the task carries on
- * uncancelled. Arranged exactly: another task moves the scope's deadline
- * to the end of the body's sleep, so the sleep's timer (armed first) wakes
+/* The deadline passes while the body is ready after its sleep ended:
+ * asyncio raises from that sleep, and so do we; the scope reports the
+ * timeout. Arranged exactly: another task moves the scope's deadline to
+ * the end of the body's sleep, so the sleep's timer (armed first) wakes
  * the body and the scope's timer then fires while the body is ready. */
 typedef struct {
   async_timeout *tmo;
@@ -334,15 +334,64 @@ static void *undelivered_main(void *arg) {
   return NULL;
 }
 
-static void test_timeout_undelivered_request_is_withdrawn(void **state) {
+static void test_timeout_expiring_after_the_wake_reaches_that_sleep(
+    void **state) {
   (void)state;
   undelivered u = {NULL, -1, 0, -1, -1};
   double end;
   assert_int_equal(vrun(undelivered_main, &u, NULL, &end), 0);
-  assert_int_equal(u.sleep_rc, 0);
+  assert_int_equal(u.sleep_rc, -ECANCELED);
   assert_int_equal(u.expired, 1);
-  assert_int_equal(u.exit_rc, 0);
+  assert_int_equal(u.exit_rc, -ETIMEDOUT);
   assert_int_equal(u.later, 0);
+  assert_true(end == 2.0);
+}
+
+/* The deadline passes after the body's last suspension returned success:
+ * a queue get that was handed its item keeps it (nothing is lost), so the
+ * request is still pending at exit, which withdraws it, and the task
+ * carries on uncancelled. */
+typedef struct {
+  async_timeout *tmo;
+  async_queue *q;
+  void *item;
+  int get_rc, expired, exit_rc, later;
+} handed;
+
+static void *hand_over(void *arg) {
+  handed *h = arg;
+  async_sleep(1.0);
+  async_queue_put_nowait(h->q, IPTR(7)); /* straight to the waiting body */
+  async_timeout_reschedule(h->tmo, 1.0); /* passes while the body is ready */
+  return NULL;
+}
+
+static void *handed_main(void *arg) {
+  handed *h = arg;
+  async_timeout tmo;
+  h->tmo = &tmo;
+  if (async_queue_new(&h->q, 1, NULL)) return async_fail(-ENOMEM);
+  async_timeout_enter(&tmo, -1);
+  async_task *t = async_spawn(hand_over, h);
+  h->get_rc = async_queue_get(h->q, &h->item);
+  h->expired = async_timeout_expired(&tmo);
+  h->exit_rc = async_timeout_exit(&tmo);
+  h->later = async_sleep(1.0);
+  async_task_release(t);
+  async_queue_free(h->q);
+  return NULL;
+}
+
+static void test_timeout_undelivered_request_is_withdrawn(void **state) {
+  (void)state;
+  handed h = {NULL, NULL, NULL, -1, 0, -1, -1};
+  double end;
+  assert_int_equal(vrun(handed_main, &h, NULL, &end), 0);
+  assert_int_equal(h.get_rc, 0);
+  assert_int_equal(PTRI(h.item), 7);
+  assert_int_equal(h.expired, 1);
+  assert_int_equal(h.exit_rc, 0);
+  assert_int_equal(h.later, 0);
   assert_true(end == 2.0);
 }
 
@@ -620,6 +669,7 @@ int main(void) {
       cmocka_unit_test(test_timeout_reschedule_earlier_and_to_none),
       cmocka_unit_test(test_timeout_outside_cancel_is_not_converted),
       cmocka_unit_test(test_timeout_merged_with_outside_cancel),
+      cmocka_unit_test(test_timeout_expiring_after_the_wake_reaches_that_sleep),
       cmocka_unit_test(test_timeout_undelivered_request_is_withdrawn),
       cmocka_unit_test(test_timeout_zero_delay),
       cmocka_unit_test(test_timeout_cancels_only_its_task),
