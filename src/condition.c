@@ -14,11 +14,15 @@
 #define COND_MAGIC 0x434f4e44u /* "COND" */
 #define COND_DEAD 0x44454144u
 
+/* `resuming` counts the waiters notified that have not taken the lock
+ * back yet: they still read the condition when they run, so it must not
+ * be freed under them. */
 struct async_condition {
   uint32_t magic;
   uint8_t own_lock;
+  unsigned resuming;
   async_lock *lock;
-  async__list waiters; /* async__waiter */
+  async__list waiters; /* async__waiter; item is the condition once notified */
 };
 
 static inline int cond_ok(const async_condition *c) {
@@ -49,7 +53,7 @@ int async_condition_new(async_condition **out, async_lock *lock) {
 int async_condition_free(async_condition *c) {
   if (!c) return 0;
   if (!cond_ok(c)) return -EINVAL;
-  if (!async__list_empty(&c->waiters)) return -EBUSY;
+  if (!async__list_empty(&c->waiters) || c->resuming) return -EBUSY;
   if (c->own_lock) {
     int err = async_lock_free(c->lock);
     if (err) return err;
@@ -75,6 +79,14 @@ int async_condition_locked(const async_condition *c) {
   return cond_ok(c) ? async_lock_locked(c->lock) : -EINVAL;
 }
 
+/* Unlinks a parked waiter; for one killed at loop close after it was
+ * notified, gives back its count in `resuming` (it will not run again). */
+static void cond_unlink(async__task *t) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->killed && w->item) ((async_condition *)w->item)->resuming--;
+}
+
 int async_condition_wait(async_condition *c) {
   int err = 0;
   async__task *t = async__task_require(&err);
@@ -85,11 +97,13 @@ int async_condition_wait(async_condition *c) {
   if ((err = async__task_take_cancel(t))) return err;
   async_lock_release(c->lock);
   async__waiter w;
-  int rc = async__waitq_park(&c->waiters, &w, t, NULL, "condition");
+  w.item = NULL;
+  int rc = async__waitq_park(&c->waiters, &w, t, cond_unlink, "condition");
   /* Take the lock back, however many times we are cancelled meanwhile. */
   int cancelled_again = 0;
   while ((err = async_lock_acquire(c->lock)) == -ECANCELED)
     cancelled_again = 1;
+  if (w.item) c->resuming--; /* done with c: it may be freed now */
   if (err) return err; /* only if the lock was freed under us */
   if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
   return rc;
@@ -113,6 +127,8 @@ int async_condition_notify(async_condition *c, int n) {
   int woken = 0;
   async__waiter *w;
   while (woken < n && (w = async__waitq_first(&c->waiters))) {
+    w->item = c;
+    c->resuming++;
     async__waitq_wake(w, 0);
     woken++;
   }

@@ -82,6 +82,27 @@ static void test_condition_notify_wakes_in_order(void **state) {
   free_loop(loop);
 }
 
+static void test_condition_free_refused_until_the_notified_resume(
+    void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  assert_int_equal(async_condition_new(&c, NULL), 0);
+  cw w[1];
+  async_task *t[1];
+  spawn_waiters(loop, c, w, t, 1, NULL);
+  async_lock_try_acquire(async_condition_lock(c));
+  assert_int_equal(async_condition_notify(c, 1), 1);
+  async_condition_release(c);
+  /* Notified, not yet run: it will take the lock back through c. */
+  assert_int_equal(async_condition_free(c), -EBUSY);
+  run_all(loop, t, 1);
+  assert_int_equal(w[0].rc, 0);
+  assert_int_equal(w[0].held, 1);
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
 static void test_condition_notify_all(void **state) {
   (void)state;
   async_loop *loop = new_loop();
@@ -300,6 +321,7 @@ static void test_condition_misuse(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_condition_free_refused_until_the_notified_resume),
       cmocka_unit_test(test_condition_notify_wakes_in_order),
       cmocka_unit_test(test_condition_notify_all),
       cmocka_unit_test(test_condition_cancelled_waiter_absorbs_no_notify),
