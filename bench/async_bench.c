@@ -156,7 +156,7 @@ static void *spawn_child(void *arg) {
 
 static void *spawn_main(void *arg) {
   spawn_job *job = arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   long long sum = 0;
 
   double t0 = async_clock();
@@ -233,7 +233,7 @@ static void *sleeper(void *arg) {
 
 static void *sleepers_main(void *arg) {
   sleepers_job *job = arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
 
   double t0 = async_clock(), c0 = cpu_clock();
   for (long i = 0; i < job->n; i++) {

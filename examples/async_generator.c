@@ -21,7 +21,7 @@ static void *mygen(void *arg) {
   const mygen_args *a = arg;
   long v = 1;
   for (long i = 0; i < a->u; i++, v *= a->base) {
-    if (async_yield_value((void *)(intptr_t)v) != 0)
+    if (async_gen_yield((void *)(intptr_t)v) != 0)
       break; /* closed by the consumer (or cancelled): clean up here */
     async_sleep(0.1 * scale);
   }

@@ -25,8 +25,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "call_soon_stop: %s\n", async_strerror(err));
     return 1;
   }
-  err = async_call_soon(loop, event_handler, NULL, NULL);
-  if (!err) err = async_call_soon(loop, event_handler, loop, NULL);
+  err = async_loop_call_soon(loop, event_handler, NULL, NULL);
+  if (!err) err = async_loop_call_soon(loop, event_handler, loop, NULL);
   if (!err) {
     puts("Loop is being started");
     err = async_loop_run_forever(loop);

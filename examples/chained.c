@@ -99,7 +99,7 @@ typedef struct chain {
   double took; /* seconds, on the loop's clock */
 } chain;
 
-static double now(void) { return async_loop_time(async_current_loop()); }
+static double now(void) { return async_loop_time(async_loop_current()); }
 
 static int part1(chain *c) {
   int i = randint_0_10();

@@ -124,12 +124,12 @@ typedef struct {
 
 static void *iterate_bare(void *arg) {
   bare *b = arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   for (int i = 0; i < 3; i++) async_future_new(loop, &b->f[i]);
   b->f[3] = b->f[0];                      /* the same future twice */
   async_future_set_result(b->f[2], NULL); /* done already */
-  async_call_later(loop, 2.0, resolve_cb, b->f[0], NULL);
-  async_call_later(loop, 4.0, resolve_cb, b->f[1], NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, b->f[0], NULL);
+  async_loop_call_later(loop, 4.0, resolve_cb, b->f[1], NULL);
   async_as_completed *it;
   async_as_completed_new(&it, b->f, 4, 3.0);
   /* Nobody waits in next() until 5: the order is recorded meanwhile, and
@@ -169,11 +169,11 @@ typedef struct {
 
 static void *iterate_cancelled(void *arg) {
   cancelled *c = arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   for (int i = 0; i < 2; i++) async_future_new(loop, &c->f[i]);
-  async_call_later(loop, 1.0, cancel_cb, async_current_task(), NULL);
-  async_call_later(loop, 2.0, resolve_cb, c->f[1], NULL);
-  async_call_later(loop, 3.0, resolve_cb, c->f[0], NULL);
+  async_loop_call_later(loop, 1.0, cancel_cb, async_task_current(), NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, c->f[1], NULL);
+  async_loop_call_later(loop, 3.0, resolve_cb, c->f[0], NULL);
   async_as_completed *it;
   async_as_completed_new(&it, c->f, 2, -1);
   for (int i = 0; i < 4; i++) {
@@ -214,7 +214,7 @@ static void *next_waiter(void *arg) {
 static void *busy_main(void *arg) {
   busy *b = arg;
   async_future *f;
-  async_future_new(async_current_loop(), &f);
+  async_future_new(async_loop_current(), &f);
   async_as_completed_new(&b->it, &f, 1, -1);
   async_task *w = async_spawn(next_waiter, b);
   async_yield(); /* w waits in next() */

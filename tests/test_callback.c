@@ -17,8 +17,8 @@ static void test_callback_call_soon_is_fifo(void **state) {
   async_loop *loop = new_loop();
   g_log.n = 0;
   for (int i = 0; i < 10; i++)
-    assert_int_equal(async_call_soon(loop, log_cb, IPTR(i), NULL), 0);
-  async_call_soon(loop, stop_cb, loop, NULL);
+    assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(i), NULL), 0);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   int want[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
   seqlog_expect(&g_log, want, 10);
@@ -31,13 +31,13 @@ static void test_callback_timers_by_deadline_then_scheduling(void **state) {
   g_log.n = 0;
   double now = async_loop_time(loop);
   /* Equal deadlines fire in the order they were scheduled. */
-  async_call_at(loop, now + 0.03, log_cb, IPTR(4), NULL);
-  async_call_at(loop, now + 0.01, log_cb, IPTR(1), NULL);
-  async_call_at(loop, now + 0.02, log_cb, IPTR(2), NULL);
-  async_call_at(loop, now + 0.02, log_cb, IPTR(3), NULL);
-  async_call_at(loop, now + 0.01, log_cb, IPTR(11), NULL);
-  async_call_later(loop, -1.0, log_cb, IPTR(0), NULL); /* due at once */
-  async_call_at(loop, now + 0.04, stop_cb, loop, NULL);
+  async_loop_call_at(loop, now + 0.03, log_cb, IPTR(4), NULL);
+  async_loop_call_at(loop, now + 0.01, log_cb, IPTR(1), NULL);
+  async_loop_call_at(loop, now + 0.02, log_cb, IPTR(2), NULL);
+  async_loop_call_at(loop, now + 0.02, log_cb, IPTR(3), NULL);
+  async_loop_call_at(loop, now + 0.01, log_cb, IPTR(11), NULL);
+  async_loop_call_later(loop, -1.0, log_cb, IPTR(0), NULL); /* due at once */
+  async_loop_call_at(loop, now + 0.04, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   int want[] = {0, 1, 11, 2, 3, 4};
   seqlog_expect(&g_log, want, 6);
@@ -48,7 +48,7 @@ static void test_callback_call_later_waits(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   double t0 = async_clock();
-  async_call_later(loop, 0.05, stop_cb, loop, NULL);
+  async_loop_call_later(loop, 0.05, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   double dt = async_clock() - t0;
   assert_true(dt >= 0.05);
@@ -61,12 +61,12 @@ static void test_callback_cancel_before_and_after(void **state) {
   async_loop *loop = new_loop();
   g_log.n = 0;
   async_handle *soon, *later, *ran;
-  assert_int_equal(async_call_soon(loop, log_cb, IPTR(1), &soon), 0);
-  assert_int_equal(async_call_later(loop, 0.01, log_cb, IPTR(2), &later), 0);
-  assert_int_equal(async_call_soon(loop, log_cb, IPTR(3), &ran), 0);
+  assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(1), &soon), 0);
+  assert_int_equal(async_loop_call_later(loop, 0.01, log_cb, IPTR(2), &later), 0);
+  assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(3), &ran), 0);
   assert_int_equal(async_handle_cancel(soon), 1);
   assert_int_equal(async_handle_cancel(later), 1);
-  async_call_later(loop, 0.02, stop_cb, loop, NULL);
+  async_loop_call_later(loop, 0.02, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   int want[] = {3};
   seqlog_expect(&g_log, want, 1);
@@ -79,9 +79,9 @@ static void test_callback_release_keeps_it_scheduled(void **state) {
   async_loop *loop = new_loop();
   g_log.n = 0;
   async_handle *h;
-  assert_int_equal(async_call_later(loop, 0.001, log_cb, IPTR(9), &h), 0);
+  assert_int_equal(async_loop_call_later(loop, 0.001, log_cb, IPTR(9), &h), 0);
   assert_int_equal(async_handle_release(h), 0);
-  async_call_later(loop, 0.01, stop_cb, loop, NULL);
+  async_loop_call_later(loop, 0.01, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   int want[] = {9};
   seqlog_expect(&g_log, want, 1);
@@ -92,7 +92,7 @@ static void chain_cb(void *arg) {
   async_loop *loop = arg;
   seqlog_add(&g_log, 1);
   /* Scheduled during the iteration that stop ends: runs on the next run. */
-  async_call_soon(loop, log_cb, IPTR(2), NULL);
+  async_loop_call_soon(loop, log_cb, IPTR(2), NULL);
   async_loop_stop(loop);
 }
 
@@ -100,11 +100,11 @@ static void test_callback_scheduled_during_iteration_runs_next(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   g_log.n = 0;
-  async_call_soon(loop, chain_cb, loop, NULL);
+  async_loop_call_soon(loop, chain_cb, loop, NULL);
   async_loop_run_forever(loop);
   int want1[] = {1};
   seqlog_expect(&g_log, want1, 1);
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   int want2[] = {1, 2};
   seqlog_expect(&g_log, want2, 2);
@@ -115,18 +115,18 @@ static void test_callback_bad_arguments(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_handle *h = (async_handle *)&h;
-  assert_int_equal(async_call_soon(NULL, log_cb, NULL, NULL), -EINVAL);
-  assert_int_equal(async_call_soon(loop, NULL, NULL, &h), -EINVAL);
+  assert_int_equal(async_loop_call_soon(NULL, log_cb, NULL, NULL), -EINVAL);
+  assert_int_equal(async_loop_call_soon(loop, NULL, NULL, &h), -EINVAL);
   assert_null(h);
-  assert_int_equal(async_call_later(loop, 0.0 / 0.0, log_cb, NULL, NULL),
+  assert_int_equal(async_loop_call_later(loop, 0.0 / 0.0, log_cb, NULL, NULL),
                    -EINVAL);
-  assert_int_equal(async_call_at(loop, 0.0 / 0.0, log_cb, NULL, NULL),
+  assert_int_equal(async_loop_call_at(loop, 0.0 / 0.0, log_cb, NULL, NULL),
                    -EINVAL);
-  assert_int_equal(async_call_soon_threadsafe(NULL, log_cb, NULL), -EINVAL);
+  assert_int_equal(async_loop_call_soon_threadsafe(NULL, log_cb, NULL), -EINVAL);
   assert_int_equal(async_handle_cancel(NULL), -EINVAL);
   assert_int_equal(async_handle_release(NULL), -EINVAL);
   /* A handle given back twice is caught while the loop still holds it. */
-  assert_int_equal(async_call_later(loop, 10.0, log_cb, NULL, &h), 0);
+  assert_int_equal(async_loop_call_later(loop, 10.0, log_cb, NULL, &h), 0);
   assert_int_equal(async_handle_release(h), 0);
   free_loop(loop);
 }
@@ -135,7 +135,7 @@ static void test_callback_handle_outlives_loop(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_handle *h;
-  assert_int_equal(async_call_later(loop, 10.0, log_cb, NULL, &h), 0);
+  assert_int_equal(async_loop_call_later(loop, 10.0, log_cb, NULL, &h), 0);
   free_loop(loop); /* drops the callback; the handle stays ours */
   assert_int_equal(async_handle_cancel(h), 0);
 }

@@ -1,6 +1,6 @@
 /* Cancellation at every kind of suspension point, asyncio's rules. */
 #include "helpers.h"
-#include "internal.h"
+#include "core/core.h"
 
 #include <unistd.h>
 
@@ -8,7 +8,7 @@ static void stop_cb(void *arg) { async_loop_stop(arg); }
 
 /* Runs the loop for one pass over what is ready now. */
 static void spin(async_loop *loop) {
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
 }
 
@@ -88,7 +88,7 @@ static void test_cancel_before_start(void **state) {
 
 static void *self_cancel(void *arg) {
   probe *p = arg;
-  async_task_cancel(async_current_task());
+  async_task_cancel(async_task_current());
   p->ran = 1;               /* still running: delivery waits */
   p->first = async_sleep(60.0); /* returns at once */
   p->second = async_sleep(0.001);
@@ -212,7 +212,7 @@ typedef struct {
 
 static void *wait_readable(void *arg) {
   fd_wait *w = arg;
-  w->err = async_wait_fd(w->fd, ASYNC_READABLE, -1);
+  w->err = async_fd_wait(w->fd, ASYNC_READABLE, -1);
   return NULL;
 }
 
@@ -294,7 +294,7 @@ static void test_cancel_from_a_callback(void **state) {
   probe p = {0};
   async_task *t;
   async_task_spawn(loop, &t, sleeper, &p, NULL);
-  async_call_later(loop, 0.01, cancel_cb, t, NULL);
+  async_loop_call_later(loop, 0.01, cancel_cb, t, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
   async_task_release(t);
   free_loop(loop);
@@ -353,7 +353,7 @@ static void *stubborn_awaiter(void *arg) {
   woken_at_kill *w = arg;
   for (;;) {
     if (w->awaited) async_future_release(w->awaited);
-    async_future_new(async_current_loop(), &w->awaited);
+    async_future_new(async_loop_current(), &w->awaited);
     async_await(w->awaited, NULL); /* ignores every cancellation */
   }
   return NULL;
@@ -364,8 +364,8 @@ static void *stubborn_gatherer(void *arg) {
   for (;;) {
     if (w->failing) async_future_release(w->failing);
     if (w->pending) async_future_release(w->pending);
-    async_future_new(async_current_loop(), &w->failing);
-    async_future_new(async_current_loop(), &w->pending);
+    async_future_new(async_loop_current(), &w->failing);
+    async_future_new(async_loop_current(), &w->pending);
     async_future *fs[] = {w->failing, w->pending};
     async_gather(fs, 2, NULL); /* woken by the first error */
   }

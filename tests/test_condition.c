@@ -4,7 +4,7 @@
 static void stop_cb(void *arg) { async_loop_stop(arg); }
 
 static void spin(async_loop *loop) {
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
 }
 

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "ctx.h"
+#include "os/os.h"
 
 /* Valgrind takes a jump of the stack pointer into unknown memory for a
  * stack overflow unless the stacks are registered. */

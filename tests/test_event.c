@@ -4,7 +4,7 @@
 static void stop_cb(void *arg) { async_loop_stop(arg); }
 
 static void spin(async_loop *loop) {
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
 }
 
@@ -60,7 +60,7 @@ static void test_event_set_wakes_every_waiter_in_order(void **state) {
 
 static void *wait_twice(void *arg) {
   ewait *w = arg;
-  async_task_cancel(async_current_task());
+  async_task_cancel(async_task_current());
   w->rc = async_event_wait(w->e); /* set: does not suspend */
   w->done = async_yield();        /* the cancellation, delivered here */
   return NULL;

@@ -8,7 +8,7 @@
 static void stop_cb(void *arg) { async_loop_stop(arg); }
 
 static void spin(async_loop *loop) {
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
 }
 
@@ -21,7 +21,7 @@ typedef struct {
 
 static void *waiter(void *arg) {
   waitc *w = arg;
-  w->got = async_wait_fd(w->fd, w->events, w->timeout);
+  w->got = async_fd_wait(w->fd, w->events, w->timeout);
   return NULL;
 }
 
@@ -174,7 +174,7 @@ static void test_fd_bad_arguments(void **state) {
   async_loop_run_until_complete(loop, t, NULL);
   async_task_release(t);
   assert_true(w.got == -EBADF || w.got == ASYNC_READABLE);
-  assert_int_equal(async_wait_fd(0, ASYNC_READABLE, 0), -EPERM);
+  assert_int_equal(async_fd_wait(0, ASYNC_READABLE, 0), -EPERM);
   free_loop(loop);
 }
 

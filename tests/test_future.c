@@ -29,9 +29,9 @@ static void test_future_set_result_wakes_every_waiter(void **state) {
   for (int i = 0; i < 3; i++)
     async_task_spawn(loop, NULL, await_f, &c, NULL);
   /* The bridge: a plain callback resolves what the tasks await. */
-  async_call_later(loop, 0.01, resolve_cb, &c, NULL);
+  async_loop_call_later(loop, 0.01, resolve_cb, &c, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, c.f, NULL), 0);
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   for (int i = 0; i < 3; i++) {
     assert_int_equal(c.err[i], 0);
@@ -71,7 +71,7 @@ static void test_future_cancel(void **state) {
   assert_int_equal(async_future_new(loop, &c.f), 0);
   async_task *t;
   async_task_spawn(loop, &t, await_f, &c, NULL);
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop); /* the task now waits */
   assert_int_equal(async_future_cancel(c.f), 1);
   assert_int_equal(async_future_cancel(c.f), 0);

@@ -81,7 +81,7 @@ static void *gather_duplicate(void *arg) {
   dup *d = arg;
   async_task *t = async_spawn(sleeper_fn, &d->s);
   async_future *f;
-  async_future_new(async_current_loop(), &f);
+  async_future_new(async_loop_current(), &f);
   async_future_set_result(f, IPTR(9));
   async_future *list[4] = {t, f, t, t};
   d->err = async_gather(list, 4, d->res);
@@ -112,11 +112,11 @@ static void resolve_cb(void *arg) { async_future_set_result(arg, IPTR(7)); }
 
 static void *gather_bare(void *arg) {
   bare *b = arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   async_future_new(loop, &b->f[0]);
   async_future_new(loop, &b->f[1]);
-  async_call_later(loop, 2.0, resolve_cb, b->f[0], NULL);
-  async_call_later(loop, 1.0, resolve_cb, b->f[1], NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, b->f[0], NULL);
+  async_loop_call_later(loop, 1.0, resolve_cb, b->f[1], NULL);
   sleeper s = {.delay = 0.5, .value = IPTR(8)};
   async_task *t = async_spawn(sleeper_fn, &s);
   async_future *list[3] = {b->f[0], t, b->f[1]};
@@ -175,8 +175,8 @@ static void test_gather_many_futures(void **state) {
 static void *gather_done(void *arg) {
   empty_probe *p = arg;
   async_future *f[2];
-  async_future_new(async_current_loop(), &f[0]);
-  async_future_new(async_current_loop(), &f[1]);
+  async_future_new(async_loop_current(), &f[0]);
+  async_future_new(async_loop_current(), &f[1]);
   async_future_set_result(f[0], IPTR(1));
   async_future_set_error(f[1], -EIO);
   async_task *other = async_spawn(count_runs, p);
@@ -274,7 +274,7 @@ static void *gather_child_cancelled(void *arg) {
   child_cancel *c = arg;
   async_task *t[2];
   for (int i = 0; i < 2; i++) t[i] = async_spawn(sleeper_fn, &c->s[i]);
-  async_call_later(async_current_loop(), 1.0, cancel_cb, t[0], NULL);
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, t[0], NULL);
   if (c->collect)
     c->err = async_gather_errors(t, 2, NULL, c->errs);
   else
@@ -325,9 +325,9 @@ static void *gatherer(void *arg) {
   outer_cancel *o = arg;
   async_task *t[3];
   for (int i = 0; i < 3; i++) t[i] = async_spawn(sleeper_fn, &o->s[i]);
-  async_future_new(async_current_loop(), &o->bare);
+  async_future_new(async_loop_current(), &o->bare);
   async_future *list[4] = {t[0], t[1], o->bare, t[2]};
-  if (o->pending_first) async_task_cancel(async_current_task());
+  if (o->pending_first) async_task_cancel(async_task_current());
   if (o->collect)
     o->err = async_gather_errors(list, 4, NULL, o->errs);
   else
@@ -342,7 +342,7 @@ static void run_outer_cancel(outer_cancel *o) {
   async_task *t;
   async_task_spawn(loop, &t, gatherer, o, NULL);
   if (!o->pending_first)
-    async_call_later(loop, 1.0, cancel_cb, t, NULL);
+    async_loop_call_later(loop, 1.0, cancel_cb, t, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
   assert_int_equal(async_future_cancelled(o->bare), 1);
   async_future_release(o->bare);
@@ -523,7 +523,7 @@ static void *other_loop_fut(void *arg) {
   int *errs = m->errs;
   static long long junk[16]; /* zeroes: not a future */
   async_future *bad = (async_future *)(void *)junk;
-  async_task *self = async_current_task();
+  async_task *self = async_task_current();
   errs[0] = async_gather(&m->foreign, 1, NULL);
   errs[1] = async_gather(&self, 1, NULL);
   errs[2] = async_gather(NULL, 2, NULL);

@@ -5,7 +5,7 @@
 static void stop_cb(void *arg) { async_loop_stop(arg); }
 
 static void spin(async_loop *loop) {
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
 }
 
@@ -31,7 +31,7 @@ static void *powers(void *arg) {
       return async_fail(-EIO);
     }
     if (p->log) seqlog_add(p->log, 1000 + (int)v);
-    p->yield_rc = async_yield_value(IPTR(v));
+    p->yield_rc = async_gen_yield(IPTR(v));
     if (p->yield_rc) {
       if (p->log) seqlog_add(p->log, p->yield_rc == -EPIPE ? -1 : -3);
       break;
@@ -156,7 +156,7 @@ static void test_generator_closed_before_start_never_runs(void **state) {
 static void *next_with_pending_cancel(void *arg) {
   consumer *c = arg;
   void *v;
-  async_task_cancel(async_current_task());
+  async_task_cancel(async_task_current());
   c->rc = async_gen_next(c->g, &v);
   return NULL;
 }
@@ -252,7 +252,7 @@ static void *slow(void *arg) {
   slowgen *s = arg;
   s->sleep_rc = async_sleep(60.0);
   if (s->sleep_rc && !s->stubborn) return async_fail(s->sleep_rc);
-  s->yield_rc = async_yield_value(IPTR(77));
+  s->yield_rc = async_gen_yield(IPTR(77));
   return NULL;
 }
 
@@ -327,10 +327,10 @@ typedef struct stray {
 
 static void *stray_producer(void *arg) {
   stray *s = arg;
-  s->self = async_current_task();
-  s->rc[0] = async_yield_value(IPTR(1)); /* cancelled while suspended */
-  s->rc[1] = async_yield_value(IPTR(2)); /* nobody waits yet */
-  s->rc[2] = async_yield_value(IPTR(3));
+  s->self = async_task_current();
+  s->rc[0] = async_gen_yield(IPTR(1)); /* cancelled while suspended */
+  s->rc[1] = async_gen_yield(IPTR(2)); /* nobody waits yet */
+  s->rc[2] = async_gen_yield(IPTR(3));
   return NULL;
 }
 
@@ -365,7 +365,7 @@ static void *doubled(void *arg) {
   void *v;
   int err;
   while ((err = async_gen_next(inner, &v)) == 0)
-    if (async_yield_value(IPTR(2 * PTRI(v))) != 0) break;
+    if (async_gen_yield(IPTR(2 * PTRI(v))) != 0) break;
   async_gen_close(inner);
   return err < 0 ? async_fail(err) : NULL;
 }
@@ -420,7 +420,7 @@ typedef struct misuse {
 
 static void *plain_task_yields(void *arg) {
   misuse *m = arg;
-  m->yield_in_task = async_yield_value(NULL); /* not a generator */
+  m->yield_in_task = async_gen_yield(NULL); /* not a generator */
   return NULL;
 }
 
@@ -429,14 +429,14 @@ static void *selfish(void *arg) {
   void *v;
   m->next_own = async_gen_next(m->g, &v);
   m->close_own = async_gen_close(m->g);
-  async_yield_value(IPTR(1));
+  async_gen_yield(IPTR(1));
   return NULL;
 }
 
 static void *ignores_close(void *arg) {
   misuse *m = arg;
-  async_yield_value(IPTR(1));             /* -EPIPE: closed */
-  m->yield_after_close[0] = async_yield_value(IPTR(2)); /* at once */
+  async_gen_yield(IPTR(1));             /* -EPIPE: closed */
+  m->yield_after_close[0] = async_gen_yield(IPTR(2)); /* at once */
   m->yield_after_close[1] = async_sleep(0.001);
   return NULL;
 }
@@ -470,7 +470,7 @@ static void *one_then_close(void *arg) {
 static void *sleepy_gen(void *arg) {
   (void)arg;
   async_sleep(0.01);
-  async_yield_value(IPTR(5));
+  async_gen_yield(IPTR(5));
   return NULL;
 }
 
@@ -480,7 +480,7 @@ static void test_generator_misuse(void **state) {
   misuse m = {0};
   void *v = IPTR(1);
   /* Outside any task. */
-  assert_int_equal(async_yield_value(NULL), -EPERM);
+  assert_int_equal(async_gen_yield(NULL), -EPERM);
   assert_int_equal(async_gen_new(&m.g, sleepy_gen, NULL, NULL), 0);
   assert_int_equal(async_gen_next(m.g, &v), -EPERM);
   assert_null(v);

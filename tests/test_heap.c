@@ -1,6 +1,6 @@
 /* The timer heap: order by (deadline, sequence), removal anywhere. */
 #include "helpers.h"
-#include "internal.h"
+#include "core/core.h"
 
 typedef struct {
   async__timer tm;

@@ -26,7 +26,7 @@ static void test_loop_new_close_free(void **state) {
   assert_int_equal(async_loop_is_closed(loop), 1);
   assert_int_equal(async_loop_close(loop), 0); /* closing twice is fine */
   assert_int_equal(async_loop_run_forever(loop), -ESHUTDOWN);
-  assert_int_equal(async_call_soon(loop, never_cb, NULL, NULL),
+  assert_int_equal(async_loop_call_soon(loop, never_cb, NULL, NULL),
                    -ESHUTDOWN);
   assert_int_equal(async_task_spawn(loop, NULL, never_fn, NULL, NULL),
                    -ESHUTDOWN);
@@ -69,7 +69,7 @@ static void stop_cb(void *arg) {
   stop_ctx *c = arg;
   c->calls++;
   c->running_inside = async_loop_is_running(c->loop);
-  c->current_is_loop = async_current_loop() == c->loop;
+  c->current_is_loop = async_loop_current() == c->loop;
   c->run_again = async_loop_run_forever(c->loop);
   c->close_inside = async_loop_close(c->loop);
   async_loop_stop(c->loop);
@@ -78,7 +78,7 @@ static void stop_cb(void *arg) {
 static void test_loop_run_forever_and_stop(void **state) {
   (void)state;
   stop_ctx c = {.loop = new_loop()};
-  assert_int_equal(async_call_soon(c.loop, stop_cb, &c, NULL), 0);
+  assert_int_equal(async_loop_call_soon(c.loop, stop_cb, &c, NULL), 0);
   assert_int_equal(async_loop_run_forever(c.loop), 0);
   assert_int_equal(c.calls, 1);
   assert_int_equal(c.running_inside, 1);
@@ -86,7 +86,7 @@ static void test_loop_run_forever_and_stop(void **state) {
   assert_int_equal(c.run_again, -EBUSY);
   assert_int_equal(c.close_inside, -EBUSY);
   assert_int_equal(async_loop_is_running(c.loop), 0);
-  assert_null(async_current_loop());
+  assert_null(async_loop_current());
   free_loop(c.loop);
 }
 
@@ -96,7 +96,7 @@ static void test_loop_stop_before_run_runs_one_iteration(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   int n = 0;
-  assert_int_equal(async_call_soon(loop, count_cb, &n, NULL), 0);
+  assert_int_equal(async_loop_call_soon(loop, count_cb, &n, NULL), 0);
   assert_int_equal(async_loop_stop(loop), 0);
   assert_int_equal(async_loop_run_forever(loop), 0);
   assert_int_equal(n, 1);
@@ -186,7 +186,7 @@ static void ts_cb(void *arg) {
 static void *ts_thread(void *arg) {
   ts_ctx *c = arg;
   usleep(50000);
-  async_call_soon_threadsafe(c->loop, ts_cb, c);
+  async_loop_call_soon_threadsafe(c->loop, ts_cb, c);
   return NULL;
 }
 
@@ -196,7 +196,7 @@ static void test_loop_call_soon_threadsafe_wakes_a_blocked_loop(
   ts_ctx c = {.loop = new_loop(), .started = async_clock()};
   /* A far timer so that the loop blocks in the poller. */
   async_handle *h;
-  assert_int_equal(async_call_later(c.loop, 60.0, count_cb, &c.got, &h), 0);
+  assert_int_equal(async_loop_call_later(c.loop, 60.0, count_cb, &c.got, &h), 0);
   pthread_t th;
   pthread_create(&th, NULL, ts_thread, &c);
   assert_int_equal(async_loop_run_forever(c.loop), 0);
@@ -210,7 +210,7 @@ static void test_loop_call_soon_threadsafe_wakes_a_blocked_loop(
 static void *ts_many(void *arg) {
   ts_ctx *c = arg;
   for (int i = 0; i < 1000; i++)
-    if (async_call_soon_threadsafe(c->loop, count_cb, &c->got)) return arg;
+    if (async_loop_call_soon_threadsafe(c->loop, count_cb, &c->got)) return arg;
   return NULL;
 }
 
@@ -240,7 +240,7 @@ static void test_loop_run_until_complete_interrupted_by_stop(void **state) {
   async_loop *loop = new_loop();
   async_future *f;
   assert_int_equal(async_future_new(loop, &f), 0);
-  assert_int_equal(async_call_later(loop, 0.01, stop_loop_cb, loop, NULL),
+  assert_int_equal(async_loop_call_later(loop, 0.01, stop_loop_cb, loop, NULL),
                    0);
   assert_int_equal(async_loop_run_until_complete(loop, f, NULL), -EINTR);
   assert_int_equal(async_future_set_result(f, IPTR(5)), 0);

@@ -7,7 +7,7 @@ static void test_misuse_suspending_outside_a_task(void **state) {
   (void)state;
   assert_int_equal(async_sleep(0.01), -EPERM);
   assert_int_equal(async_yield(), -EPERM);
-  assert_int_equal(async_wait_fd(0, ASYNC_READABLE, 0), -EPERM);
+  assert_int_equal(async_fd_wait(0, ASYNC_READABLE, 0), -EPERM);
   async_loop *loop = new_loop();
   async_future *f;
   async_future_new(loop, &f);
@@ -23,13 +23,13 @@ static void suspend_in_callback(void *arg) {
   (void)arg;
   cb_results[0] = async_sleep(0.01);
   cb_results[1] = async_yield();
-  async_loop_stop(async_current_loop());
+  async_loop_stop(async_loop_current());
 }
 
 static void test_misuse_suspending_in_a_callback(void **state) {
   (void)state;
   async_loop *loop = new_loop();
-  async_call_soon(loop, suspend_in_callback, NULL, NULL);
+  async_loop_call_soon(loop, suspend_in_callback, NULL, NULL);
   async_loop_run_forever(loop);
   assert_int_equal(cb_results[0], -EPERM);
   assert_int_equal(cb_results[1], -EPERM);
@@ -75,7 +75,7 @@ static void test_misuse_null_arguments(void **state) {
 
 static void *await_self(void *arg) {
   (void)arg;
-  return IPTR(async_await(async_current_task(), NULL));
+  return IPTR(async_await(async_task_current(), NULL));
 }
 
 static void test_misuse_task_awaiting_itself(void **state) {

@@ -145,8 +145,8 @@ static int op_callbacks(void *arg) {
   async_loop *loop = arg;
   async_handle *a = NULL, *b = NULL;
   int n = 0;
-  int err = async_call_soon(loop, count_cb, &n, &a);
-  if (!err) err = async_call_later(loop, 0.0, count_cb, &n, &b);
+  int err = async_loop_call_soon(loop, count_cb, &n, &a);
+  if (!err) err = async_loop_call_later(loop, 0.0, count_cb, &n, &b);
   if (a) async_handle_cancel(a);
   if (b) async_handle_cancel(b);
   return err;
@@ -170,7 +170,7 @@ static int op_future_callbacks(void *arg) {
   /* The stop is not armed: it must not be what fails. */
   int saved = countdown;
   countdown = 0;
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   countdown = saved;
   async_loop_run_forever(loop);
   async_future_release(f);
@@ -183,7 +183,7 @@ static void test_oom_loop_calls(void **state) {
   async_loop *loop = new_loop();
   verdict v[3] = {{0}};
   exhaust(&v[0], "async_task_spawn", op_spawn_named, loop);
-  exhaust(&v[1], "async_call_soon/later", op_callbacks, loop);
+  exhaust(&v[1], "async_loop_call_soon/later", op_callbacks, loop);
   exhaust(&v[2], "future + done callback", op_future_callbacks, loop);
   for (int i = 0; i < 3; i++) expect_clean(&v[i]);
   /* Still usable. */
@@ -202,7 +202,7 @@ static int op_first_run_without_a_stack(void *arg) {
   async_task *t;
   int saved = countdown;
   countdown = 0; /* the spawn is not what this scenario tests */
-  int err = async_task_spawn(async_current_loop(), &t, nothing, IPTR(5), &o);
+  int err = async_task_spawn(async_loop_current(), &t, nothing, IPTR(5), &o);
   countdown = saved;
   if (err) return err;
   void *res = NULL;
@@ -217,13 +217,13 @@ static void resolve_cb(void *arg) { async_future_set_result(arg, NULL); }
 static int op_gather(void *arg) {
   (void)arg;
   enum { N = 100 }; /* more than the inline slots: gather allocates */
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   async_future *f[N];
   int saved = countdown;
   countdown = 0;
   for (int i = 0; i < N; i++) async_future_new(loop, &f[i]);
   for (int i = 0; i < N - 1; i++) async_future_set_result(f[i], IPTR(i));
-  async_call_soon(loop, resolve_cb, f[N - 1], NULL);
+  async_loop_call_soon(loop, resolve_cb, f[N - 1], NULL);
   countdown = saved;
   void *res[N];
   int err = async_gather(f, N, res);
@@ -285,7 +285,7 @@ static int op_unbounded_queue_growth(void *arg) {
 static void *powers(void *arg) {
   (void)arg;
   for (intptr_t i = 1; i <= 64; i *= 2)
-    if (async_yield_value(IPTR(i))) break;
+    if (async_gen_yield(IPTR(i))) break;
   return NULL;
 }
 
@@ -316,7 +316,7 @@ static int op_task_group(void *arg) {
 
 static int op_as_completed(void *arg) {
   (void)arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   async_future *f[2];
   int saved = countdown;
   countdown = 0;
@@ -343,9 +343,9 @@ static int op_fd_table_growth(void *arg) {
   if (pipe(p)) return -EFAULT;
   /* A high fd number: the loop's fd table grows a page for it. */
   int hi = dup2(p[1], 900 + (int)(getpid() % 50));
-  int err = hi < 0 ? -EFAULT : async_wait_fd(hi, ASYNC_WRITABLE, 1.0);
+  int err = hi < 0 ? -EFAULT : async_fd_wait(hi, ASYNC_WRITABLE, 1.0);
   if (hi >= 0) {
-    async_fd_forget(async_current_loop(), hi);
+    async_fd_forget(async_loop_current(), hi);
     close(hi);
   }
   close(p[0]);

@@ -27,7 +27,7 @@
 
 #include <cmocka.h>
 
-#include "poll.h"
+#include "os/os.h"
 
 #define IN ASYNC__POLL_IN
 #define OUT ASYNC__POLL_OUT

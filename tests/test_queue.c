@@ -6,7 +6,7 @@ static void stop_cb(void *arg) { async_loop_stop(arg); }
 
 /* Runs the loop for one pass over what is ready now. */
 static void spin(async_loop *loop) {
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
 }
 
@@ -486,7 +486,7 @@ static void test_queue_cancelled_getters_are_not_kept(void **state) {
 
 static void *get_with_pending_cancel(void *arg) {
   op *o = arg;
-  async_task_cancel(async_current_task());
+  async_task_cancel(async_task_current());
   o->rc = async_queue_get(o->q, &o->item); /* an item is there */
   o->after = async_queue_get(o->q, &o->item); /* empty: would suspend */
   return NULL;

@@ -18,7 +18,7 @@ static void test_run_returns_the_main_result(void **state) {
   assert_int_equal(async_run(answer, NULL, &res), 0);
   assert_int_equal(PTRI(res), 42);
   assert_int_equal(async_run(answer, NULL, NULL), 0);
-  assert_null(async_current_loop());
+  assert_null(async_loop_current());
 }
 
 static void test_run_returns_the_main_error(void **state) {
@@ -42,7 +42,7 @@ static void *lingering(void *arg) {
 
 static void *leaves_tasks_behind(void *arg) {
   for (int i = 0; i < 10; i++)
-    async_task_spawn(async_current_loop(), NULL, lingering, arg, NULL);
+    async_task_spawn(async_loop_current(), NULL, lingering, arg, NULL);
   async_yield();
   return NULL;
 }

@@ -18,9 +18,9 @@ static void *shield_main(void *arg) {
   sh *x = arg;
   async_task *t = async_spawn(sleeper_fn, &x->s);
   if (x->cancel_at > 0)
-    async_call_later(async_current_loop(), x->cancel_at, cancel_cb,
-                     async_current_task(), NULL);
-  if (x->pending) async_task_cancel(async_current_task());
+    async_loop_call_later(async_loop_current(), x->cancel_at, cancel_cb,
+                     async_task_current(), NULL);
+  if (x->pending) async_task_cancel(async_task_current());
   x->rc = async_shield(t, &x->res);
   x->at = vnow();
   x->inner_done_at_return = async_task_done(t);
@@ -107,18 +107,18 @@ typedef struct {
 static void *shield_misc(void *arg) {
   shmisc *m = arg;
   async_future *f, *g;
-  async_future_new(async_current_loop(), &f);
-  async_future_new(async_current_loop(), &g);
+  async_future_new(async_loop_current(), &f);
+  async_future_new(async_loop_current(), &g);
   async_future_set_result(f, IPTR(6));
   async_future_set_error(g, -EIO);
   m->done_rc = async_shield(f, &m->res);
   m->err_rc = async_shield(g, NULL);
-  m->self_rc = async_shield(async_current_task(), NULL);
+  m->self_rc = async_shield(async_task_current(), NULL);
   async_future_release(f);
   async_future_release(g);
   /* A bare future cancelled by someone else while shielded. */
-  async_future_new(async_current_loop(), &f);
-  async_call_later(async_current_loop(), 1.0, cancel_cb, f, NULL);
+  async_future_new(async_loop_current(), &f);
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, f, NULL);
   m->bare_rc = async_shield(f, NULL);
   async_future_release(f);
   return NULL;

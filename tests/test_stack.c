@@ -21,7 +21,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "stack.h"
+#include "os/os.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)

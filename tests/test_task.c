@@ -124,7 +124,7 @@ static void test_task_many_spawned_then_awaited(void **state) {
 
 static void *self_info(void *arg) {
   async_task **out = arg;
-  *out = async_current_task();
+  *out = async_task_current();
   return NULL;
 }
 
@@ -141,7 +141,7 @@ static void test_task_names_and_current(void **state) {
   assert_memory_equal(async_task_name(b), "Task-", 5);
   assert_int_equal(async_task_set_name(b, "renamed"), 0);
   assert_string_equal(async_task_name(b), "renamed");
-  assert_null(async_current_task());
+  assert_null(async_task_current());
   assert_int_equal(async_loop_run_until_complete(loop, a, NULL), 0);
   assert_ptr_equal(seen, a);
   assert_int_equal(async_loop_run_until_complete(loop, b, NULL), 0);
@@ -151,17 +151,17 @@ static void test_task_names_and_current(void **state) {
 }
 
 static void *lister(void *arg) {
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   long *counts = arg;
   async_task *t1 = async_spawn(ret_arg, NULL);
   async_task *t2 = async_spawn(ret_arg, NULL);
   async_task *buf[8];
-  counts[0] = async_all_tasks(loop, buf, 8);
-  counts[1] = buf[0] == async_current_task() && buf[1] == t1 && buf[2] == t2;
-  counts[2] = async_all_tasks(loop, NULL, 0);
+  counts[0] = async_task_all(loop, buf, 8);
+  counts[1] = buf[0] == async_task_current() && buf[1] == t1 && buf[2] == t2;
+  counts[2] = async_task_all(loop, NULL, 0);
   async_await(t1, NULL);
   async_await(t2, NULL);
-  counts[3] = async_all_tasks(loop, buf, 8);
+  counts[3] = async_task_all(loop, buf, 8);
   async_task_release(t1);
   async_task_release(t2);
   return NULL;
@@ -176,8 +176,8 @@ static void test_task_all_tasks(void **state) {
   assert_int_equal(counts[1], 1);
   assert_int_equal(counts[2], 3);
   assert_int_equal(counts[3], 1);
-  assert_int_equal(async_all_tasks(loop, NULL, 0), 0);
-  assert_int_equal(async_all_tasks(NULL, NULL, 0), -EINVAL);
+  assert_int_equal(async_task_all(loop, NULL, 0), 0);
+  assert_int_equal(async_task_all(NULL, NULL, 0), -EINVAL);
   free_loop(loop);
 }
 
@@ -200,13 +200,13 @@ static void test_task_done_callbacks(void **state) {
   assert_int_equal(async_future_remove_done_callback(t, done_cb, IPTR(9)), 0);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
   /* Callbacks run soon after, not inside, the completion. */
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   int want[] = {107, 307};
   seqlog_expect(&g_log, want, 2);
   /* Added after done: scheduled at once. */
   assert_int_equal(async_future_add_done_callback(t, done_cb, IPTR(4)), 0);
-  async_call_soon(loop, stop_cb, loop, NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   int want2[] = {107, 307, 407};
   seqlog_expect(&g_log, want2, 3);
@@ -229,7 +229,7 @@ static void test_task_release_before_done_keeps_it_running(void **state) {
   assert_int_equal(async_task_release(t), 0);
   assert_int_equal(async_task_spawn(loop, NULL, released_early, &ran, NULL),
                    0);
-  async_call_later(loop, 0.05, stop_cb, loop, NULL);
+  async_loop_call_later(loop, 0.05, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   assert_int_equal(ran, 2);
   free_loop(loop);
@@ -318,9 +318,9 @@ static void *dump_main(void *arg) {
   async_task_options_init(&o);
   o.name = "napper";
   async_task *t;
-  async_task_spawn(async_current_loop(), &t, dump_waiter, NULL, &o);
+  async_task_spawn(async_loop_current(), &t, dump_waiter, NULL, &o);
   async_yield();
-  long n = async_loop_dump(async_current_loop(), out);
+  long n = async_loop_dump(async_loop_current(), out);
   async_task_cancel(t);
   async_await(t, NULL);
   async_task_release(t);

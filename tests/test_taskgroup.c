@@ -30,8 +30,8 @@ static void *group_main(void *arg) {
   for (int i = 0; i < x->n; i++)
     async_task_group_spawn(g, &t[i], sleeper_fn, &x->s[i], NULL);
   if (x->cancel_at > 0)
-    async_call_later(async_current_loop(), x->cancel_at, cancel_cb,
-                     async_current_task(), NULL);
+    async_loop_call_later(async_loop_current(), x->cancel_at, cancel_cb,
+                     async_task_current(), NULL);
   if (x->body_sleep > 0) x->body_rc = async_sleep(x->body_sleep);
   x->spawn_after_abort = async_task_group_spawn(g, NULL, noop, NULL, NULL);
   x->wait_rc = async_task_group_wait(g);
@@ -187,7 +187,7 @@ static void *misc_main(void *arg) {
   async_task *t;
   async_task_group_spawn(m->g, &t, sleeper_fn, &m->s[0], NULL);
   async_task_group_spawn(m->g, NULL, spawner, m, NULL);
-  async_call_later(async_current_loop(), 0.5, cancel_cb, t, NULL);
+  async_loop_call_later(async_loop_current(), 0.5, cancel_cb, t, NULL);
   m->rc = async_task_group_wait(m->g);
   m->at = vnow();
   m->nerr = async_task_group_errors(m->g, NULL, NULL, 0);
@@ -198,7 +198,7 @@ static void *misc_main(void *arg) {
   async_task_group_new(&m->g);
   sleeper s = {.delay = 10};
   async_task_group_spawn(m->g, NULL, sleeper_fn, &s, NULL);
-  async_task_cancel(async_current_task());
+  async_task_cancel(async_task_current());
   m->cancelled_rc = async_task_group_wait(m->g);
   m->cancelled_rc = m->cancelled_rc * 100 - s.slept * (s.ran ? 1 : 0);
   async_task_group_free(m->g);

@@ -5,7 +5,7 @@
  * and test_timeouts.py. */
 #include "vclock_helpers.h"
 
-#include "internal.h" /* white box: the loop's timer heap */
+#include "core/core.h" /* white box: the loop's timer heap */
 
 #include <fcntl.h>
 #include <math.h>
@@ -33,8 +33,8 @@ static void *wait_for_main(void *arg) {
   wf *w = arg;
   async_task *t = async_spawn(sleeper_fn, &w->s);
   if (w->cancel_at)
-    async_call_later(async_current_loop(), w->cancel_at, cancel_cb,
-                     async_current_task(), NULL);
+    async_loop_call_later(async_loop_current(), w->cancel_at, cancel_cb,
+                     async_task_current(), NULL);
   w->res = IPTR(-1);
   w->rc = async_wait_for(t, w->timeout, &w->res);
   w->at = vnow();
@@ -112,7 +112,7 @@ typedef struct {
 
 static void *wait_for_bare(void *arg) {
   wfbare *b = arg;
-  async_future_new(async_current_loop(), &b->f);
+  async_future_new(async_loop_current(), &b->f);
   b->rc = async_wait_for(b->f, 2.5, NULL);
   b->at = vnow();
   return NULL;
@@ -258,7 +258,7 @@ typedef struct {
 
 static void *outside_main(void *arg) {
   outside *o = arg;
-  async_call_later(async_current_loop(), 1.0, cancel_cb, async_current_task(),
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, async_task_current(),
                    NULL);
   async_timeout tmo;
   async_timeout_enter(&tmo, 5.0);
@@ -283,8 +283,8 @@ static void test_timeout_outside_cancel_is_not_converted(void **state) {
  * scope does not claim the cancellation. */
 static void *both_main(void *arg) {
   outside *o = arg;
-  async_task *self = async_current_task();
-  async_call_later(async_current_loop(), 1.0, cancel_cb, self, NULL);
+  async_task *self = async_task_current();
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, self, NULL);
   async_timeout tmo;
   /* At 1 the scope's timer fires first (timers run before callbacks), then
    * the callback cancels the task again: merged with the scope's. */
@@ -579,7 +579,7 @@ static void test_timeout_task_killed_inside_scopes(void **state) {
   async_task_spawn(loop, &t, stubborn_in_scope, &rounds, NULL);
   end_probe p = {.w.notify = end_notify, .loop = loop, .timers_at_end = 99};
   async__future_add_waiter(t, &p.w);
-  async_call_later(loop, 5.0, stop_cb, loop, NULL);
+  async_loop_call_later(loop, 5.0, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   assert_int_equal(loop->timers.n, 3); /* its sleep and its two scopes */
   assert_int_equal(async_loop_close(loop), 0); /* gives up on it, cleanly */

@@ -77,7 +77,7 @@ static void test_vclock_orders_sleepers_and_callbacks_by_deadline(void **state) 
   async_task *ta, *tb;
   async_task_spawn(loop, &ta, ticker, &a, NULL);
   async_task_spawn(loop, &tb, ticker, &b, NULL);
-  async_call_later(loop, 5.0, logged_cb, &c, NULL);
+  async_loop_call_later(loop, 5.0, logged_cb, &c, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, ta, NULL), 0);
   /* b at 2, 4, 6; a at 3, 6, 9 (a's 6 was armed first); the callback at 5 */
   const int want[] = {20, 10, 21, 99, 11, 22, 12};
@@ -93,8 +93,8 @@ static void test_vclock_call_at_uses_virtual_time(void **state) {
   async_loop *loop = new_vloop();
   seqlog log = {{0}, 0};
   tick c = {&log, 7, 0};
-  async_call_at(loop, 42.5, logged_cb, &c, NULL);
-  async_call_at(loop, 42.5, stop_cb, loop, NULL);
+  async_loop_call_at(loop, 42.5, logged_cb, &c, NULL);
+  async_loop_call_at(loop, 42.5, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   assert_int_equal(log.n, 1);
   assert_true(async_loop_time(loop) == 42.5);
@@ -109,7 +109,7 @@ typedef struct {
 
 static void *wait_pipe(void *arg) {
   fd_waiter *w = arg;
-  w->events = async_wait_fd(w->fd, ASYNC_READABLE, -1);
+  w->events = async_fd_wait(w->fd, ASYNC_READABLE, -1);
   w->at = vnow();
   return NULL;
 }
@@ -163,7 +163,7 @@ static void test_vclock_close_unwinds_sleepers(void **state) {
   int cleaned = 0;
   for (int i = 0; i < 3; i++)
     async_task_spawn(loop, NULL, stubborn_sleeper, &cleaned, NULL);
-  async_call_later(loop, 10.0, stop_cb, loop, NULL);
+  async_loop_call_later(loop, 10.0, stop_cb, loop, NULL);
   assert_int_equal(async_loop_run_forever(loop), 0);
   assert_true(async_loop_time(loop) == 10.0);
   double t0 = async_clock();

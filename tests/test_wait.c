@@ -110,7 +110,7 @@ static void *first_exception_cancelled(void *arg) {
   sleeper s[2] = {{.delay = 5}, {.delay = 3}};
   async_task *t[2] = {async_spawn(sleeper_fn, &s[0]),
                       async_spawn(sleeper_fn, &s[1])};
-  async_call_later(async_current_loop(), 1.0, cancel_cb, t[0], NULL);
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, t[0], NULL);
   c->rc = async_wait(t, 2, ASYNC_FIRST_EXCEPTION, -1, NULL, NULL);
   c->at = vnow();
   for (int i = 0; i < 2; i++) {
@@ -167,7 +167,7 @@ static void *wait_cancelled(void *arg) {
   wcancel *c = arg;
   async_task *t[2] = {async_spawn(sleeper_fn, &c->s[0]),
                       async_spawn(sleeper_fn, &c->s[1])};
-  async_call_later(async_current_loop(), 1.0, cancel_cb, async_current_task(),
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, async_task_current(),
                    NULL);
   c->rc = async_wait(t, 2, ASYNC_ALL_COMPLETED, 100, NULL, NULL);
   c->at = vnow();
@@ -200,11 +200,11 @@ static void resolve_cb(void *f) { async_future_set_result(f, NULL); }
 
 static void *wait_misc(void *arg) {
   misc *m = arg;
-  async_loop *loop = async_current_loop();
+  async_loop *loop = async_loop_current();
   m->empty = async_wait(NULL, 0, ASYNC_FIRST_COMPLETED, -1, NULL, NULL);
   async_future_new(loop, &m->f[0]);
   async_future_new(loop, &m->f[1]);
-  async_call_later(loop, 1.0, resolve_cb, m->f[1], NULL);
+  async_loop_call_later(loop, 1.0, resolve_cb, m->f[1], NULL);
   async_future *list[3] = {m->f[0], m->f[1], m->f[1]};
   m->dup = async_wait(list, 3, ASYNC_FIRST_COMPLETED, -1, m->d, m->p);
   m->done_first =
@@ -235,9 +235,9 @@ typedef struct {
 
 static void *wait_misuse(void *arg) {
   wmisuse *m = arg;
-  async_task *self = async_current_task();
+  async_task *self = async_task_current();
   async_future *f;
-  async_future_new(async_current_loop(), &f);
+  async_future_new(async_loop_current(), &f);
   m->errs[0] = async_wait(&f, 1, (async_return_when)7, -1, NULL, NULL);
   m->errs[1] = async_wait(&f, 1, ASYNC_ALL_COMPLETED, NAN, NULL, NULL);
   m->errs[2] = async_wait(&self, 1, ASYNC_ALL_COMPLETED, -1, NULL, NULL);

@@ -19,7 +19,7 @@ static inline async_loop *new_vloop(void) {
 static inline void stop_cb(void *loop) { async_loop_stop(loop); }
 
 /* The running loop's time, for tasks. */
-static inline double vnow(void) { return async_loop_time(async_current_loop()); }
+static inline double vnow(void) { return async_loop_time(async_loop_current()); }
 
 /* Runs fn(arg) as the main task of a new virtual-clock loop, closes it, and
  * returns the task's outcome. *end gets the loop time when it finished. */

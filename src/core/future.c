@@ -4,7 +4,7 @@
  * task in async_await, a done callback, run_until_complete. Completion
  * moves the list aside first and notifies each waiter in order, so a
  * notification may add or remove waiters without upsetting the walk. */
-#include "internal.h"
+#include "core.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 #ifndef ASYNC_COMPOSE_H
 #define ASYNC_COMPOSE_H
 
-#include "internal.h"
+#include "core/core.h"
 
 #include <stdint.h>
 #include <stdlib.h>

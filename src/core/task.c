@@ -5,7 +5,7 @@
  * wait) and READY again any number of times; DONE when its function
  * returns, at which point it switches away for good and the next context
  * to run gives its stack back (a stack cannot be freed while in use). */
-#include "internal.h"
+#include "core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +19,39 @@ async__task *async__task_current(void) {
   async_loop *loop = async__tls_loop;
   return loop ? loop->current : NULL;
 }
+
+/* {==== Deadline scopes, as the task sees them ========================== */
+
+void async__scope_unlist(async__scope *s) {
+  if (s->inner)
+    s->inner->outer = s->outer;
+  else
+    s->task->scopes = s->outer;
+  if (s->outer) s->outer->inner = s->inner;
+  s->inner = s->outer = NULL;
+}
+
+/* The task is parked or ready: its stack, where the scopes live, is intact
+ * until it ends. */
+static void scopes_disarm(async__task *t) {
+  while (t->scopes) {
+    async__scope *s = t->scopes;
+    async__timer_stop(t->fut.loop, &s->timer);
+    s->magic = ASYNC__MAGIC_DEAD;
+    async__scope_unlist(s);
+  }
+}
+
+_Noreturn static void scope_left_open(async__task *t) {
+  char name[64];
+  async__task_namer(t, name, sizeof name);
+  fprintf(stderr, "libasync: task '%s' returned inside a deadline scope "
+                  "(async_timeout_enter without async_timeout_exit)\n",
+          name);
+  abort();
+}
+
+/* }==== */
 
 /* {==== Switching ======================================================= */
 
@@ -100,7 +133,7 @@ static void task_entry(void *arg) {
   async__ctx_entered();
   async__task_reap(loop);
   void *result = t->fn(t->arg);
-  if (async__unlikely(t->scopes)) async__timeout_left_open(t);
+  if (async__unlikely(t->scopes)) scope_left_open(t);
   task_finish(loop, t, t->fail ? NULL : result, t->fail);
   loop->zombie = t;
   switch_out(loop, t, 1);
@@ -182,7 +215,7 @@ int async__task_cancel(async__task *t) {
 
 void async__task_kill(async_loop *loop, async__task *t) {
   t->killed = 1;
-  if (async__unlikely(t->scopes)) async__timeout_task_killed(t);
+  if (async__unlikely(t->scopes)) scopes_disarm(t);
   if (t->state == ASYNC__T_SUSPENDED) {
     t->wait_unlink(t);
     t->state = ASYNC__T_READY;
@@ -287,12 +320,12 @@ void *async_fail(int err) {
   return NULL;
 }
 
-async_task *async_current_task(void) {
+async_task *async_task_current(void) {
   async__task *t = async__task_current();
   return t ? &t->fut : NULL;
 }
 
-long async_all_tasks(async_loop *loop, async_task **out, size_t cap) {
+long async_task_all(async_loop *loop, async_task **out, size_t cap) {
   if (!loop_ok(loop) || (cap && !out)) return -EINVAL;
   size_t n = 0;
   for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {

@@ -17,24 +17,12 @@
  * wait_for is asyncio 3.12's: an await inside a scope. */
 #include "compose.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SCOPE_MAGIC 0x544d4f55u /* "TMOU" */
-#define SCOPE_DEAD 0x44454144u
-#define SCOPE_NONE INT64_MAX    /* no deadline */
+#define SCOPE_NONE INT64_MAX /* no deadline */
 
-/* The scope; `struct async__scope` so the task can list its scopes. */
-typedef struct async__scope {
-  async__timer timer;
-  async__task *task;
-  struct async__scope *outer, *inner; /* task->scopes list, innermost first */
-  int64_t when;      /* loop clock, ns; SCOPE_NONE */
-  uint32_t magic;
-  uint32_t ncancel0; /* task->ncancel at entry */
-  int expired;       /* the timer fired and requested a cancellation */
-} scope;
+typedef async__scope scope;
 
 _Static_assert(sizeof(scope) <= sizeof(async_timeout),
                "async_timeout is too small for the scope");
@@ -47,7 +35,7 @@ static const scope *cscope_of(const async_timeout *tmo) {
   return (const scope *)(const void *)tmo;
 }
 
-static int scope_live(const scope *s) { return s && s->magic == SCOPE_MAGIC; }
+static int scope_live(const scope *s) { return s && s->magic == ASYNC__MAGIC_SCOPE; }
 
 static void scope_fire(async__timer *tm) {
   scope *s = async__container_of(tm, scope, timer);
@@ -83,7 +71,7 @@ static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
   s->timer.fire = scope_fire;
   s->task = t;
   s->when = when;
-  s->magic = SCOPE_MAGIC;
+  s->magic = ASYNC__MAGIC_SCOPE;
   s->ncancel0 = t->ncancel;
   s->expired = 0;
   s->inner = NULL;
@@ -92,34 +80,6 @@ static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
   t->scopes = s;
   scope_arm(s);
   return 0;
-}
-
-static void scope_unlist(scope *s) {
-  if (s->inner)
-    s->inner->outer = s->outer;
-  else
-    s->task->scopes = s->outer;
-  if (s->outer) s->outer->inner = s->inner;
-  s->inner = s->outer = NULL;
-}
-
-void async__timeout_task_killed(async__task *t) {
-  /* The task is parked or ready, its stack intact until it ends. */
-  while (t->scopes) {
-    scope *s = t->scopes;
-    async__timer_stop(t->fut.loop, &s->timer);
-    s->magic = SCOPE_DEAD;
-    scope_unlist(s);
-  }
-}
-
-void async__timeout_left_open(async__task *t) {
-  char name[64];
-  async__task_namer(t, name, sizeof name);
-  fprintf(stderr, "libasync: task '%s' returned inside a deadline scope "
-                  "(async_timeout_enter without async_timeout_exit)\n",
-          name);
-  abort();
 }
 
 int async_timeout_enter(async_timeout *tmo, double delay) {
@@ -168,8 +128,8 @@ int async_timeout_exit(async_timeout *tmo) {
   async__task *t = s->task;
   if (async__task_current() != t) return -EPERM;
   async__timer_stop(t->fut.loop, &s->timer);
-  s->magic = SCOPE_DEAD;
-  scope_unlist(s);
+  s->magic = ASYNC__MAGIC_DEAD;
+  async__scope_unlist(s);
   if (!s->expired) return 0;
   t->ncancel--; /* the scope's own request, taken back */
   if (t->ncancel > s->ncancel0) return 0; /* not the scope's alone */

@@ -7,7 +7,7 @@
  * dropped lazily: only an event that wakes nobody clears it, so a task
  * that waits on the same fd again and again does not pay for a removal
  * and a re-add each time. */
-#include "internal.h"
+#include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +79,7 @@ static void fd_timeout(async__timer *tm) {
   async__task_wake(t, -ETIMEDOUT);
 }
 
-int async_wait_fd(int fd, int events, double timeout) {
+int async_fd_wait(int fd, int events, double timeout) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "poll.h"
+#include "os.h"
 
 static const async__backend *const async__backends[] = {
 #if defined(__linux__)

@@ -3,77 +3,17 @@
  * Naming: async__<concept>_* lives in src/<concept>.c. Every list and queue
  * is intrusive: its link sits inside the object, so linking never
  * allocates. */
-#ifndef ASYNC_INTERNAL_H
-#define ASYNC_INTERNAL_H
+#ifndef ASYNC_CORE_H
+#define ASYNC_CORE_H
 
 #include "async.h"
-#include "ctx.h"
-#include "poll.h"
-#include "stack.h"
+#include "os/os.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define async__container_of(ptr, type, member) \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
-
-#if defined(__GNUC__)
-#define async__likely(x) __builtin_expect(!!(x), 1)
-#define async__unlikely(x) __builtin_expect(!!(x), 0)
-#else
-#define async__likely(x) (x)
-#define async__unlikely(x) (x)
-#endif
-
-/* Internal invariants: checked in every build, cheap, fatal. */
-#define ASYNC__ASSERT(cond)                                    \
-  do {                                                         \
-    if (async__unlikely(!(cond)))                              \
-      async__assert_fail(#cond, __FILE__, __LINE__);           \
-  } while (0)
-_Noreturn void async__assert_fail(const char *what, const char *file,
-                                  int line);
-
-/* {==== Doubly-linked circular list ====================================== */
-
-typedef struct async__list {
-  struct async__list *prev, *next;
-} async__list;
-
-static inline void async__list_init(async__list *h) { h->prev = h->next = h; }
-static inline int async__list_empty(const async__list *h) {
-  return h->next == h;
-}
-/* Inserts n before h: at the tail when h is a list head. */
-static inline void async__list_push(async__list *h, async__list *n) {
-  n->prev = h->prev;
-  n->next = h;
-  h->prev->next = n;
-  h->prev = n;
-}
-/* Unlinks n and makes it a list of its own, so removing twice is safe. */
-static inline void async__list_remove(async__list *n) {
-  n->prev->next = n->next;
-  n->next->prev = n->prev;
-  n->prev = n->next = n;
-}
-/* Moves every node of `from` to the empty list `to`. */
-static inline void async__list_move(async__list *from, async__list *to) {
-  if (async__list_empty(from)) {
-    async__list_init(to);
-    return;
-  }
-  to->next = from->next;
-  to->prev = from->prev;
-  to->next->prev = to;
-  to->prev->next = to;
-  async__list_init(from);
-}
-
-/* }==== */
 
 /* {==== Ready queue ======================================================
  * One FIFO of everything that is ready to run: task resumptions, callbacks
@@ -287,12 +227,27 @@ void async__task_namer(const void *owner, char *buf, size_t len);
 /* async__task_require(&err), the common check of every suspending call, is
  * inline at the end of this file: it returns the running task, or NULL
  * and err = -EPERM. */
-/* Deadline scopes (timeout.c) live in their task's stack frames with a
- * timer each. A task killed inside some has their timers disarmed before
- * its stack goes; one whose function returns inside one has lost the
- * memory under an armed timer: a programming error, reported, fatal. */
-void async__timeout_task_killed(async__task *t);
-_Noreturn void async__timeout_left_open(async__task *t);
+/* A deadline scope as its task sees it. compose/timeout.c makes and arms
+ * them (async_timeout storage in the task's own stack frames); the task
+ * only lists them, innermost first, because its end must know: a task
+ * killed inside some has their timers disarmed before its stack goes
+ * (async__task_kill), and one whose function returns inside one has lost
+ * the memory under an armed timer, a programming error reported as fatal.
+ * `when`, `ncancel0` and `expired` are timeout.c's. */
+typedef struct async__scope {
+  async__timer timer;
+  async__task *task;
+  struct async__scope *outer, *inner; /* task->scopes list */
+  int64_t when;      /* loop clock, ns; INT64_MAX: none */
+  uint32_t magic;    /* ASYNC__MAGIC_SCOPE while entered */
+  uint32_t ncancel0; /* task->ncancel at entry */
+  int expired;       /* the timer fired and requested a cancellation */
+} async__scope;
+
+#define ASYNC__MAGIC_SCOPE 0x544d4f55u /* "TMOU" */
+
+/* Takes s off its task's list of scopes. */
+void async__scope_unlist(async__scope *s);
 
 /* }==== */
 
@@ -391,7 +346,7 @@ struct async_loop {
   async__task *zombie; /* ended task whose stack is freed by the next runner */
   void *block_cache;   /* freed future blocks, linked through their first word */
   size_t nblock_cache;
-  /* async_call_soon_threadsafe */
+  /* async_loop_call_soon_threadsafe */
   pthread_mutex_t ts_lock;
   async__rq ts_queue;
   int wake_fd[2]; /* eventfd in [0] and [1], or a pipe */

@@ -1,7 +1,7 @@
 /* Context switch through <ucontext.h>, for CPUs without an assembly switch
  * and for debugging the assembly one. It is an order of magnitude slower:
  * glibc's swapcontext makes a sigprocmask system call on every switch. */
-#include "ctx.h"
+#include "os.h"
 
 #include <stdint.h>
 #include <stdlib.h>

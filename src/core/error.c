@@ -1,5 +1,5 @@
 /* Error texts and the version string. */
-#include "internal.h"
+#include "core.h"
 
 #include <string.h>
 

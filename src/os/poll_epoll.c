@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "poll.h"
+#include "os.h"
 
 /* glibc 2.35 added the epoll_pwait2 wrapper; with an older C library we
  * always take the millisecond path. Defining ASYNC__EPOLL_NO_PWAIT2 forces

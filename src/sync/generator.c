@@ -1,7 +1,7 @@
 /* Async generators: a producer task yields values to a consumer task.
  *
  * The producer is an ordinary task (stackful: it may suspend anywhere)
- * whose function is gen_body, which is how async_yield_value finds its
+ * whose function is gen_body, which is how async_gen_yield finds its
  * generator: t->fn == gen_body and t->arg is the generator. It is created
  * by the first async_gen_next, on the consumer's loop.
  *
@@ -19,7 +19,7 @@
  *   gen_body's end covers a producer that never ran.
  * A consumer cancelled while it waits passes the cancellation on to the
  * producer and keeps waiting for what it does next (as await does). */
-#include "internal.h"
+#include "sync.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -264,7 +264,7 @@ static void yield_unlink(async__task *t) {
   if (t->state == ASYNC__T_SUSPENDED) gen_of(t)->parked = NULL;
 }
 
-int async_yield_value(void *value) {
+int async_gen_yield(void *value) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;

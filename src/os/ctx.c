@@ -2,7 +2,7 @@
  * context for the assembly switch, and the AddressSanitizer fiber
  * annotations around every switch. The swap itself is in
  * ctx_x86_64_sysv.S, ctx_aarch64.S or ctx_ucontext.c. */
-#include "ctx.h"
+#include "os.h"
 
 #include <stdint.h>
 

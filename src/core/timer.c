@@ -3,7 +3,7 @@
  * The heap is pointer-based so that a timer is a node inside its owner and
  * arming one never allocates. Node n (1-based, breadth-first) is reached
  * from the root by the bits of n below its leading one: 0 left, 1 right. */
-#include "internal.h"
+#include "core.h"
 
 #include <time.h>
 

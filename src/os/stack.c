@@ -26,7 +26,7 @@
  * chunk with no stack in use while its class caches more free stacks than
  * its budget, the chunk is unmapped: the free list is doubly linked, so its
  * stacks leave it in O(stacks in the chunk), found by their slot numbers. */
-#include "stack.h"
+#include "os.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "poll.h"
+#include "os.h"
 
 /* Events fetched per wait call; further ready fds stay queued in the
  * kernel for the next call. */

@@ -10,7 +10,7 @@
  * A task that suspends hands over straight to the next task of the batch
  * (one switch); only when the next item is a callback, or the batch is
  * done, does control come back to the loop's own stack. */
-#include "internal.h"
+#include "core.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,7 +43,7 @@ int64_t async__loop_now(async_loop *loop) {
   return async__clock_ns();
 }
 
-/* {==== Wake-up fd for async_call_soon_threadsafe ======================= */
+/* {==== Wake-up fd for async_loop_call_soon_threadsafe ======================= */
 
 static int wake_open(async_loop *loop) {
 #if defined(__linux__)
@@ -368,7 +368,7 @@ const char *async_loop_backend(const async_loop *loop) {
   return loop_ok(loop) ? loop->backend->name : NULL;
 }
 
-async_loop *async_current_loop(void) { return async__tls_loop; }
+async_loop *async_loop_current(void) { return async__tls_loop; }
 
 /* }==== */
 
@@ -506,7 +506,7 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
   return 0;
 }
 
-int async_call_soon(async_loop *loop, async_callback cb, void *arg,
+int async_loop_call_soon(async_loop *loop, async_callback cb, void *arg,
                     async_handle **out) {
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
@@ -515,7 +515,7 @@ int async_call_soon(async_loop *loop, async_callback cb, void *arg,
   return 0;
 }
 
-int async_call_at(async_loop *loop, double when, async_callback cb, void *arg,
+int async_loop_call_at(async_loop *loop, double when, async_callback cb, void *arg,
                   async_handle **out) {
   if (when != when) return -EINVAL;
   async_handle *h;
@@ -525,7 +525,7 @@ int async_call_at(async_loop *loop, double when, async_callback cb, void *arg,
   return 0;
 }
 
-int async_call_later(async_loop *loop, double delay, async_callback cb,
+int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
                      void *arg, async_handle **out) {
   if (delay != delay) return -EINVAL;
   async_handle *h;
@@ -563,7 +563,7 @@ int async_handle_release(async_handle *h) {
   return 0;
 }
 
-int async_call_soon_threadsafe(async_loop *loop, async_callback cb,
+int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                void *arg) {
   async_handle *h;
   int err = handle_new(loop, cb, arg, NULL, &h);

@@ -19,7 +19,7 @@
 #ifndef ASYNC_SYNC_H
 #define ASYNC_SYNC_H
 
-#include "internal.h"
+#include "core/core.h"
 
 typedef struct async__waiter {
   async__list link;

@@ -25,7 +25,7 @@
  * builds (glibc, musl, macOS, the BSDs). */
 #include <sys/poll.h>
 
-#include "poll.h"
+#include "os.h"
 
 /* ppoll takes the timeout with nanosecond precision; macOS lacks it, and
  * there poll's milliseconds, rounded up, have to do. */

@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/* libasync: Layer 4, composition: gather, as_completed, wait, deadlines, shield, task groups.
+ * A chapter of <async.h>, which is what programs include. */
+#ifndef ASYNC_API_COMPOSE_H
+#define ASYNC_API_COMPOSE_H
+
+#include "base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ==== Composition ======================================================= */
+
+/* Waiting for several futures at once, bounding waits in time, and
+ * structured groups of tasks: asyncio's gather, as_completed, wait,
+ * wait_for, timeout, shield and TaskGroup.
+ *
+ * Arrays of futures: every function below takes `async_future *const
+ * futs[]` of n entries, tasks and bare futures mixed. Each entry must be a
+ * live future (-EINVAL otherwise); one not done yet must belong to the
+ * calling task's loop (-EXDEV, or -ESHUTDOWN once its loop is closed) and
+ * must not be the calling task itself (-EDEADLK). These checks are made
+ * before anything else happens. The same future may appear more than
+ * once: each entry is treated on its own. The caller keeps its references;
+ * the functions hold their own while they use a future.
+ *
+ * Cancellation: a suspending call of this section that finds its task
+ * already cancelled (a pending request) or is cancelled while it waits
+ * returns -ECANCELED. Whether that cancellation is passed on to the
+ * futures waited for is stated per function: gather, wait_for and task
+ * groups do, as asyncio does; wait, as_completed and shield do not. A
+ * request that arrives after the futures have woken the task is still
+ * delivered by the call, which then returns -ECANCELED. */
+
+/* A coroutine not started yet: fn(arg), as `count()` is in Python before
+ * anything awaits it. */
+typedef struct async_coro {
+  async_fn fn;
+  void *arg;
+} async_coro;
+
+/* asyncio.gather(*futs): waits until every future of futs[0..n) is done
+ * and stores their results in argument order in results[0..n) (results
+ * may be NULL).
+ * The first error among them (in completion order; for futures already
+ * done on entry, in argument order) is returned as soon as it happens:
+ * the other futures keep running and are not waited for. Their results
+ * are then in results[] for those already done with a result, NULL for
+ * the others. A future cancelled by someone else counts as failed with
+ * -ECANCELED.
+ * If the gathering task is cancelled (while it waits, or before the call
+ * with the request still pending), every future not done is cancelled,
+ * the call waits until all of them are done, and returns -ECANCELED.
+ * Errors of futures that end after the call returned are not read by it
+ * (see async_loop_close on errors nobody read).
+ * n == 0 returns 0 at once. Does not suspend when every future is done.
+ * Returns 0, the first future's error, -ECANCELED, -EINVAL (NULL futs with
+ * n > 0), -EPERM (outside a task), -EDEADLK, -EXDEV, -ESHUTDOWN (see the
+ * section's introduction), -ENOMEM (more than 8 futures: the wait's
+ * records are allocated). Suspends: yes. */
+ASYNC_EXTERN int async_gather(async_future *const futs[], size_t n,
+                              void **results);
+
+/* asyncio.gather(*futs, return_exceptions=True): waits until every future
+ * is done, however they end, and stores each outcome in argument order:
+ * results[i] gets future i's result (NULL when it failed) and errors[i]
+ * its error (0 when it succeeded; -ECANCELED when it was cancelled).
+ * Either array may be NULL. Every error is marked as read.
+ * If the gathering task is cancelled, every future not done is cancelled,
+ * the call waits until all are done, fills both arrays and returns
+ * -ECANCELED.
+ * Returns 0 whatever the futures' outcomes, -ECANCELED, or the argument
+ * errors of async_gather. Suspends: yes (not when every future is done). */
+ASYNC_EXTERN int async_gather_errors(async_future *const futs[], size_t n,
+                                     void **results, int *errors);
+
+/* asyncio.gather(count(), count(), count()): spawns coros[i].fn(arg) for
+ * each i on the current loop, in order, gathers them and gives the tasks
+ * back; the caller never handles a task. With errors NULL it behaves as
+ * async_gather (the first error is returned at once; the tasks still
+ * running go on, owned by the loop); with errors non-NULL (n entries), as
+ * async_gather_errors. Cancelling the calling task cancels them all.
+ * If a spawn fails, the tasks already spawned are cancelled before they
+ * ever run and the spawn's error is returned.
+ * Returns as async_gather / async_gather_errors, and -EINVAL for a NULL
+ * coros (n > 0) or fn, -ENOMEM. Suspends: yes. */
+ASYNC_EXTERN int async_gather_coros(const async_coro coros[], size_t n,
+                                    void **results, int *errors);
+
+/* asyncio.as_completed(futs, timeout=): an iterator that hands back the
+ * futures of futs[0..n) in the order they complete. Opaque. */
+typedef struct async_as_completed async_as_completed;
+
+/* Makes the iterator over futs[0..n) (tasks or bare futures) and stores it
+ * in *out. Futures already done come first, in argument order. `timeout`
+ * (seconds, counted from this call on the futures' loop clock; < 0: no
+ * limit) bounds the whole iteration: once it has passed, the futures not
+ * done by then are reported as timed out (see async_as_completed_next).
+ * The iterator holds a reference on every future until it is freed, and
+ * registers with them at once, so the completion order is recorded even
+ * while nobody calls next. The caller owns *out: async_as_completed_free
+ * ends it; it may outlive the loop.
+ * Returns 0, -EINVAL (NULL out, NULL futs with n > 0, an invalid future,
+ * NaN timeout), -EXDEV (pending futures of different loops), -ESHUTDOWN
+ * (a pending future of a closed loop), -ENOMEM. Suspends: no. */
+ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
+                                        async_future *const futs[], size_t n,
+                                        double timeout);
+
+/* Hands back the next future to complete, waiting for it if none is
+ * waiting to be taken: returns 1 with it in *f (a borrowed pointer, valid
+ * until the iterator is freed; read its outcome with async_await or
+ * async_future_result, which do not suspend on it). Once every future has
+ * been handed back, returns 0 (and *f = NULL), at once.
+ * After the timeout, the futures that were done before it are still
+ * handed back first; then each call returns -ETIMEDOUT with one of those
+ * left (argument order) in *f, so the caller may cancel it or keep
+ * waiting on it by other means, until none is left.
+ * Cancelled while it waits, returns -ECANCELED and loses nothing: the next
+ * call goes on where this one stopped. The futures are not cancelled.
+ * One task at a time may wait in next.
+ * Returns 1, 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (outside a task),
+ * -EBUSY (another task waits in next), -EXDEV (a task of another loop),
+ * -EDEADLK (the calling task is among the futures left). Suspends: yes
+ * (not when a future is ready to be handed back, nor when none is left). */
+ASYNC_EXTERN int async_as_completed_next(async_as_completed *it,
+                                         async_future **f);
+
+/* The number of futures not handed back yet, or -EINVAL. */
+ASYNC_EXTERN long async_as_completed_left(const async_as_completed *it);
+
+/* Frees the iterator and drops its references (a future the caller no
+ * longer holds may then be freed). NULL is a harmless no-op. The futures
+ * are not cancelled. Safe after the loop is closed.
+ * Returns 0, -EINVAL, -EBUSY (a task waits in next: nothing is freed).
+ * Suspends: no. */
+ASYNC_EXTERN int async_as_completed_free(async_as_completed *it);
+
+/* When async_wait returns (asyncio's return_when). */
+typedef enum async_return_when {
+  ASYNC_ALL_COMPLETED = 0, /* every future is done */
+  ASYNC_FIRST_COMPLETED,   /* at least one future is done */
+  ASYNC_FIRST_EXCEPTION    /* one failed (with an error other than
+                              -ECANCELED), or every one is done */
+} async_return_when;
+
+/* asyncio.wait(futs, timeout=, return_when=): waits until the condition
+ * `return_when` holds over futs[0..n) or `timeout` seconds have passed
+ * (< 0: no limit; 0: only look). Running out of time is not an error and
+ * nothing is cancelled, then or ever: the call reports what is done.
+ * On return, done[] (if not NULL) gets the futures done, pending[] (if not
+ * NULL) the others, each in argument order; both need room for n entries.
+ * The futures' outcomes are not read (use async_future_result).
+ * n == 0 returns 0 at once.
+ * Returns the number of futures done (so pending[] holds n minus that
+ * many), or -ECANCELED (the arrays are then not written), -EINVAL (bad
+ * return_when, NaN timeout, n > INT_MAX, NULL futs with n > 0), -EPERM,
+ * -EDEADLK, -EXDEV, -ESHUTDOWN, -ENOMEM (see the section's introduction).
+ * Suspends: yes (not when the condition already holds or timeout is 0). */
+ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
+                            async_return_when return_when, double timeout,
+                            async_future **done, async_future **pending);
+
+/* asyncio.wait_for(f, timeout): awaits f for at most `timeout` seconds
+ * (< 0: no limit, the same as async_await). When the time runs out, f is
+ * cancelled, the call waits until it is done (a task's cleanup has run),
+ * and returns -ETIMEDOUT; f's own outcome stays readable with
+ * async_future_result (a task may still have finished with a result).
+ * A timeout of 0 cancels a pending f at once.
+ * If the waiting task is cancelled, f is cancelled too (as async_await
+ * does), and the call returns -ECANCELED once f is done.
+ * It is async_await inside an async_timeout scope; for a deadline that
+ * leaves f running, await with async_shield inside a scope instead.
+ * Returns 0 with f's result in *result (result may be NULL; NULL on
+ * error), f's error, -ETIMEDOUT, -ECANCELED, -EINVAL (also NaN timeout),
+ * -EPERM, -EDEADLK, -EXDEV. Suspends: yes, unless f is done. */
+ASYNC_EXTERN int async_wait_for(async_future *f, double timeout,
+                                void **result);
+
+/* A deadline scope (asyncio.timeout()): a stretch of a task's code with a
+ * deadline. When the deadline passes while the task is still inside, the
+ * scope cancels that task, and only it: its current or next suspending
+ * call returns -ECANCELED (an async_await passes the cancellation on to
+ * what it awaits, as always), the code unwinds to async_timeout_exit, and
+ * the exit turns the cancellation into -ETIMEDOUT.
+ *
+ *   async_timeout tmo;
+ *   async_timeout_enter(&tmo, 5.0);
+ *   int err = fetch(...);                 // -ECANCELED when cut short
+ *   int terr = async_timeout_exit(&tmo);  // -ETIMEDOUT when cut short
+ *   if (terr) err = terr;
+ *
+ * Scopes nest: each has its own deadline and timer, and the exit of the
+ * scope whose deadline cancelled the task reports -ETIMEDOUT, while an
+ * inner scope crossed by that cancellation exits with 0 and lets the
+ * -ECANCELED travel outwards. A cancellation from outside the scope (its
+ * task cancelled by someone else while inside) is not converted: the exit
+ * returns 0 and the code sees -ECANCELED. As in asyncio, the scope tells
+ * its own request from others by counting the task's cancellation
+ * requests: after an outside request reached the task inside the scope,
+ * even one the code caught and carried on from, the scope no longer
+ * claims a cancellation as its own.
+ *
+ * The struct lives where the caller puts it (usually its stack) and holds
+ * the scope's timer: every async_timeout_enter must be paired with an
+ * async_timeout_exit by the same task on every path, before the memory
+ * goes away. A task whose function returns inside a scope is reported on
+ * stderr and the process aborts (the timer would outlive its memory); a
+ * task ended at loop close inside scopes has their timers disarmed. The
+ * fields are private. */
+typedef struct async_timeout {
+  union {
+    long long ll[16];
+    void *p;
+    double d;
+  } opaque_;
+} async_timeout;
+
+/* Enters a scope whose deadline is `delay` seconds from now on the loop's
+ * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
+ * deadline has already passed and cancels the task at its next
+ * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
+ * task), -EBUSY (tmo is entered already and not exited). Suspends: no. */
+ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
+
+/* asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline
+ * `when` on the loop's clock (async_loop_time; < 0 or INFINITY: none). */
+ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
+
+/* Moves the deadline of an entered scope to `when` (absolute, loop time;
+ * < 0 or INFINITY: none), earlier or later; a time already past cancels
+ * the task at the next loop iteration. May be called by any code of the
+ * loop's thread. Returns 0, -EINVAL (NULL, NaN, a scope not entered or
+ * exited), -EALREADY (the deadline has passed and cancelled the task
+ * already). Suspends: no. */
+ASYNC_EXTERN int async_timeout_reschedule(async_timeout *tmo, double when);
+
+/* The scope's deadline (loop time), -1.0 when it has none, NaN for a scope
+ * not entered. */
+ASYNC_EXTERN double async_timeout_when(const async_timeout *tmo);
+
+/* 1 once the scope's deadline has passed and cancelled its task, 0 before,
+ * -EINVAL for a scope not entered (also after its exit). */
+ASYNC_EXTERN int async_timeout_expired(const async_timeout *tmo);
+
+/* Leaves the scope and stops its timer. Returns -ETIMEDOUT when the
+ * scope's deadline cancelled the task and the cancellation reached it (the
+ * code inside saw -ECANCELED); 0 otherwise: no deadline passed, the
+ * cancellation was not the scope's alone (an outer scope's, or an outside
+ * one: it is left to the code to pass on, and a request still undelivered
+ * stays pending), or the deadline passed after the last suspension inside,
+ * in which case its request is withdrawn and the task carries on
+ * uncancelled. After the exit the struct may be reused or forgotten.
+ * Returns also -EINVAL (NULL, a scope not entered, or exited twice) and
+ * -EPERM (called by a task other than the one that entered it; the scope
+ * stays entered). Suspends: no. */
+ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo);
+
+/* await asyncio.shield(f): waits for f as async_await does, except that a
+ * cancellation of the waiting task is not passed on: the call returns
+ * -ECANCELED at once and f carries on, still held by the caller, who may
+ * wait for it again. Inside an async_timeout scope this gives a deadline
+ * on the wait that leaves f running.
+ * Returns 0 with f's result in *result (result may be NULL), f's error,
+ * -ECANCELED, -EINVAL, -EPERM, -EDEADLK, -EXDEV. Suspends: yes, unless f
+ * is done. */
+ASYNC_EXTERN int async_shield(async_future *f, void **result);
+
+/* asyncio.TaskGroup: tasks spawned into a group that its creator (the
+ * parent task) waits for as a whole.
+ *   - async_task_group_wait waits until every task of the group is done.
+ *   - The first task to fail (with an error other than -ECANCELED) makes
+ *     the group abort: every other task of the group is cancelled, and so
+ *     is the parent, unless it is already waiting in async_task_group_wait
+ *     (its current suspending call returns -ECANCELED, so that it reaches
+ *     the wait early); async_task_group_wait takes that cancellation back.
+ *   - A cancellation of the parent while it waits in the group (or pending
+ *     when it calls the wait) aborts the group too: the tasks are
+ *     cancelled and waited for, and the wait returns -ECANCELED.
+ *   - Every error is kept, in the order the tasks failed
+ *     (async_task_group_errors); the wait returns the first.
+ *   - -ECANCELED is never an error of the group: a task cancelled (by the
+ *     group or anyone) simply ends.
+ * Opaque; made by async_task_group_new, freed by async_task_group_free. */
+typedef struct async_task_group async_task_group;
+
+/* Makes a group whose parent is the calling task, and stores it in *out;
+ * the caller owns it. Returns 0, -EINVAL (NULL out), -EPERM (outside a
+ * task), -ENOMEM. Suspends: no. */
+ASYNC_EXTERN int async_task_group_new(async_task_group **out);
+
+/* Spawns fn(arg) as a task of the group (as async_task_spawn does, opts
+ * may be NULL). May be called by any code of the loop's thread, a task of
+ * the group included, until the group's wait has returned. If out is not
+ * NULL, the caller gets its own reference to the task, to release; the
+ * group holds another one until it is freed.
+ * Returns 0, -EINVAL (NULL g or fn, bad options, a group already waited
+ * for), -ECANCELED (the group is aborting: it accepts no new task),
+ * -ESHUTDOWN, -ENOMEM; on error nothing is spawned. Suspends: no. */
+ASYNC_EXTERN int async_task_group_spawn(async_task_group *g, async_task **out,
+                                        async_fn fn, void *arg,
+                                        const async_task_options *opts);
+
+/* async with TaskGroup(): waits until every task of the group is done,
+ * tasks spawned meanwhile included, then closes the group to new tasks.
+ * Only the parent may wait. Calling it again returns the same outcome
+ * without waiting.
+ * Returns 0 when no task failed (and the parent was not cancelled), the
+ * first task error otherwise (every one with async_task_group_errors; a
+ * cancellation of the parent that came meanwhile then stays pending, for
+ * its next suspending call), -ECANCELED (the parent was cancelled: the
+ * tasks were cancelled and have ended), -EINVAL, -EPERM (not the parent,
+ * or outside a task). Suspends: yes (not when every task is done and no
+ * cancellation is pending). */
+ASYNC_EXTERN int async_task_group_wait(async_task_group *g);
+
+/* Aborts the group, as a failing task would but without cancelling the
+ * parent: every task not done is cancelled and no new one is accepted.
+ * For the parent's code that fails between spawns and the wait (asyncio
+ * aborts the group on an exception in the `async with` body).
+ * Returns the number of tasks cancelled, or -EINVAL. Suspends: no. */
+ASYNC_EXTERN int async_task_group_cancel(async_task_group *g);
+
+/* The errors of the group's tasks, in the order they failed: stores up to
+ * cap of them in errs[] and, if tasks is not NULL, the failed tasks
+ * (borrowed, valid until the group is freed) in tasks[], and returns how
+ * many there are in all (which may exceed cap), or -EINVAL. */
+ASYNC_EXTERN long async_task_group_errors(const async_task_group *g,
+                                          int *errs, async_task **tasks,
+                                          size_t cap);
+
+/* Frees the group and drops its references to its tasks. Tasks not done
+ * yet (a group freed without its wait) are cancelled first and end on
+ * their own. NULL is a harmless no-op; safe after the loop is closed.
+ * Returns 0, -EINVAL, -EBUSY (the parent waits in the group: nothing is
+ * freed). Suspends: no. */
+ASYNC_EXTERN int async_task_group_free(async_task_group *g);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,336 @@
+/* The platform layer (src/os): what the rest of the library needs from the
+ * machine and the kernel, behind small interfaces.
+ *
+ *   compat   likely/unlikely, container_of, the always-on assert
+ *   list     the intrusive doubly-linked list and its walks
+ *   ctx      the context switch (ctx.c, ctx_*.S, ctx_ucontext.c)
+ *   stack    task stacks: pools, guards, overflow reports (stack.c)
+ *   poll     the poller backends (backend.c, poll_*.c)
+ *
+ * Nothing here knows about loops or tasks. */
+#ifndef ASYNC_OS_H
+#define ASYNC_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* {==== compat ============================================================ */
+
+#define async__container_of(ptr, type, member) \
+  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+#if defined(__GNUC__)
+#define async__likely(x) __builtin_expect(!!(x), 1)
+#define async__unlikely(x) __builtin_expect(!!(x), 0)
+#else
+#define async__likely(x) (x)
+#define async__unlikely(x) (x)
+#endif
+
+/* Internal invariants: checked in every build, cheap, fatal. */
+#define ASYNC__ASSERT(cond)                                    \
+  do {                                                         \
+    if (async__unlikely(!(cond)))                              \
+      async__assert_fail(#cond, __FILE__, __LINE__);           \
+  } while (0)
+_Noreturn void async__assert_fail(const char *what, const char *file,
+                                  int line);
+
+/* }==== */
+
+/* {==== list: doubly-linked, circular, intrusive ========================= */
+
+typedef struct async__list {
+  struct async__list *prev, *next;
+} async__list;
+
+static inline void async__list_init(async__list *h) { h->prev = h->next = h; }
+static inline int async__list_empty(const async__list *h) {
+  return h->next == h;
+}
+/* Inserts n before h: at the tail when h is a list head. */
+static inline void async__list_push(async__list *h, async__list *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+/* Unlinks n and makes it a list of its own, so removing twice is safe. */
+static inline void async__list_remove(async__list *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+/* Moves every node of `from` to the empty list `to`. */
+static inline void async__list_move(async__list *from, async__list *to) {
+  if (async__list_empty(from)) {
+    async__list_init(to);
+    return;
+  }
+  to->next = from->next;
+  to->prev = from->prev;
+  to->next->prev = to;
+  to->prev->next = to;
+  async__list_init(from);
+}
+
+/* }==== */
+
+/* {==== ctx =============================================================== */
+
+/* Context switch: the two-function interface under the scheduler.
+ *
+ * With the assembly switch (the default) a context is one saved stack
+ * pointer: async__ctx_swap pushes the callee-saved registers and the
+ * floating-point control state the ABI says a call preserves onto the stack
+ * being left, stores the stack pointer in `from`, loads `to`'s and pops.
+ *   x86-64 SysV: rbx rbp r12-r15, MXCSR control bits, x87 control word.
+ *   AArch64:     x19-x28, x29 (fp), x30 (lr), d8-d15, FPCR.
+ * With ASYNC_USE_UCONTEXT (a CMake option) a context is a ucontext_t.
+ *
+ * async__ctx_switch wraps the swap with the AddressSanitizer fiber
+ * annotations; the rest of the library calls only async__ctx_make and
+ * async__ctx_switch. */
+
+#include <stddef.h>
+
+#if defined(ASYNC_USE_UCONTEXT)
+#include <ucontext.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASYNC__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ASYNC__ASAN 1
+#endif
+#endif
+
+typedef struct async__ctx {
+#if defined(ASYNC_USE_UCONTEXT)
+  ucontext_t uc;
+#else
+  void *sp; /* read by the assembly at offset 0: keep it first */
+#endif
+#if defined(ASYNC__ASAN)
+  const void *stack_lo; /* bounds ASan is told when this context is entered */
+  size_t stack_size;    /* 0 for the thread's own stack until first left */
+  void *fake_stack;
+#endif
+} async__ctx;
+
+typedef void (*async__ctx_entry)(void *arg);
+
+/* Prepares `ctx` so that the first switch into it calls entry(arg) on the
+ * stack [stack_lo, stack_lo + size). The entry function must never return:
+ * it ends by switching away for good (async__ctx_switch with dying != 0). */
+void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
+                     async__ctx_entry entry, void *arg);
+
+/* Saves the running context in `from` and resumes `to`. Returns when some
+ * context switches back to `from`. `dying` says `from` will never be resumed
+ * (a finished task): sanitizers then release what they kept for it. */
+void async__ctx_switch(async__ctx *from, async__ctx *to, int dying);
+
+/* The raw switch (assembly or swapcontext), without annotations. */
+void async__ctx_swap(async__ctx *from, async__ctx *to);
+
+/* The first thing an entry function calls, before any other code: it ends
+ * the sanitizer's half-done switch into the new context. */
+void async__ctx_entered(void);
+
+/* }==== */
+
+/* {==== stack ============================================================= */
+
+/* Coroutine stacks: mmap'd in chunks, pooled, reused, guarded.
+ *
+ * A stack is a range of address space the kernel commits lazily, page by
+ * page, when first touched. Its lowest page is a guard: MADV_GUARD_INSTALL
+ * (Linux 6.13+) where the kernel has it, which costs no mapping; otherwise an
+ * mprotect(PROT_NONE) page while the process-wide budget of mappings allows
+ * (each one splits a mapping and vm.max_map_count is 65530 by default);
+ * beyond that a canary at the bottom, checked at each switch.
+ *
+ * Overflow onto a guard page raises SIGSEGV; a handler on an alternate signal
+ * stack recognises a fault just below the running stack, writes
+ *   libasync: stack overflow in task 'NAME' (stack size N bytes)
+ * to stderr and lets the process die of the signal. A broken canary is
+ * reported the same way, then abort(). */
+
+#include <stddef.h>
+
+typedef struct async__stack async__stack;
+typedef struct async__stack_pool async__stack_pool;
+
+/* Writes the name of the stack's owner (a task) into buf, NUL-terminated;
+ * must be async-signal-safe: it is called from the SIGSEGV handler. */
+typedef void (*async__stack_namer)(const void *owner, char *buf, size_t len);
+
+#define ASYNC__STACK_DEFAULT_SIZE (256u * 1024u)
+#define ASYNC__STACK_MIN_SIZE (16u * 1024u)
+
+enum async__guard {
+  ASYNC__GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL */
+  ASYNC__GUARD_MPROTECT,    /* a PROT_NONE page */
+  ASYNC__GUARD_CANARY       /* a checked pattern at the bottom */
+};
+
+/* A pool per loop. `namer` may be NULL. Returns 0 or -ENOMEM. */
+int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer);
+
+/* Unmaps every stack of the pool, in use or not. */
+void async__stack_pool_free(async__stack_pool *pool);
+
+/* A stack of at least `size` usable bytes (rounded up to whole pages, at
+ * least ASYNC__STACK_MIN_SIZE), for `owner`. NULL when memory is short. */
+async__stack *async__stack_get(async__stack_pool *pool, size_t size,
+                               const void *owner);
+
+/* Gives the stack back to its pool. It must not be the running stack. */
+void async__stack_put(async__stack_pool *pool, async__stack *s);
+
+/* Unmaps the wholly free chunks of classes that cache more free stacks
+ * than their budget. The loop calls it when it is about to block, so that
+ * neither a burst of tasks ending nor one starting pays for it. */
+void async__stack_trim(async__stack_pool *pool);
+
+/* The usable range to run on: [lo, lo + size). */
+void *async__stack_lo(const async__stack *s);
+size_t async__stack_size(const async__stack *s);
+enum async__guard async__stack_guard(const async__stack *s);
+
+/* The stack running on this thread, for the overflow reporter (NULL: the
+ * thread's own). It is written at every switch, so it uses the initial-exec
+ * model: one store relative to the thread pointer, and no lazy allocation
+ * of the thread-local block, which a signal handler could not afford. */
+#if defined(__GNUC__)
+#define ASYNC__STACK_TLS __attribute__((tls_model("initial-exec")))
+#else
+#define ASYNC__STACK_TLS
+#endif
+extern _Thread_local async__stack *async__stack_current ASYNC__STACK_TLS;
+
+/* Tells the overflow reporter which stack runs now on this thread. */
+static inline void async__stack_set_current(async__stack *s) {
+  async__stack_current = s;
+}
+
+/* Checks the canary of a canary-guarded stack (a no-op for the others); on
+ * damage reports the owner's name and aborts. Called when a task is left. */
+void async__stack_check(const async__stack *s);
+
+/* Installs the SIGSEGV reporter and an alternate signal stack for the
+ * calling thread if it has none. Idempotent. Returns 0 or a negative errno. */
+int async__stack_reporter_install(void);
+
+/* Process-wide knobs for tests: forget the madvise guard (as on an older
+ * kernel), and the mprotect budget (number of guards allowed). */
+void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
+
+/* }==== */
+
+/* {==== poll ============================================================== */
+
+/* Poller backends: the small interface between the loop and the kernel's
+ * readiness API. One file per backend (poll_epoll.c, poll_poll.c,
+ * poll_kqueue.c); the loop picks one at creation by name.
+ *
+ * The loop keeps, per fd, the set of events someone waits for, and tells the
+ * backend each change with `ctl` (prev -> next; next == 0 forgets the fd).
+ * `wait` reports readiness through a callback, which only records what
+ * happened: it must not call back into the backend.
+ *
+ * Readiness is level-triggered in every backend: an fd that stays ready is
+ * reported at every wait until its interest changes.
+ *
+ * An fd should be forgotten (next == 0) before it is closed. What happens
+ * when the user closes a watched fd behind the loop's back:
+ *   epoll   watches the open file. Closed for good, its registration goes
+ *           and nothing more is reported. If a duplicate keeps the file
+ *           open (dup, a forked child, SCM_RIGHTS), the old number goes on
+ *           being reported until the loop forgets it (ctl then fails with
+ *           -EBADF, but the backend has forgotten it all the same); any
+ *           later report of that orphan is dropped and the backend rebuilds
+ *           its epoll set without it, so the loop does not spin.
+ *   poll    watches the number. A closed one is reported as ASYNC__POLL_ERR
+ *           (POLLNVAL) at every wait until the loop forgets it; a reused
+ *           number is simply watched as the new file.
+ *   kqueue  filters belong to the descriptor: gone with it, never reported.
+ * In every backend a number the user reuses is watched correctly as soon
+ * as the loop tells `ctl` its interest again, even with a stale prev.
+ *
+ * None of this survives fork: a child must not use its parent's poller (an
+ * epoll set is shared with the parent, a kqueue is not inherited). */
+
+#include <stdint.h>
+
+#define ASYNC__POLL_IN 1u
+#define ASYNC__POLL_OUT 2u
+#define ASYNC__POLL_ERR 4u /* error or hang-up: wakes both directions */
+
+typedef struct async__poller async__poller;
+typedef void (*async__poll_cb)(void *ud, int fd, unsigned revents);
+
+typedef struct async__backend {
+  const char *name;
+  /* Returns 0 or a negative errno. */
+  int (*init)(async__poller **out);
+  void (*close)(async__poller *p);
+  /* Changes fd's interest from prev to next (IN/OUT bits; others are
+   * ignored). prev == 0 adds the fd, next == 0 removes it; prev == next ==
+   * 0 does nothing. prev is only a hint: each backend knows or finds out
+   * what it has registered, so adding twice just updates, removing an fd
+   * that is not watched succeeds, and changing the interest of an fd that
+   * was closed and reopened behind the loop's back watches the new file.
+   * Returns 0 or a negative errno:
+   *   -EBADF   fd is not open (or fd < 0) when adding, in every backend
+   *            (poll checks with fcntl). When changing or removing, epoll
+   *            and kqueue say -EBADF too; poll succeeds, and a closed fd
+   *            left in its set is reported as ASYNC__POLL_ERR instead.
+   *   -EPERM   epoll only: the file cannot be polled (a regular file,
+   *            /dev/null); it is always ready, so the loop should not wait.
+   *            poll and kqueue accept such files and report them ready.
+   *   -ENOMEM  and whatever else the kernel says. */
+  int (*ctl)(async__poller *p, int fd, unsigned prev, unsigned next);
+  /* Waits at most timeout_ns (-1 or any negative: no limit, 0: do not
+   * block) and calls cb(ud, fd, revents) once per ready fd. Returns the
+   * number of fds reported, 0 on timeout or interruption by a signal, or a
+   * negative errno.
+   *
+   * The wait never ends before timeout_ns has passed unless something is
+   * ready: epoll uses epoll_pwait2 (nanoseconds) where the kernel and C
+   * library have it, else milliseconds rounded up; poll uses ppoll
+   * (milliseconds rounded up on macOS, which lacks it); kqueue takes
+   * nanoseconds. One call reports at most 256 fds with epoll and kqueue
+   * (the rest come at the next calls, none starved) and all with poll.
+   *
+   * revents holds only asked directions, plus ASYNC__POLL_ERR for an error
+   * or hang-up: EPOLLERR/EPOLLHUP, POLLERR/POLLHUP/POLLNVAL, EV_EOF on the
+   * write filter or with a socket error. With epoll and poll ERR comes with
+   * every asked direction; with kqueue with those whose filter fired.
+   * End of stream is IN, a read then returning 0: a TCP peer's close (until
+   * a write draws a reset, then ERR) or shutdown(SHUT_WR). A hang-up (a
+   * pipe's writer or a Unix socket's peer gone) is ERR | IN for a reader
+   * with epoll and poll, IN with kqueue; a writer whose reader is gone gets
+   * ERR | OUT everywhere. */
+  int (*wait)(async__poller *p, int64_t timeout_ns, async__poll_cb cb,
+              void *ud);
+} async__backend;
+
+/* The backend called `name` ("epoll", "poll", "kqueue"), or the best one
+ * built when name is NULL or empty; NULL when there is no such backend. */
+const async__backend *async__backend_find(const char *name);
+
+extern const async__backend async__backend_poll;
+#if defined(__linux__)
+extern const async__backend async__backend_epoll;
+#endif
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+    defined(__OpenBSD__) || defined(__DragonFly__)
+extern const async__backend async__backend_kqueue;
+#endif
+
+/* }==== */
+
+#endif
