@@ -68,11 +68,11 @@ static size_t default_stack_size(void) {
  * scheduler is FIFO, so every yield must let the other task run, except
  * after the other one has finished (the very last yield has no partner). */
 
-static long sw_half;      /* yields per task */
-static int sw_last = -1;  /* which task ran last */
-static int sw_done[2];    /* task i has finished */
-static long sw_noswitch;  /* yields after which the other had not run */
-static int sw_err;        /* the first error async_yield returned */
+static long sw_half;     /* yields per task */
+static int sw_last = -1; /* which task ran last */
+static int sw_done[2];   /* task i has finished */
+static long sw_noswitch; /* yields after which the other had not run */
+static int sw_err;       /* the first error async_yield returned */
 
 static void *switch_body(void *arg) {
   const int me = (int)(intptr_t)arg;
@@ -150,9 +150,7 @@ typedef struct spawn_job {
   const char *what;
 } spawn_job;
 
-static void *spawn_child(void *arg) {
-  return (void *)((intptr_t)arg & 127);
-}
+static void *spawn_child(void *arg) { return (void *)((intptr_t)arg & 127); }
 
 static void *spawn_main(void *arg) {
   spawn_job *job = arg;
@@ -356,8 +354,10 @@ static int run_queue(long n) {
 
   if (job.err) return fail(w, job.what, job.err);
   if (job.received != n || job.wrong) {
-    fprintf(stderr, "async_bench queue: %ld of %ld received, %ld out of "
-                    "order\n", job.received, n, job.wrong);
+    fprintf(stderr,
+            "async_bench queue: %ld of %ld received, %ld out of "
+            "order\n",
+            job.received, n, job.wrong);
     return EXIT_WRONG;
   }
   char extra[64];

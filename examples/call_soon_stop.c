@@ -17,7 +17,7 @@ static void event_handler(void *loop_to_stop) {
 }
 
 int main(int argc, char **argv) {
-  (void)example_scale(argc, argv); /* takes -s like the others; no sleeps */
+  (void)example_scale(argc, argv);  /* takes -s like the others; no sleeps */
   setvbuf(stdout, NULL, _IOLBF, 0); /* keep the line order when piped */
   async_loop *loop;
   int err = async_loop_new(&loop, NULL);

@@ -47,8 +47,8 @@ static void py_seed(uint32_t a) {
     }
   }
   for (int k = MT_N - 1; k; k--) {
-    mt[i] = (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1566083941u)) -
-            (uint32_t)i;
+    mt[i] =
+        (mt[i] ^ ((mt[i - 1] ^ (mt[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
     if (++i >= MT_N) {
       mt[0] = mt[MT_N - 1];
       i = 1;
@@ -222,8 +222,10 @@ int main(int argc, char **argv) {
   int ok = total >= longest && (sum == longest || total < sum);
   if (virtual_clock) ok = ok && total == longest; /* exact there */
   if (!ok)
-    fprintf(stderr, "chained: took %.3f s; the longest chain %.3f s, their "
-                    "sum %.3f s\n", total, longest, sum);
+    fprintf(stderr,
+            "chained: took %.3f s; the longest chain %.3f s, their "
+            "sum %.3f s\n",
+            total, longest, sum);
   free(chains);
   free(ns);
   return !ok;

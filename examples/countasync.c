@@ -19,12 +19,10 @@ static void *count(void *arg) {
 static void *amain(void *arg) {
   (void)arg;
   async_task *t[3];
-  for (int i = 0; i < 3; i++)
-    t[i] = async_spawn(count, NULL);
+  for (int i = 0; i < 3; i++) t[i] = async_spawn(count, NULL);
   int err = async_gather(t, 3, NULL); /* waits for all; -EINVAL if a spawn
                                          failed (a NULL task) */
-  for (int i = 0; i < 3; i++)
-    async_task_release(t[i]);
+  for (int i = 0; i < 3; i++) async_task_release(t[i]);
   return err ? async_fail(err) : NULL; /* a task fails through async_fail */
 }
 

@@ -27,7 +27,7 @@ static void *amain(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  (void)example_scale(argc, argv); /* takes -s like the others; no sleeps */
+  (void)example_scale(argc, argv);  /* takes -s like the others; no sleeps */
   setvbuf(stdout, NULL, _IOLBF, 0); /* keep the line order when piped */
   int err = async_run(amain, NULL, NULL);
   if (err) fprintf(stderr, "create_task_order: %s\n", async_strerror(err));

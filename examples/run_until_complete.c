@@ -25,8 +25,8 @@ int main(int argc, char **argv) {
   async_task *task = NULL;
   void *result = NULL;
   int err = async_loop_new(&loop, NULL);
-  if (!err) err = async_task_spawn(loop, &task, slow_sum,
-                                   (void *)(intptr_t)10, NULL);
+  if (!err)
+    err = async_task_spawn(loop, &task, slow_sum, (void *)(intptr_t)10, NULL);
   if (!err) {
     /* Runs the loop (nothing runs before it) and returns once the task is
      * done, with the task's outcome. */

@@ -60,7 +60,7 @@ static void *amain(void *arg) {
 }
 
 int main(int argc, char **argv) {
-  (void)example_scale(argc, argv); /* takes -s like the others; no sleeps */
+  (void)example_scale(argc, argv);  /* takes -s like the others; no sleeps */
   setvbuf(stdout, NULL, _IOLBF, 0); /* keep the line order when piped */
   int err = async_run(amain, NULL, NULL);
   if (err) {
@@ -70,8 +70,8 @@ int main(int argc, char **argv) {
   long sum = 0;
   for (int i = 0; i < NAMOUNTS; i++) {
     if (counted[i] != 1) {
-      fprintf(stderr, "work_queue: amount %ld counted %d times\n",
-              amounts[i], counted[i]);
+      fprintf(stderr, "work_queue: amount %ld counted %d times\n", amounts[i],
+              counted[i]);
       return 1;
     }
     sum += amounts[i];

@@ -54,9 +54,8 @@ static void *iterate(void *arg) {
 
 static void test_as_completed_order(void **state) {
   (void)state;
-  run r = {.n = 3,
-           .timeout = -1,
-           .s = {{.delay = 3}, {.delay = 1}, {.delay = 2}}};
+  run r = {
+      .n = 3, .timeout = -1, .s = {{.delay = 3}, {.delay = 1}, {.delay = 2}}};
   assert_int_equal(vrun(iterate, &r, NULL, NULL), 0);
   assert_int_equal(r.calls, 3);
   const int want[] = {1, 2, 0};
@@ -72,9 +71,8 @@ static void test_as_completed_order(void **state) {
 
 static void test_as_completed_timeout(void **state) {
   (void)state;
-  run r = {.n = 3,
-           .timeout = 3.0,
-           .s = {{.delay = 10}, {.delay = 1}, {.delay = 5}}};
+  run r = {
+      .n = 3, .timeout = 3.0, .s = {{.delay = 10}, {.delay = 1}, {.delay = 5}}};
   double end;
   assert_int_equal(vrun(iterate, &r, NULL, &end), 0);
   assert_int_equal(r.rc[0], 1);

@@ -62,7 +62,8 @@ static void test_callback_cancel_before_and_after(void **state) {
   g_log.n = 0;
   async_handle *soon, *later, *ran;
   assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(1), &soon), 0);
-  assert_int_equal(async_loop_call_later(loop, 0.01, log_cb, IPTR(2), &later), 0);
+  assert_int_equal(async_loop_call_later(loop, 0.01, log_cb, IPTR(2), &later),
+                   0);
   assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(3), &ran), 0);
   assert_int_equal(async_handle_cancel(soon), 1);
   assert_int_equal(async_handle_cancel(later), 1);
@@ -122,7 +123,8 @@ static void test_callback_bad_arguments(void **state) {
                    -EINVAL);
   assert_int_equal(async_loop_call_at(loop, 0.0 / 0.0, log_cb, NULL, NULL),
                    -EINVAL);
-  assert_int_equal(async_loop_call_soon_threadsafe(NULL, log_cb, NULL), -EINVAL);
+  assert_int_equal(async_loop_call_soon_threadsafe(NULL, log_cb, NULL),
+                   -EINVAL);
   assert_int_equal(async_handle_cancel(NULL), -EINVAL);
   assert_int_equal(async_handle_release(NULL), -EINVAL);
   /* A handle given back twice is caught while the loop still holds it. */

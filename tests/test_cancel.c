@@ -89,7 +89,7 @@ static void test_cancel_before_start(void **state) {
 static void *self_cancel(void *arg) {
   probe *p = arg;
   async_task_cancel(async_task_current());
-  p->ran = 1;               /* still running: delivery waits */
+  p->ran = 1;                   /* still running: delivery waits */
   p->first = async_sleep(60.0); /* returns at once */
   p->second = async_sleep(0.001);
   return NULL;
@@ -264,8 +264,7 @@ static void *late_victim(void *arg) {
   return NULL;
 }
 
-static void test_cancel_after_the_wake_is_reported_by_that_sleep(
-    void **state) {
+static void test_cancel_after_the_wake_is_reported_by_that_sleep(void **state) {
   (void)state;
   async_loop_options o;
   async_loop_options_init(&o);
@@ -317,8 +316,8 @@ static void *polite(void *arg) {
   return NULL;
 }
 
-static void test_cancel_at_close_unwinds_and_gives_up_on_stubborn(
-    void **state) {
+static void
+test_cancel_at_close_unwinds_and_gives_up_on_stubborn(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   int rounds = 0, cleaned = 0;
@@ -384,8 +383,8 @@ static void *stubborn_waker(void *arg) {
   return NULL;
 }
 
-static void test_cancel_killed_after_a_wake_gives_back_what_it_held(
-    void **state) {
+static void
+test_cancel_killed_after_a_wake_gives_back_what_it_held(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   woken_at_kill w = {0};
@@ -418,8 +417,7 @@ int main(void) {
       cmocka_unit_test(test_cancel_from_a_callback),
       cmocka_unit_test(test_cancel_after_the_wake_is_reported_by_that_sleep),
       cmocka_unit_test(test_cancel_at_close_unwinds_and_gives_up_on_stubborn),
-      cmocka_unit_test(
-          test_cancel_killed_after_a_wake_gives_back_what_it_held),
+      cmocka_unit_test(test_cancel_killed_after_a_wake_gives_back_what_it_held),
   };
   return cmocka_run_group_tests_name("cancel", tests, NULL, NULL);
 }

@@ -12,9 +12,9 @@ typedef struct cw {
   async_condition *c;
   int id;
   seqlog *log;
-  int rc;          /* what wait returned */
-  int held;        /* the task held the lock when wait returned */
-  int after;       /* a later suspending call, lock released first */
+  int rc;    /* what wait returned */
+  int held;  /* the task held the lock when wait returned */
+  int after; /* a later suspending call, lock released first */
   int done;
 } cw;
 
@@ -37,8 +37,8 @@ static void run_all(async_loop *loop, async_task **t, int n) {
   }
 }
 
-static async_task *spawn_waiters(async_loop *loop, async_condition *c,
-                                 cw *w, async_task **t, int n, seqlog *log) {
+static async_task *spawn_waiters(async_loop *loop, async_condition *c, cw *w,
+                                 async_task **t, int n, seqlog *log) {
   for (int i = 0; i < n; i++) {
     w[i] = (cw){.c = c, .id = i, .log = log};
     async_task_spawn(loop, &t[i], cond_waiter, &w[i], NULL);
@@ -82,8 +82,8 @@ static void test_condition_notify_wakes_in_order(void **state) {
   free_loop(loop);
 }
 
-static void test_condition_free_refused_until_the_notified_resume(
-    void **state) {
+static void
+test_condition_free_refused_until_the_notified_resume(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_condition *c;
@@ -126,8 +126,7 @@ static void test_condition_notify_all(void **state) {
   free_loop(loop);
 }
 
-static void test_condition_cancelled_waiter_absorbs_no_notify(
-    void **state) {
+static void test_condition_cancelled_waiter_absorbs_no_notify(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_condition *c;
@@ -149,8 +148,8 @@ static void test_condition_cancelled_waiter_absorbs_no_notify(
   free_loop(loop);
 }
 
-static void test_condition_cancelled_after_notify_returns_notified(
-    void **state) {
+static void
+test_condition_cancelled_after_notify_returns_notified(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_condition *c;
@@ -166,7 +165,7 @@ static void test_condition_cancelled_after_notify_returns_notified(
   assert_int_equal(w[0].done, 0);
   async_condition_release(c);
   run_all(loop, t, 1);
-  assert_int_equal(w[0].rc, 0);          /* the notification is not lost */
+  assert_int_equal(w[0].rc, 0); /* the notification is not lost */
   assert_int_equal(w[0].held, 1);
   assert_int_equal(w[0].after, -ECANCELED); /* delivered later */
   assert_int_equal(async_condition_free(c), 0);
@@ -198,8 +197,8 @@ static void test_condition_cancelled_while_reacquiring(void **state) {
   free_loop(loop);
 }
 
-static void test_condition_cancelled_before_notify_waits_for_the_lock(
-    void **state) {
+static void
+test_condition_cancelled_before_notify_waits_for_the_lock(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_condition *c;
@@ -325,8 +324,7 @@ int main(void) {
       cmocka_unit_test(test_condition_notify_wakes_in_order),
       cmocka_unit_test(test_condition_notify_all),
       cmocka_unit_test(test_condition_cancelled_waiter_absorbs_no_notify),
-      cmocka_unit_test(
-          test_condition_cancelled_after_notify_returns_notified),
+      cmocka_unit_test(test_condition_cancelled_after_notify_returns_notified),
       cmocka_unit_test(test_condition_cancelled_while_reacquiring),
       cmocka_unit_test(
           test_condition_cancelled_before_notify_waits_for_the_lock),

@@ -86,8 +86,7 @@ static void ping_pong_entry(void *arg) {
 
   p->entries++;
   for (long i = 0; i < PING_PONG_ROUNDS; i++) {
-    if (p->to_co != i)
-      p->co_mismatches++;
+    if (p->to_co != i) p->co_mismatches++;
     p->to_main = 3 * i + 1;
     async__ctx_switch(&p->co, &p->main, 0);
   }
@@ -103,8 +102,7 @@ static void run_ping_pong(struct ping_pong *p, struct test_stack *s) {
   for (long i = 0; i < PING_PONG_ROUNDS; i++) {
     p->to_co = i;
     async__ctx_switch(&p->main, &p->co, 0);
-    if (p->to_main != 3 * i + 1)
-      main_mismatches++;
+    if (p->to_main != 3 * i + 1) main_mismatches++;
   }
   async__ctx_switch(&p->main, &p->co, 0);
   assert_int_equal(main_mismatches, 0);
@@ -130,8 +128,7 @@ static void test_ctx_stack_reused_after_death(void **state) {
 
   (void)state;
   stack_new(&s);
-  for (int i = 0; i < 3; i++)
-    run_ping_pong(&p, &s);
+  for (int i = 0; i < 3; i++) run_ping_pong(&p, &s);
   stack_free(&s);
 }
 
@@ -155,8 +152,7 @@ static void direct_a(void *arg) {
   struct direct *d = arg;
 
   for (int i = 0; i < DIRECT_ROUNDS; i++) {
-    if (d->len < sizeof d->trace - 1)
-      d->trace[d->len++] = 'A';
+    if (d->len < sizeof d->trace - 1) d->trace[d->len++] = 'A';
     async__ctx_switch(&d->a, &d->b, 0);
   }
   d->stop = 1;
@@ -169,8 +165,7 @@ static void direct_b(void *arg) {
   struct direct *d = arg;
 
   while (!d->stop) {
-    if (d->len < sizeof d->trace - 1)
-      d->trace[d->len++] = 'B';
+    if (d->len < sizeof d->trace - 1) d->trace[d->len++] = 'B';
     async__ctx_switch(&d->b, &d->a, 0);
   }
   d->b_done = 1;
@@ -344,12 +339,13 @@ struct regs_probe {
   int done;
 };
 
-#define TEST_REG_LIST(X)                                                     \
-  X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) \
-  X(14) X(15)
+#define TEST_REG_LIST(X)                                                       \
+  X(0)                                                                         \
+  X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14)   \
+      X(15)
 #define TEST_FREG_LIST(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-#define TEST_REG_VALUE(i)                                                    \
+#define TEST_REG_VALUE(i)                                                      \
   ((r->in[i] * (i + 3u)) ^ r->in[((i) + 5) % REG_INPUTS] ^ salt)
 #define TEST_FREG_VALUE(i) (r->fin[i] * (double)salt + r->fin[((i) + 3) % 8])
 #define TEST_REG_LOAD(i) unsigned long x##i = TEST_REG_VALUE(i);
@@ -357,9 +353,10 @@ struct regs_probe {
 #define TEST_FREG_LOAD(i) double f##i = TEST_FREG_VALUE(i);
 #define TEST_FREG_CHECK(i) bad += f##i != TEST_FREG_VALUE(i);
 
-__attribute__((noinline)) static int
-hold_across_switch(struct regs_probe *r, async__ctx *self, async__ctx *other,
-                   unsigned long salt) {
+__attribute__((noinline)) static int hold_across_switch(struct regs_probe *r,
+                                                        async__ctx *self,
+                                                        async__ctx *other,
+                                                        unsigned long salt) {
   int bad = 0;
 
   TEST_REG_LIST(TEST_REG_LOAD)
@@ -431,8 +428,7 @@ static void test_ctx_callee_saved_registers_survive(void **state) {
   memset(&r, 0, sizeof r);
   for (unsigned i = 0; i < REG_INPUTS; i++)
     r.in[i] = 0x0123456789abcdefu * (i + 1) + i;
-  for (unsigned i = 0; i < 8; i++)
-    r.fin[i] = 1.0 / (i + 3);
+  for (unsigned i = 0; i < 8; i++) r.fin[i] = 1.0 / (i + 3);
   stack_new(&s);
   async__ctx_make(&r.co, s.lo, s.size, regs_entry, &r);
   /* The coroutine runs to its switch inside hold_across_switch. */
@@ -466,8 +462,7 @@ static void test_ctx_callee_saved_registers_survive_clobbering(void **state) {
   memset(&r, 0, sizeof r);
   for (unsigned i = 0; i < REG_INPUTS; i++)
     r.in[i] = 0x0fedcba987654321u * (i + 7) + i;
-  for (unsigned i = 0; i < 8; i++)
-    r.fin[i] = 1.0 / (i + 5);
+  for (unsigned i = 0; i < 8; i++) r.fin[i] = 1.0 / (i + 5);
   stack_new(&s);
   async__ctx_make(&r.co, s.lo, s.size, regs_entry_waiting, &r);
   async__ctx_switch(&r.main, &r.co, 0);
@@ -665,8 +660,8 @@ struct deep_probe {
   int done;
 };
 
-__attribute__((noinline)) static unsigned long
-recurse(unsigned depth, uintptr_t *deepest) {
+__attribute__((noinline)) static unsigned long recurse(unsigned depth,
+                                                       uintptr_t *deepest) {
   volatile unsigned char buf[1024];
   unsigned long sum;
 
@@ -738,12 +733,10 @@ static void jump_entry(void *arg) {
   async__ctx_entered();
   struct jump_probe *p = arg;
 
-  if (setjmp(p->env) == 0)
-    jump_back(p);
+  if (setjmp(p->env) == 0) jump_back(p);
   p->jumps++;
   async__ctx_switch(&p->co, &p->main, 0);
-  if (setjmp(p->env) == 0)
-    jump_back(p);
+  if (setjmp(p->env) == 0) jump_back(p);
   p->jumps++;
   p->done = 1;
   async__ctx_switch(&p->co, &p->main, 1);
@@ -760,8 +753,7 @@ static void test_ctx_longjmp_within_coroutine(void **state) {
   async__ctx_make(&p.co, s.lo, s.size, jump_entry, &p);
   async__ctx_switch(&p.main, &p.co, 0);
   /* Main's own stack, whose bounds ASan reported when it was first left. */
-  if (setjmp(p.env) == 0)
-    jump_back(&p);
+  if (setjmp(p.env) == 0) jump_back(&p);
   main_jumps++;
   async__ctx_switch(&p.main, &p.co, 0);
   assert_int_equal(p.done, 1);
@@ -794,8 +786,7 @@ static void test_ctx_entry_return_kills_the_process(void **state) {
     void *lo = mmap(NULL, size, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 
-    if (lo == MAP_FAILED)
-      _exit(2);
+    if (lo == MAP_FAILED) _exit(2);
 #if defined(TEST_HAVE_VALGRIND)
     VALGRIND_STACK_REGISTER(lo, (char *)lo + size);
 #endif

@@ -113,7 +113,8 @@ static void test_event_cancelled_waiter(void **state) {
   async_event_new(&e);
   ewait w[2] = {{.e = e}, {.e = e}};
   async_task *t[2];
-  for (int i = 0; i < 2; i++) async_task_spawn(loop, &t[i], waiter, &w[i], NULL);
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], waiter, &w[i], NULL);
   spin(loop);
   async_task_cancel(t[0]);
   spin(loop);

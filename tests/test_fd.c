@@ -44,8 +44,8 @@ static void test_fd_readable_after_write(void **state) {
   assert_int_equal(w.got, ASYNC_READABLE);
   async_task_release(t);
   /* Writable at once; both directions asked, one reported. */
-  waitc w2 = {.fd = p[1], .events = ASYNC_READABLE | ASYNC_WRITABLE,
-              .timeout = 1.0};
+  waitc w2 = {
+      .fd = p[1], .events = ASYNC_READABLE | ASYNC_WRITABLE, .timeout = 1.0};
   async_task_spawn(loop, &t, waiter, &w2, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
   assert_int_equal(w2.got, ASYNC_WRITABLE);

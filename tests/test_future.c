@@ -26,8 +26,7 @@ static void test_future_set_result_wakes_every_waiter(void **state) {
   async_loop *loop = new_loop();
   waiters_ctx c = {0};
   assert_int_equal(async_future_new(loop, &c.f), 0);
-  for (int i = 0; i < 3; i++)
-    async_task_spawn(loop, NULL, await_f, &c, NULL);
+  for (int i = 0; i < 3; i++) async_task_spawn(loop, NULL, await_f, &c, NULL);
   /* The bridge: a plain callback resolves what the tasks await. */
   async_loop_call_later(loop, 0.01, resolve_cb, &c, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, c.f, NULL), 0);
@@ -134,9 +133,9 @@ static void test_future_outlives_its_loop(void **state) {
   assert_int_equal(async_future_result(done, &res), 0);
   assert_int_equal(PTRI(res), 5);
   assert_int_equal(async_future_done(pending), 0);
-  assert_int_equal(async_future_add_done_callback(pending,
-                                                  (async_done_fn)NULL, NULL),
-                   -EINVAL);
+  assert_int_equal(
+      async_future_add_done_callback(pending, (async_done_fn)NULL, NULL),
+      -EINVAL);
   assert_int_equal(async_future_release(done), 0);
   assert_int_equal(async_future_release(pending), 0);
 }

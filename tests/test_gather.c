@@ -236,9 +236,9 @@ static void test_gather_first_error_returns_at_once(void **state) {
   double end;
   assert_int_equal(vrun(gather_fail, &g, NULL, &end), 0);
   assert_int_equal(g.err, -EIO);
-  assert_true(g.at == 2.0);               /* not after the slow one */
-  assert_int_equal(PTRI(g.res[0]), 1);    /* done before the error */
-  assert_null(g.res[2]);                  /* not done then */
+  assert_true(g.at == 2.0);            /* not after the slow one */
+  assert_int_equal(PTRI(g.res[0]), 1); /* done before the error */
+  assert_null(g.res[2]);               /* not done then */
   /* The others were not cancelled: the slow one finished with its value. */
   assert_int_equal(g.s[2].slept, 0);
   assert_int_equal(g.after[2], 0);
@@ -341,8 +341,7 @@ static void run_outer_cancel(outer_cancel *o) {
   async_loop *loop = new_vloop();
   async_task *t;
   async_task_spawn(loop, &t, gatherer, o, NULL);
-  if (!o->pending_first)
-    async_loop_call_later(loop, 1.0, cancel_cb, t, NULL);
+  if (!o->pending_first) async_loop_call_later(loop, 1.0, cancel_cb, t, NULL);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
   assert_int_equal(async_future_cancelled(o->bare), 1);
   async_future_release(o->bare);
@@ -403,13 +402,13 @@ static void *count(void *arg) {
 
 static void *count_main(void *arg) {
   counts *c = arg;
-  async_coro coros[3] = {{count, IPTR(10)}, {count, IPTR(20)},
-                         {count, IPTR(30)}};
+  async_coro coros[3] = {
+      {count, IPTR(10)}, {count, IPTR(20)}, {count, IPTR(30)}};
   void *res[3];
   c->err = async_gather_coros(coros, 3, res, NULL);
   c->at = vnow();
-  if (!c->err && (PTRI(res[0]) != 10 || PTRI(res[1]) != 20 ||
-                  PTRI(res[2]) != 30))
+  if (!c->err &&
+      (PTRI(res[0]) != 10 || PTRI(res[1]) != 20 || PTRI(res[2]) != 30))
     c->err = -EPROTO;
   return NULL;
 }
@@ -434,8 +433,8 @@ typedef struct {
 
 static void *coros_main(void *arg) {
   coro_errs *c = arg;
-  async_coro coros[3] = {{sleeper_fn, &c->s[0]}, {sleeper_fn, &c->s[1]},
-                         {sleeper_fn, &c->s[2]}};
+  async_coro coros[3] = {
+      {sleeper_fn, &c->s[0]}, {sleeper_fn, &c->s[1]}, {sleeper_fn, &c->s[2]}};
   c->err = async_gather_coros(coros, 3, c->res, c->errs);
   coros[1].fn = NULL;
   c->bad = async_gather_coros(coros, 3, NULL, NULL);
@@ -488,9 +487,8 @@ static void *chained_main(void *arg) {
 static void test_gather_chained_total_is_the_longest_chain(void **state) {
   (void)state;
   /* The tutorial's draws for 9 6 3 (random.seed(444)), and two others. */
-  const double draws[3][6] = {{4, 7, 4, 4, 0, 4},
-                              {10, 0, 0, 10, 5, 5},
-                              {1, 2, 3, 4, 5, 6}};
+  const double draws[3][6] = {
+      {4, 7, 4, 4, 0, 4}, {10, 0, 0, 10, 5, 5}, {1, 2, 3, 4, 5, 6}};
   for (int k = 0; k < 3; k++) {
     chains ch;
     double longest = 0, sum = 0;

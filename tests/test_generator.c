@@ -13,11 +13,11 @@ static void spin(async_loop *loop) {
  * 1000 + value before each yield, -1 on a close seen, -2 at its end. */
 typedef struct powgen {
   long base, count;
-  double pause;   /* sleep after each yield */
+  double pause; /* sleep after each yield */
   seqlog *log;
-  int yield_rc;   /* the last yield's result */
-  int cleaned;    /* the producer ran its cleanup */
-  int fail_at;    /* > 0: fail with -EIO before yielding the nth value */
+  int yield_rc; /* the last yield's result */
+  int cleaned;  /* the producer ran its cleanup */
+  int fail_at;  /* > 0: fail with -EIO before yielding the nth value */
   int ran;
 } powgen;
 
@@ -46,8 +46,8 @@ static void *powers(void *arg) {
 typedef struct consumer {
   async_gen *g;
   seqlog *log;
-  int take;      /* stop after this many (0: all) */
-  int rc;        /* how the loop ended */
+  int take; /* stop after this many (0: all) */
+  int rc;   /* how the loop ended */
   int close_rc;
   int next_after_close;
   void **items;
@@ -161,8 +161,8 @@ static void *next_with_pending_cancel(void *arg) {
   return NULL;
 }
 
-static void test_generator_next_with_a_pending_cancel_resumes_nothing(
-    void **state) {
+static void
+test_generator_next_with_a_pending_cancel_resumes_nothing(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   powgen p = {.base = 2, .count = 3};
@@ -188,8 +188,7 @@ static void *take_one(void *arg) {
   return v;
 }
 
-static void test_generator_free_of_a_live_generator_is_deferred(
-    void **state) {
+static void test_generator_free_of_a_live_generator_is_deferred(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   powgen p = {.base = 2, .count = 100, .pause = 0.0001};
@@ -270,8 +269,8 @@ static void *next_then_sleep(void *arg) {
   return NULL;
 }
 
-static void test_generator_consumer_cancel_is_passed_to_the_producer(
-    void **state) {
+static void
+test_generator_consumer_cancel_is_passed_to_the_producer(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   slowgen s = {0};
@@ -293,8 +292,8 @@ static void test_generator_consumer_cancel_is_passed_to_the_producer(
   free_loop(loop);
 }
 
-static void test_generator_value_yielded_after_cancel_is_not_lost(
-    void **state) {
+static void
+test_generator_value_yielded_after_cancel_is_not_lost(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   slowgen s = {.stubborn = 1};
@@ -310,7 +309,7 @@ static void test_generator_value_yielded_after_cancel_is_not_lost(
   assert_int_equal(s.sleep_rc, -ECANCELED);
   assert_int_equal(n.rc, 0); /* the value came: returned */
   assert_int_equal(PTRI(n.v), 77);
-  assert_int_equal(n.after, -ECANCELED); /* the cancel, delivered later */
+  assert_int_equal(n.after, -ECANCELED);    /* the cancel, delivered later */
   assert_int_equal(async_gen_free(n.g), 0); /* closes the suspended one */
   spin(loop);
   assert_int_equal(s.yield_rc, -EPIPE);
@@ -435,7 +434,7 @@ static void *selfish(void *arg) {
 
 static void *ignores_close(void *arg) {
   misuse *m = arg;
-  async_gen_yield(IPTR(1));             /* -EPIPE: closed */
+  async_gen_yield(IPTR(1));                           /* -EPIPE: closed */
   m->yield_after_close[0] = async_gen_yield(IPTR(2)); /* at once */
   m->yield_after_close[1] = async_sleep(0.001);
   return NULL;

@@ -27,8 +27,8 @@ static void on_call(void *arg) { ((outcome *)arg)->called++; }
 static void *main_task(void *arg) {
   outcome *o = arg;
   async_task *a = NULL, *v = NULL;
-  o->spawned = async_task_spawn(async_loop_current(), &a, sleeper, IPTR(7),
-                                NULL);
+  o->spawned =
+      async_task_spawn(async_loop_current(), &a, sleeper, IPTR(7), NULL);
   if (o->spawned) return NULL;
   void *res = NULL;
   o->awaited = async_await(a, &res);
@@ -36,8 +36,8 @@ static void *main_task(void *arg) {
   async_task_release(a);
 
   o->victim_rc = 1;
-  if (async_task_spawn(async_loop_current(), &v, victim, &o->victim_rc,
-                       NULL) == 0) {
+  if (async_task_spawn(async_loop_current(), &v, victim, &o->victim_rc, NULL) ==
+      0) {
     async_yield();
     o->cancel_rc = async_task_cancel(v);
     async_await(v, NULL);

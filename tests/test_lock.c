@@ -27,8 +27,10 @@ static void *lock_task(void *arg) {
   if (k->rc == 0) {
     for (int i = 0; i < k->hold_for; i++) async_yield();
     k->after = async_sleep(0.001);
-    if (k->release) async_lock_release(k->l);
-    else k->held = 1;
+    if (k->release)
+      async_lock_release(k->l);
+    else
+      k->held = 1;
   }
   return NULL;
 }
@@ -69,8 +71,7 @@ static void test_lock_waiters_get_it_in_arrival_order(void **state) {
   locker k[4];
   async_task *t[4];
   for (int i = 0; i < 4; i++) {
-    k[i] = (locker){.l = l, .id = i, .log = &log, .hold_for = 3,
-                    .release = 1};
+    k[i] = (locker){.l = l, .id = i, .log = &log, .hold_for = 3, .release = 1};
     async_task_spawn(loop, &t[i], lock_task, &k[i], NULL);
   }
   run_all(loop, t, 4);

@@ -190,13 +190,13 @@ static void *ts_thread(void *arg) {
   return NULL;
 }
 
-static void test_loop_call_soon_threadsafe_wakes_a_blocked_loop(
-    void **state) {
+static void test_loop_call_soon_threadsafe_wakes_a_blocked_loop(void **state) {
   (void)state;
   ts_ctx c = {.loop = new_loop(), .started = async_clock()};
   /* A far timer so that the loop blocks in the poller. */
   async_handle *h;
-  assert_int_equal(async_loop_call_later(c.loop, 60.0, count_cb, &c.got, &h), 0);
+  assert_int_equal(async_loop_call_later(c.loop, 60.0, count_cb, &c.got, &h),
+                   0);
   pthread_t th;
   pthread_create(&th, NULL, ts_thread, &c);
   assert_int_equal(async_loop_run_forever(c.loop), 0);

@@ -67,9 +67,7 @@ static void test_misuse_null_arguments(void **state) {
   async_task_options o;
   async_task_options_init(&o);
   o.size = 0;
-  assert_int_equal(async_task_spawn(loop, NULL, nothing, NULL,
-                                    &o),
-                   -EINVAL);
+  assert_int_equal(async_task_spawn(loop, NULL, nothing, NULL, &o), -EINVAL);
   free_loop(loop);
 }
 
@@ -126,9 +124,9 @@ static void test_misuse_second_release(void **state) {
 
 static void test_misuse_strerror_covers_every_code(void **state) {
   (void)state;
-  int codes[] = {0,       -EINVAL,    -EPERM,      -EDEADLK, -EXDEV,
-                 -EBUSY,  -ESHUTDOWN, -ECANCELED,  -ETIMEDOUT,
-                 -ENOMEM, -EALREADY,  -EINPROGRESS, -EIO,    -99999, 5};
+  int codes[] = {0,         -EINVAL,      -EPERM,     -EDEADLK,   -EXDEV,
+                 -EBUSY,    -ESHUTDOWN,   -ECANCELED, -ETIMEDOUT, -ENOMEM,
+                 -EALREADY, -EINPROGRESS, -EIO,       -99999,     5};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
     const char *s = async_strerror(codes[i]);
     assert_non_null(s);

@@ -30,7 +30,9 @@ static int should_fail(void) {
   return 1;
 }
 
-void *__wrap_malloc(size_t n) { return should_fail() ? NULL : __real_malloc(n); }
+void *__wrap_malloc(size_t n) {
+  return should_fail() ? NULL : __real_malloc(n);
+}
 void *__wrap_calloc(size_t n, size_t size) {
   return should_fail() ? NULL : __real_calloc(n, size);
 }
@@ -96,8 +98,9 @@ static void exhaust(verdict *v, const char *name, int (*op)(void *),
 
 static void expect_clean(const verdict *v) {
   if (v->bad_at || !v->completed || v->failures == 0) {
-    fprintf(stderr, "%s: allocation %d gave %d (%s); completed %d after "
-                    "%d failures\n",
+    fprintf(stderr,
+            "%s: allocation %d gave %d (%s); completed %d after "
+            "%d failures\n",
             v->name, v->bad_at, v->bad_err, async_strerror(v->bad_err),
             v->completed, v->failures);
     fail();
@@ -365,8 +368,8 @@ static void *in_task(void *arg) {
   exhaust(&vs->v[vs->n++], "gather", op_gather, NULL);
   exhaust(&vs->v[vs->n++], "queue/lock/event/condition/semaphore/barrier",
           op_sync_objects, NULL);
-  exhaust(&vs->v[vs->n++], "unbounded queue growth",
-          op_unbounded_queue_growth, NULL);
+  exhaust(&vs->v[vs->n++], "unbounded queue growth", op_unbounded_queue_growth,
+          NULL);
   exhaust(&vs->v[vs->n++], "generator collect", op_generator_collect, NULL);
   exhaust(&vs->v[vs->n++], "task group", op_task_group, NULL);
   exhaust(&vs->v[vs->n++], "as_completed", op_as_completed, NULL);

@@ -91,8 +91,7 @@ static int wait_for(fixture *f, int64_t timeout_ns) {
   for (i = 0; i < f->n; i++) {
     assert_true(f->reps[i].revents != 0);
     assert_int_equal(f->reps[i].revents & ~(IN | OUT | ERR), 0);
-    for (j = 0; j < i; j++)
-      assert_int_not_equal(f->reps[i].fd, f->reps[j].fd);
+    for (j = 0; j < i; j++) assert_int_not_equal(f->reps[i].fd, f->reps[j].fd);
   }
   return r;
 }
@@ -101,8 +100,7 @@ static int wait_for(fixture *f, int64_t timeout_ns) {
 static unsigned reported(const fixture *f, int fd) {
   int i;
   for (i = 0; i < f->n; i++)
-    if (f->reps[i].fd == fd)
-      return f->reps[i].revents;
+    if (f->reps[i].fd == fd) return f->reps[i].revents;
   return 0;
 }
 
@@ -111,14 +109,12 @@ static void make_pipe(int fds[2]) {
 }
 
 static void make_socketpair(int fds[2]) {
-  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC |
-                                           SOCK_NONBLOCK, 0, fds),
-                   0);
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds),
+      0);
 }
 
-static void put_byte(int fd) {
-  assert_int_equal(write(fd, "x", 1), 1);
-}
+static void put_byte(int fd) { assert_int_equal(write(fd, "x", 1), 1); }
 
 /* Stops watching fd, then closes it: the order the loop must keep, since a
  * closed fd can no longer be removed from epoll and stays in poll's set. */
@@ -146,8 +142,7 @@ static int group_setup(void **state) {
   (void)state;
   backend = async__backend_find(name);
   if (backend == NULL) {
-    fprintf(stderr, "test_poll: no backend called '%s' in this build\n",
-            name);
+    fprintf(stderr, "test_poll: no backend called '%s' in this build\n", name);
     return -1;
   }
   return 0;
@@ -155,8 +150,7 @@ static int group_setup(void **state) {
 
 static int setup(void **state) {
   fixture *f = calloc(1, sizeof(*f));
-  if (f == NULL)
-    return -1;
+  if (f == NULL) return -1;
   if (backend->init(&f->p) != 0) {
     free(f);
     return -1;
@@ -607,8 +601,7 @@ static void test_poll_many_fds(void **state) {
                   (unsigned long)lim);
     skip();
   }
-  if ((rlim_t)npairs * 2 + 64 > lim)
-    npairs = (int)((lim - 64) / 2);
+  if ((rlim_t)npairs * 2 + 64 > lim) npairs = (int)((lim - 64) / 2);
   nfds = npairs * 2;
   expected = nfds;
   fds = malloc((size_t)nfds * sizeof(*fds));
@@ -619,10 +612,8 @@ static void test_poll_many_fds(void **state) {
   for (i = 0; i < npairs; i++) {
     make_socketpair(&fds[2 * i]);
     put_byte(fds[2 * i + 1]);
-    if (fds[2 * i] > maxfd)
-      maxfd = fds[2 * i];
-    if (fds[2 * i + 1] > maxfd)
-      maxfd = fds[2 * i + 1];
+    if (fds[2 * i] > maxfd) maxfd = fds[2 * i];
+    if (fds[2 * i + 1] > maxfd) maxfd = fds[2 * i + 1];
   }
   want = calloc((size_t)maxfd + 1, 1);
   seen = calloc((size_t)maxfd + 1, 1);
@@ -665,8 +656,7 @@ static void test_poll_many_fds(void **state) {
   assert_int_equal(got, expected);
   assert_int_equal(wait_for(f, 0), 0);
 
-  for (i = 0; i < nfds; i++)
-    close(fds[i]);
+  for (i = 0; i < nfds; i++) close(fds[i]);
   free(fds);
   free(want);
   free(seen);
@@ -691,11 +681,9 @@ static void test_poll_many_fds_in_one_set(void **state) {
   }
   fds = malloc((size_t)nfds * sizeof(*fds));
   assert_non_null(fds);
-  for (i = 0; i < nfds; i += 2)
-    make_socketpair(&fds[i]);
+  for (i = 0; i < nfds; i += 2) make_socketpair(&fds[i]);
   for (i = 0; i < nfds; i++) {
-    if (fds[i] > maxfd)
-      maxfd = fds[i];
+    if (fds[i] > maxfd) maxfd = fds[i];
     assert_int_equal(backend->ctl(f->p, fds[i], 0, OUT), 0);
   }
   seen = calloc((size_t)maxfd + 1, 1);
@@ -776,7 +764,7 @@ static void test_poll_find(void **state) {
   assert_ptr_equal(best, &async__backend_epoll);
   assert_ptr_equal(async__backend_find("epoll"), &async__backend_epoll);
   assert_null(async__backend_find("kqueue"));
-#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+#elif defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||     \
     defined(__OpenBSD__) || defined(__DragonFly__)
   assert_ptr_equal(best, &async__backend_kqueue);
   assert_ptr_equal(async__backend_find("kqueue"), &async__backend_kqueue);

@@ -24,7 +24,7 @@ typedef struct op {
   async_queue *q;
   void *item; /* put: what to put; get: what it got */
   int rc;
-  int after;  /* the result of a later suspending call (sleep) */
+  int after; /* the result of a later suspending call (sleep) */
   int done;
   int id;
   seqlog *log;
@@ -316,8 +316,8 @@ static void test_queue_put_with_room_does_not_suspend(void **state) {
   free_loop(loop);
 }
 
-static void test_queue_getters_are_served_first_come_first_served(
-    void **state) {
+static void
+test_queue_getters_are_served_first_come_first_served(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);
@@ -341,8 +341,8 @@ static void test_queue_getters_are_served_first_come_first_served(
   free_loop(loop);
 }
 
-static void test_queue_putters_are_served_first_come_first_served(
-    void **state) {
+static void
+test_queue_putters_are_served_first_come_first_served(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(2, ASYNC_QUEUE_FIFO);
@@ -373,14 +373,14 @@ static void test_queue_putters_are_served_first_come_first_served(
 
 /* {==== Cancellation ==================================================== */
 
-static void test_queue_get_cancelled_while_waiting_gets_nothing(
-    void **state) {
+static void test_queue_get_cancelled_while_waiting_gets_nothing(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);
   op g[2] = {{.q = q}, {.q = q}};
   async_task *t[2];
-  for (int i = 0; i < 2; i++) async_task_spawn(loop, &t[i], getter, &g[i], NULL);
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], getter, &g[i], NULL);
   spin(loop);
   async_task_cancel(t[0]); /* unlinked at once */
   assert_int_equal(async_queue_put_nowait(q, IPTR(7)), 0);
@@ -394,8 +394,7 @@ static void test_queue_get_cancelled_while_waiting_gets_nothing(
   free_loop(loop);
 }
 
-static void test_queue_get_served_then_cancelled_keeps_its_item(
-    void **state) {
+static void test_queue_get_served_then_cancelled_keeps_its_item(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);
@@ -404,7 +403,7 @@ static void test_queue_get_served_then_cancelled_keeps_its_item(
   async_task_spawn(loop, &t, getter, &g, NULL);
   spin(loop);
   assert_int_equal(async_queue_put_nowait(q, IPTR(5)), 0); /* served */
-  assert_int_equal(async_task_cancel(t), 1); /* before it runs */
+  assert_int_equal(async_task_cancel(t), 1);               /* before it runs */
   async_loop_run_until_complete(loop, t, NULL);
   async_task_release(t);
   assert_int_equal(g.rc, 0);
@@ -415,15 +414,15 @@ static void test_queue_get_served_then_cancelled_keeps_its_item(
   free_loop(loop);
 }
 
-static void test_queue_put_cancelled_while_waiting_puts_nothing(
-    void **state) {
+static void test_queue_put_cancelled_while_waiting_puts_nothing(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(1, ASYNC_QUEUE_FIFO);
   async_queue_put_nowait(q, IPTR(1));
   op p[2] = {{.q = q, .item = IPTR(2)}, {.q = q, .item = IPTR(3)}};
   async_task *t[2];
-  for (int i = 0; i < 2; i++) async_task_spawn(loop, &t[i], putter, &p[i], NULL);
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], putter, &p[i], NULL);
   spin(loop);
   async_task_cancel(t[0]);
   void *v;
@@ -439,8 +438,7 @@ static void test_queue_put_cancelled_while_waiting_puts_nothing(
   free_loop(loop);
 }
 
-static void test_queue_put_served_then_cancelled_is_in_the_queue(
-    void **state) {
+static void test_queue_put_served_then_cancelled_is_in_the_queue(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(1, ASYNC_QUEUE_FIFO);
@@ -487,21 +485,21 @@ static void test_queue_cancelled_getters_are_not_kept(void **state) {
 static void *get_with_pending_cancel(void *arg) {
   op *o = arg;
   async_task_cancel(async_task_current());
-  o->rc = async_queue_get(o->q, &o->item); /* an item is there */
+  o->rc = async_queue_get(o->q, &o->item);    /* an item is there */
   o->after = async_queue_get(o->q, &o->item); /* empty: would suspend */
   return NULL;
 }
 
-static void test_queue_pending_cancel_is_delivered_only_when_waiting(
-    void **state) {
+static void
+test_queue_pending_cancel_is_delivered_only_when_waiting(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);
   async_queue_put_nowait(q, IPTR(1));
   op o = {.q = q};
   assert_int_equal(run_task(loop, get_with_pending_cancel, &o, NULL), 0);
-  assert_int_equal(o.rc, 0);              /* no suspension: no delivery */
-  assert_int_equal(o.after, -ECANCELED);  /* delivered before waiting */
+  assert_int_equal(o.rc, 0);             /* no suspension: no delivery */
+  assert_int_equal(o.after, -ECANCELED); /* delivered before waiting */
   assert_int_equal(async_queue_free(q), 0);
   free_loop(loop);
 }
@@ -628,8 +626,8 @@ static void stress_run(int maxsize, int order) {
   free_loop(loop);
 }
 
-static void test_queue_random_cancellations_lose_and_duplicate_nothing(
-    void **state) {
+static void
+test_queue_random_cancellations_lose_and_duplicate_nothing(void **state) {
   (void)state;
   stress_run(1, ASYNC_QUEUE_FIFO);
   stress_run(4, ASYNC_QUEUE_LIFO);
@@ -671,9 +669,11 @@ static void test_queue_task_done_and_join(void **state) {
   assert_int_equal(j0.rc, 0);
   for (int i = 0; i < 3; i++) async_queue_put_nowait(q, IPTR(i));
   seqlog log = {0};
-  op j[2] = {{.q = q, .id = 100, .log = &log}, {.q = q, .id = 101, .log = &log}};
+  op j[2] = {{.q = q, .id = 100, .log = &log},
+             {.q = q, .id = 101, .log = &log}};
   async_task *t[2];
-  for (int i = 0; i < 2; i++) async_task_spawn(loop, &t[i], joiner, &j[i], NULL);
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], joiner, &j[i], NULL);
   spin(loop);
   void *v;
   for (int i = 0; i < 3; i++) {
@@ -737,9 +737,7 @@ static void test_queue_join_cancelled(void **state) {
 
 /* {==== Shutdown ======================================================== */
 
-static void count_drop(void *item, void *arg) {
-  seqlog_add(arg, PTRI(item));
-}
+static void count_drop(void *item, void *arg) { seqlog_add(arg, PTRI(item)); }
 
 static void test_queue_shutdown_graceful_drains(void **state) {
   (void)state;
@@ -792,7 +790,8 @@ static void test_queue_shutdown_wakes_waiting_putters(void **state) {
   async_queue_put_nowait(q, IPTR(1));
   op p[2] = {{.q = q, .item = IPTR(2)}, {.q = q, .item = IPTR(3)}};
   async_task *t[2];
-  for (int i = 0; i < 2; i++) async_task_spawn(loop, &t[i], putter, &p[i], NULL);
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], putter, &p[i], NULL);
   spin(loop);
   async_queue_shutdown(q, 0);
   run_all(loop, t, 2);
@@ -840,8 +839,7 @@ static void test_queue_shutdown_immediate(void **state) {
   free_loop(loop);
 }
 
-static void test_queue_shutdown_immediate_keeps_items_in_flight(
-    void **state) {
+static void test_queue_shutdown_immediate_keeps_items_in_flight(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);

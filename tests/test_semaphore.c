@@ -64,8 +64,7 @@ static void test_semaphore_counts(void **state) {
   assert_int_equal(async_semaphore_free(NULL), 0);
 }
 
-static void test_bounded_semaphore_refuses_release_past_initial(
-    void **state) {
+static void test_bounded_semaphore_refuses_release_past_initial(void **state) {
   (void)state;
   async_semaphore *s;
   assert_int_equal(async_bounded_semaphore_new(&s, 2), 0);
@@ -129,8 +128,8 @@ static void test_semaphore_cancelled_waiter_takes_no_permit(void **state) {
   free_loop(loop);
 }
 
-static void test_semaphore_served_then_cancelled_keeps_the_permit(
-    void **state) {
+static void
+test_semaphore_served_then_cancelled_keeps_the_permit(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_semaphore *s;
@@ -183,8 +182,7 @@ static void *limit_canceller(void *arg) {
   return NULL;
 }
 
-static void test_semaphore_limits_concurrency_under_cancellation(
-    void **state) {
+static void test_semaphore_limits_concurrency_under_cancellation(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   limiter m = {.rng = 777, .running = 8};

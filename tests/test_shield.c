@@ -19,7 +19,7 @@ static void *shield_main(void *arg) {
   async_task *t = async_spawn(sleeper_fn, &x->s);
   if (x->cancel_at > 0)
     async_loop_call_later(async_loop_current(), x->cancel_at, cancel_cb,
-                     async_task_current(), NULL);
+                          async_task_current(), NULL);
   if (x->pending) async_task_cancel(async_task_current());
   x->rc = async_shield(t, &x->res);
   x->at = vnow();
@@ -45,9 +45,9 @@ static void test_shield_outer_cancel_leaves_inner_running(void **state) {
   assert_int_equal(vrun(shield_main, &x, NULL, NULL), 0);
   assert_int_equal(x.rc, -ECANCELED);
   assert_null(x.res);
-  assert_true(x.at == 1.0);               /* returned at once */
+  assert_true(x.at == 1.0); /* returned at once */
   assert_int_equal(x.inner_done_at_return, 0);
-  assert_int_equal(x.s.slept, 0);         /* never cancelled */
+  assert_int_equal(x.s.slept, 0); /* never cancelled */
   assert_int_equal(x.again, 0);
   assert_int_equal(PTRI(x.res_again), 9);
   assert_true(x.end == 5.0);

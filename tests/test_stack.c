@@ -55,9 +55,7 @@ enum {
  * (under ASan, that action is ASan's). */
 static struct sigaction initial_segv;
 
-static size_t page_size(void) {
-  return (size_t)sysconf(_SC_PAGESIZE);
-}
+static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
 static int restore_config(void **state) {
   (void)state;
@@ -150,8 +148,8 @@ static void run_child(void (*fn)(const void *), const void *arg,
   for (;;) {
     char scratch[512];
     char *into = len < sizeof r->err - 1 ? r->err + len : scratch;
-    size_t room = len < sizeof r->err - 1 ? sizeof r->err - 1 - len
-                                          : sizeof scratch;
+    size_t room =
+        len < sizeof r->err - 1 ? sizeof r->err - 1 - len : sizeof scratch;
     n = read(fds[0], into, room);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
@@ -177,8 +175,10 @@ static void expected_message(char *buf, size_t len, const char *name) {
   assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
   async__stack *s = async__stack_get(pool, ASYNC__STACK_MIN_SIZE, NULL);
   assert_non_null(s);
-  snprintf(buf, len, "libasync: stack overflow in task '%s' (stack size %zu "
-           "bytes)\n", name, async__stack_size(s));
+  snprintf(buf, len,
+           "libasync: stack overflow in task '%s' (stack size %zu "
+           "bytes)\n",
+           name, async__stack_size(s));
   async__stack_pool_free(pool);
 }
 
@@ -250,8 +250,8 @@ static void test_stack_sizes_round_up(void **state) {
 
   assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
   for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
-    size_t want = asked[i] < ASYNC__STACK_MIN_SIZE ? ASYNC__STACK_MIN_SIZE
-                                                   : asked[i];
+    size_t want =
+        asked[i] < ASYNC__STACK_MIN_SIZE ? ASYNC__STACK_MIN_SIZE : asked[i];
     async__stack *s = async__stack_get(pool, asked[i], NULL);
     assert_non_null(s);
     uintptr_t lo = (uintptr_t)async__stack_lo(s);
@@ -581,9 +581,7 @@ static int recurse(int depth) {
   return recurse(depth + 1) + frame[sizeof frame - 1];
 }
 
-static void recurse_entry(void) {
-  (void)recurse(0);
-}
+static void recurse_entry(void) { (void)recurse(0); }
 
 static async__stack *child_stack(async__stack_pool **pool,
                                  async__stack_namer namer, const void *owner) {
@@ -758,8 +756,8 @@ static void child_foreign_fault(const void *arg) {
   async__stack_pool *pool;
   (void)arg;
 
-  char *page = mmap(NULL, page_size(), PROT_NONE,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *page =
+      mmap(NULL, page_size(), PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (page == MAP_FAILED) _exit(CHILD_SETUP_FAILED);
   async__stack *s = child_stack(&pool, test_namer, &task_overflow);
   uintptr_t lo = (uintptr_t)async__stack_lo(s);

@@ -227,8 +227,7 @@ static void test_task_release_before_done_keeps_it_running(void **state) {
   async_task *t;
   assert_int_equal(async_task_spawn(loop, &t, released_early, &ran, NULL), 0);
   assert_int_equal(async_task_release(t), 0);
-  assert_int_equal(async_task_spawn(loop, NULL, released_early, &ran, NULL),
-                   0);
+  assert_int_equal(async_task_spawn(loop, NULL, released_early, &ran, NULL), 0);
   async_loop_call_later(loop, 0.05, stop_cb, loop, NULL);
   async_loop_run_forever(loop);
   assert_int_equal(ran, 2);

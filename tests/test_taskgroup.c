@@ -11,8 +11,8 @@ static void cancel_cb(void *f) { async_future_cancel(f); }
 typedef struct {
   sleeper s[N];
   int n;
-  double body_sleep;  /* the parent's body sleeps this long before waiting */
-  double cancel_at;   /* > 0: cancel the parent then */
+  double body_sleep; /* the parent's body sleeps this long before waiting */
+  double cancel_at;  /* > 0: cancel the parent then */
   int body_rc, wait_rc, after_rc, spawn_after_abort, spawn_after_wait;
   double at;
   long nerr;
@@ -31,7 +31,7 @@ static void *group_main(void *arg) {
     async_task_group_spawn(g, &t[i], sleeper_fn, &x->s[i], NULL);
   if (x->cancel_at > 0)
     async_loop_call_later(async_loop_current(), x->cancel_at, cancel_cb,
-                     async_task_current(), NULL);
+                          async_task_current(), NULL);
   if (x->body_sleep > 0) x->body_rc = async_sleep(x->body_sleep);
   x->spawn_after_abort = async_task_group_spawn(g, NULL, noop, NULL, NULL);
   x->wait_rc = async_task_group_wait(g);
@@ -175,8 +175,8 @@ typedef struct {
 static void *spawner(void *arg) {
   misc *m = arg;
   async_sleep(1.0);
-  m->nested_spawn = async_task_group_spawn(m->g, NULL, sleeper_fn, &m->s[2],
-                                           NULL);
+  m->nested_spawn =
+      async_task_group_spawn(m->g, NULL, sleeper_fn, &m->s[2], NULL);
   return NULL;
 }
 
@@ -295,8 +295,7 @@ static void *one_yield(void *arg) {
 static void *late_spawner(void *arg) {
   latecomer *l = arg;
   async_yield(); /* the group's only child has just ended, before us */
-  l->spawn_rc = async_task_group_spawn(l->g, NULL, sleeper_fn, &l->late,
-                                       NULL);
+  l->spawn_rc = async_task_group_spawn(l->g, NULL, sleeper_fn, &l->late, NULL);
   return NULL;
 }
 
@@ -312,8 +311,8 @@ static void *latecomer_main(void *arg) {
   return NULL;
 }
 
-static void test_taskgroup_waits_for_a_child_spawned_after_the_wake(
-    void **state) {
+static void
+test_taskgroup_waits_for_a_child_spawned_after_the_wake(void **state) {
   (void)state;
   latecomer l;
   memset(&l, 0, sizeof l);

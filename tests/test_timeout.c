@@ -34,7 +34,7 @@ static void *wait_for_main(void *arg) {
   async_task *t = async_spawn(sleeper_fn, &w->s);
   if (w->cancel_at)
     async_loop_call_later(async_loop_current(), w->cancel_at, cancel_cb,
-                     async_task_current(), NULL);
+                          async_task_current(), NULL);
   w->res = IPTR(-1);
   w->rc = async_wait_for(t, w->timeout, &w->res);
   w->at = vnow();
@@ -137,8 +137,8 @@ static void test_wait_for_bare_future(void **state) {
 typedef struct {
   double outer_delay, inner_delay; /* < 0: no deadline */
   double body_sleep;
-  double resched_inner;            /* >= 0: reschedule the inner to it */
-  double resched_at;               /* ... after sleeping this long */
+  double resched_inner; /* >= 0: reschedule the inner to it */
+  double resched_at;    /* ... after sleeping this long */
   int body_rc, inner_rc, outer_rc, after_rc;
   double at_inner_exit, at_outer_exit;
   int inner_expired, outer_expired;
@@ -221,14 +221,17 @@ static void test_timeout_both_expire_together(void **state) {
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 1);
-  assert_int_equal(n.inner_rc, 0);  /* the outer's request is also there */
+  assert_int_equal(n.inner_rc, 0); /* the outer's request is also there */
   assert_int_equal(n.outer_rc, -ETIMEDOUT);
 }
 
 static void test_timeout_reschedule_later(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 3,
-            .resched_at = 1, .resched_inner = 10};
+  nest n = {.outer_delay = -1,
+            .inner_delay = 2,
+            .body_sleep = 3,
+            .resched_at = 1,
+            .resched_inner = 10};
   run_nest(&n);
   assert_int_equal(n.resched_rc, 0);
   assert_int_equal(n.body_rc, 0);
@@ -238,13 +241,19 @@ static void test_timeout_reschedule_later(void **state) {
 
 static void test_timeout_reschedule_earlier_and_to_none(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1, .inner_delay = 100, .body_sleep = 50,
-            .resched_at = 1, .resched_inner = 5};
+  nest n = {.outer_delay = -1,
+            .inner_delay = 100,
+            .body_sleep = 50,
+            .resched_at = 1,
+            .resched_inner = 5};
   run_nest(&n);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
   assert_true(n.at_inner_exit == 5.0);
-  nest m = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 50,
-            .resched_at = 1, .resched_inner = -1};
+  nest m = {.outer_delay = -1,
+            .inner_delay = 2,
+            .body_sleep = 50,
+            .resched_at = 1,
+            .resched_inner = -1};
   run_nest(&m);
   assert_int_equal(m.body_rc, 0);
   assert_int_equal(m.inner_rc, 0);
@@ -258,8 +267,8 @@ typedef struct {
 
 static void *outside_main(void *arg) {
   outside *o = arg;
-  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, async_task_current(),
-                   NULL);
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb,
+                        async_task_current(), NULL);
   async_timeout tmo;
   async_timeout_enter(&tmo, 5.0);
   o->body_rc = async_sleep(10.0);
@@ -334,8 +343,8 @@ static void *undelivered_main(void *arg) {
   return NULL;
 }
 
-static void test_timeout_expiring_after_the_wake_reaches_that_sleep(
-    void **state) {
+static void
+test_timeout_expiring_after_the_wake_reaches_that_sleep(void **state) {
   (void)state;
   undelivered u = {NULL, -1, 0, -1, -1};
   double end;
@@ -419,8 +428,8 @@ static void test_timeout_zero_delay(void **state) {
   (void)state;
   immediate m = {-1, -1, -1};
   assert_int_equal(vrun(immediate_main, &m, NULL, NULL), 0);
-  assert_int_equal(m.expired, 1);           /* 0, then cancelled */
-  assert_int_equal(m.exit_rc, -ETIMEDOUT);  /* 0 * 100 - ETIMEDOUT */
+  assert_int_equal(m.expired, 1);          /* 0, then cancelled */
+  assert_int_equal(m.exit_rc, -ETIMEDOUT); /* 0 * 100 - ETIMEDOUT */
   assert_int_equal(m.later, 0);
 }
 

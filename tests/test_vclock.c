@@ -69,7 +69,8 @@ static void logged_cb(void *arg) {
   seqlog_add(k->log, k->id);
 }
 
-static void test_vclock_orders_sleepers_and_callbacks_by_deadline(void **state) {
+static void
+test_vclock_orders_sleepers_and_callbacks_by_deadline(void **state) {
   (void)state;
   async_loop *loop = new_vloop();
   seqlog log = {{0}, 0};

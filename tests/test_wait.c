@@ -167,8 +167,8 @@ static void *wait_cancelled(void *arg) {
   wcancel *c = arg;
   async_task *t[2] = {async_spawn(sleeper_fn, &c->s[0]),
                       async_spawn(sleeper_fn, &c->s[1])};
-  async_loop_call_later(async_loop_current(), 1.0, cancel_cb, async_task_current(),
-                   NULL);
+  async_loop_call_later(async_loop_current(), 1.0, cancel_cb,
+                        async_task_current(), NULL);
   c->rc = async_wait(t, 2, ASYNC_ALL_COMPLETED, 100, NULL, NULL);
   c->at = vnow();
   c->later = async_wait(t, 2, ASYNC_ALL_COMPLETED, -1, NULL, NULL);

@@ -19,7 +19,9 @@ static inline async_loop *new_vloop(void) {
 static inline void stop_cb(void *loop) { async_loop_stop(loop); }
 
 /* The running loop's time, for tasks. */
-static inline double vnow(void) { return async_loop_time(async_loop_current()); }
+static inline double vnow(void) {
+  return async_loop_time(async_loop_current());
+}
 
 /* Runs fn(arg) as the main task of a new virtual-clock loop, closes it, and
  * returns the task's outcome. *end gets the loop time when it finished. */
@@ -36,10 +38,10 @@ static inline int vrun(async_fn fn, void *arg, void **result, double *end) {
 typedef struct sleeper {
   double delay;
   void *value;
-  int fail;         /* returned through async_fail when non-zero */
-  int slept;        /* what async_sleep returned */
-  int cleanup;      /* seconds of sleep after a cancellation (cleanup) */
-  int ignore;       /* carry on after a cancellation and return value */
+  int fail;    /* returned through async_fail when non-zero */
+  int slept;   /* what async_sleep returned */
+  int cleanup; /* seconds of sleep after a cancellation (cleanup) */
+  int ignore;  /* carry on after a cancellation and return value */
   int ran, ended;
   double end_time;
 } sleeper;

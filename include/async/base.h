@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Conventions in code: the export macro, the version, errors, the clock, and the types every chapter uses.
- * A chapter of <async.h>, which is what programs include. */
+/* libasync: Conventions in code: the export macro, the version, errors, the
+ * clock, and the types every chapter uses. A chapter of <async.h>, which is
+ * what programs include. */
 #ifndef ASYNC_API_BASE_H
 #define ASYNC_API_BASE_H
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Layer 4, composition: gather, as_completed, wait, deadlines, shield, task groups.
- * A chapter of <async.h>, which is what programs include. */
+/* libasync: Layer 4, composition: gather, as_completed, wait, deadlines,
+ * shield, task groups. A chapter of <async.h>, which is what programs include.
+ */
 #ifndef ASYNC_API_COMPOSE_H
 #define ASYNC_API_COMPOSE_H
 
@@ -175,8 +176,7 @@ ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
  * Returns 0 with f's result in *result (result may be NULL; NULL on
  * error), f's error, -ETIMEDOUT, -ECANCELED, -EINVAL (also NaN timeout),
  * -EPERM, -EDEADLK, -EXDEV. Suspends: yes, unless f is done. */
-ASYNC_EXTERN int async_wait_for(async_future *f, double timeout,
-                                void **result);
+ASYNC_EXTERN int async_wait_for(async_future *f, double timeout, void **result);
 
 /* A deadline scope (asyncio.timeout()): a stretch of a task's code with a
  * deadline. When the deadline passes while the task is still inside, the
@@ -326,9 +326,8 @@ ASYNC_EXTERN int async_task_group_cancel(async_task_group *g);
  * cap of them in errs[] and, if tasks is not NULL, the failed tasks
  * (borrowed, valid until the group is freed) in tasks[], and returns how
  * many there are in all (which may exceed cap), or -EINVAL. */
-ASYNC_EXTERN long async_task_group_errors(const async_task_group *g,
-                                          int *errs, async_task **tasks,
-                                          size_t cap);
+ASYNC_EXTERN long async_task_group_errors(const async_task_group *g, int *errs,
+                                          async_task **tasks, size_t cap);
 
 /* Frees the group and drops its references to its tasks. Tasks not done
  * yet (a group freed without its wait) are cancelled first and end on

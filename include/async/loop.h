@@ -24,29 +24,29 @@ ASYNC_EXTERN int async_run(async_fn fn, void *arg, void **result);
 /* ==== Loops ============================================================= */
 
 typedef struct async_loop_options {
-  size_t size;        /* sizeof(async_loop_options): set by _init */
+  size_t size;         /* sizeof(async_loop_options): set by _init */
   const char *backend; /* "epoll", "poll", "kqueue"; NULL: the environment
                           variable ASYNC_BACKEND, else the best one built */
-  size_t stack_size;  /* default stack size of the loop's tasks, in bytes;
-                         0: 256 KiB. Stacks cost address space, and memory
-                         only for the pages a task touches */
+  size_t stack_size;   /* default stack size of the loop's tasks, in bytes;
+                          0: 256 KiB. Stacks cost address space, and memory
+                          only for the pages a task touches */
   int report_overflow; /* 1 (default): a stack overflow is reported with the
                           task's name (a SIGSEGV handler on an alternate
                           signal stack); 0: leave SIGSEGV alone */
-  int virtual_clock;  /* 0 (default): the monotonic clock. 1: a virtual
-                         clock for tests (trio's MockClock with autojump):
-                         the loop's time starts at 0 and, whenever nothing
-                         is ready and only a timer can make progress, jumps
-                         straight to the next timer's deadline instead of
-                         blocking, so an hour of sleeps and timeouts takes
-                         no real time and always happens in the same order.
-                         While a task waits on an fd (async_fd_wait) or a
-                         call from another thread is pending, the loop
-                         waits in real time and the clock advances by the
-                         time waited. async_loop_time() and every delay
-                         and deadline of the loop (sleeps, call_later,
-                         timeouts) use this clock; async_clock() stays
-                         the real one */
+  int virtual_clock;   /* 0 (default): the monotonic clock. 1: a virtual
+                          clock for tests (trio's MockClock with autojump):
+                          the loop's time starts at 0 and, whenever nothing
+                          is ready and only a timer can make progress, jumps
+                          straight to the next timer's deadline instead of
+                          blocking, so an hour of sleeps and timeouts takes
+                          no real time and always happens in the same order.
+                          While a task waits on an fd (async_fd_wait) or a
+                          call from another thread is pending, the loop
+                          waits in real time and the clock advances by the
+                          time waited. async_loop_time() and every delay
+                          and deadline of the loop (sleeps, call_later,
+                          timeouts) use this clock; async_clock() stays
+                          the real one */
 } async_loop_options;
 
 /* Fills *opts with the defaults. */
@@ -90,8 +90,7 @@ ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
  * async_loop_stop ended the run before f was done.
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_until_complete(async_loop *loop,
-                                               async_future *f,
-                                               void **result);
+                                               async_future *f, void **result);
 
 /* Asks a running loop to return from run_forever / run_until_complete
  * after the current iteration: the callbacks and tasks already ready run,
@@ -124,21 +123,21 @@ ASYNC_EXTERN async_loop *async_loop_current(void);
  * or async_handle_release; with out NULL the loop frees everything.
  * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon(async_loop *loop, async_callback cb,
-                                 void *arg, async_handle **out);
+                                      void *arg, async_handle **out);
 
 /* Schedules cb(arg) `delay` seconds from now (a negative delay counts as
  * 0). Callbacks due at the same time run in the order they were scheduled.
  * Handle ownership as for async_loop_call_soon.
  * Returns 0, -EINVAL (also for a NaN delay), -ESHUTDOWN, -ENOMEM. */
 ASYNC_EXTERN int async_loop_call_later(async_loop *loop, double delay,
-                                  async_callback cb, void *arg,
-                                  async_handle **out);
+                                       async_callback cb, void *arg,
+                                       async_handle **out);
 
 /* Schedules cb(arg) at loop time `when` (see async_loop_time). As
  * async_loop_call_later otherwise. */
 ASYNC_EXTERN int async_loop_call_at(async_loop *loop, double when,
-                               async_callback cb, void *arg,
-                               async_handle **out);
+                                    async_callback cb, void *arg,
+                                    async_handle **out);
 
 /* Cancels the callback if it has not run yet, and gives the handle back.
  * Returns 1 if this call stopped the callback from running, 0 if it had
@@ -154,7 +153,7 @@ ASYNC_EXTERN int async_handle_release(async_handle *h);
  * and wakes the loop if it is waiting. The loop must not be freed while
  * this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
-                                            async_callback cb, void *arg);
+                                                 async_callback cb, void *arg);
 
 #ifdef __cplusplus
 }

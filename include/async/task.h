@@ -53,7 +53,7 @@ ASYNC_EXTERN async_task *async_task_current(void);
  * may exceed cap), or -EINVAL. The pointers stay valid until the caller
  * next suspends or returns to the loop. */
 ASYNC_EXTERN long async_task_all(async_loop *loop, async_task **out,
-                                  size_t cap);
+                                 size_t cap);
 
 /* The task's name: the one given, or "Task-<n>". Valid while the caller
  * holds its reference. NULL for NULL or a bare future. */
@@ -137,8 +137,7 @@ ASYNC_EXTERN int async_future_add_done_callback(async_future *f,
 /* Removes every pending registration of (cb, arg) and returns how many
  * there were, or -EINVAL. */
 ASYNC_EXTERN int async_future_remove_done_callback(async_future *f,
-                                                   async_done_fn cb,
-                                                   void *arg);
+                                                   async_done_fn cb, void *arg);
 
 /* Gives back the caller's reference. A pending task keeps running (the loop
  * holds its own reference). Releasing twice is detected and returns -EINVAL
@@ -162,13 +161,12 @@ static inline int async_task_cancelled(const async_task *t) {
 static inline int async_task_result(const async_task *t, void **result) {
   return async_future_result(t, result);
 }
-static inline int async_task_add_done_callback(async_task *t,
-                                               async_done_fn cb, void *arg) {
+static inline int async_task_add_done_callback(async_task *t, async_done_fn cb,
+                                               void *arg) {
   return async_future_add_done_callback(t, cb, arg);
 }
 static inline int async_task_remove_done_callback(async_task *t,
-                                                  async_done_fn cb,
-                                                  void *arg) {
+                                                  async_done_fn cb, void *arg) {
   return async_future_remove_done_callback(t, cb, arg);
 }
 

@@ -32,12 +32,12 @@ typedef struct ac_slot {
 
 struct async_as_completed {
   uint32_t magic;
-  async_loop *loop;  /* of the pending futures; NULL if none was */
-  int64_t deadline;  /* loop clock, ns; -1: none */
+  async_loop *loop; /* of the pending futures; NULL if none was */
+  int64_t deadline; /* loop clock, ns; -1: none */
   size_t n;
-  size_t left;       /* not handed back yet */
+  size_t left;         /* not handed back yet */
   async__task *waiter; /* the task parked in next(), if any */
-  async__list done;  /* QUEUED slots, in completion order */
+  async__list done;    /* QUEUED slots, in completion order */
   ac_slot slots[];
 };
 
@@ -84,9 +84,8 @@ static void ac_unlink(async__task *t) {
   async__timer_stop(t->fut.loop, &t->timer);
 }
 
-int async_as_completed_new(async_as_completed **out,
-                           async_future *const futs[], size_t n,
-                           double timeout) {
+int async_as_completed_new(async_as_completed **out, async_future *const futs[],
+                           size_t n, double timeout) {
   if (out) *out = NULL;
   if (!out || (n && !futs) || timeout != timeout) return -EINVAL;
   async_loop *loop = NULL;

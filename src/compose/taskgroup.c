@@ -41,7 +41,7 @@ struct async_task_group {
   uint32_t ncancel0;   /* parent->ncancel when the group was made */
   size_t pending;      /* children not done */
   size_t nerrors;
-  int result;          /* of a finished wait */
+  int result; /* of a finished wait */
   async__list children;
   async__list failed;
 };
@@ -110,9 +110,8 @@ int async_task_group_new(async_task_group **out) {
   return 0;
 }
 
-int async_task_group_spawn(async_task_group *g, async_task **out,
-                           async_fn fn, void *arg,
-                           const async_task_options *opts) {
+int async_task_group_spawn(async_task_group *g, async_task **out, async_fn fn,
+                           void *arg, const async_task_options *opts) {
   if (out) *out = NULL;
   if (!group_ok(g) || !fn || g->finished) return -EINVAL;
   if (g->aborting) return -ECANCELED;

@@ -35,7 +35,9 @@ static const scope *cscope_of(const async_timeout *tmo) {
   return (const scope *)(const void *)tmo;
 }
 
-static int scope_live(const scope *s) { return s && s->magic == ASYNC__MAGIC_SCOPE; }
+static int scope_live(const scope *s) {
+  return s && s->magic == ASYNC__MAGIC_SCOPE;
+}
 
 static void scope_fire(async__timer *tm) {
   scope *s = async__container_of(tm, scope, timer);
@@ -150,8 +152,8 @@ int async_wait_for(async_future *f, double timeout, void **result) {
   if (f == &t->fut) return -EDEADLK;
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
   async_timeout tmo;
-  scope_enter(&tmo, async__deadline_after(async__loop_now(t->fut.loop),
-                                          timeout), t);
+  scope_enter(&tmo,
+              async__deadline_after(async__loop_now(t->fut.loop), timeout), t);
   err = async_await(f, result);
   int terr = async_timeout_exit(&tmo);
   if (terr) {

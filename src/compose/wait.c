@@ -122,8 +122,7 @@ int async_wait(async_future *const futs[], size_t n,
     if (timeout > 0) {
       t->timer.fire = wait_timer_fire;
       async__timer_start(loop, &t->timer,
-                         async__deadline_after(async__loop_now(loop),
-                                               timeout));
+                         async__deadline_after(async__loop_now(loop), timeout));
     }
     t->wait_obj = &w;
     w.woken = 0;

@@ -62,8 +62,8 @@ static inline async__rnode *async__rq_pop(async__rq *q) {
 
 typedef struct async__timer {
   struct async__timer *left, *right, *parent;
-  int64_t when;  /* nanoseconds on the loop's clock */
-  uint32_t seq;  /* arming order, compared modulo 2^32 */
+  int64_t when; /* nanoseconds on the loop's clock */
+  uint32_t seq; /* arming order, compared modulo 2^32 */
   uint32_t armed;
   void (*fire)(struct async__timer *tm); /* called by the loop, unarmed */
 } async__timer;
@@ -238,10 +238,10 @@ typedef struct async__scope {
   async__timer timer;
   async__task *task;
   struct async__scope *outer, *inner; /* task->scopes list */
-  int64_t when;      /* loop clock, ns; INT64_MAX: none */
-  uint32_t magic;    /* ASYNC__MAGIC_SCOPE while entered */
-  uint32_t ncancel0; /* task->ncancel at entry */
-  int expired;       /* the timer fired and requested a cancellation */
+  int64_t when;                       /* loop clock, ns; INT64_MAX: none */
+  uint32_t magic;                     /* ASYNC__MAGIC_SCOPE while entered */
+  uint32_t ncancel0;                  /* task->ncancel at entry */
+  int expired; /* the timer fired and requested a cancellation */
 } async__scope;
 
 #define ASYNC__MAGIC_SCOPE 0x544d4f55u /* "TMOU" */
@@ -339,12 +339,12 @@ struct async_loop {
   async__stack_pool *stacks;
   size_t stack_size;
   int report_overflow;
-  async__list tasks;   /* not done, in creation order */
+  async__list tasks; /* not done, in creation order */
   size_t ntasks;
   async__list objects; /* every live future, to detach them at close */
   uint64_t next_task_id;
   async__task *zombie; /* ended task whose stack is freed by the next runner */
-  void *block_cache;   /* freed future blocks, linked through their first word */
+  void *block_cache; /* freed future blocks, linked through their first word */
   size_t nblock_cache;
   /* async_loop_call_soon_threadsafe */
   pthread_mutex_t ts_lock;

@@ -92,8 +92,8 @@ int async_fd_wait(int fd, int events, double timeout) {
   async__fdent *ent = fd_entry(loop, fd);
   if (!ent) return -ENOMEM;
   unsigned want = (unsigned)events;
-  unsigned next = async__list_empty(&ent->waiters) ? want
-                                                   : ent->interest | want;
+  unsigned next =
+      async__list_empty(&ent->waiters) ? want : ent->interest | want;
   if (async__list_empty(&ent->waiters) || next != ent->interest) {
     err = loop->backend->ctl(loop->poller, fd, ent->interest, next);
     if (err < 0) {

@@ -71,11 +71,15 @@ static void report_unread(const async_future *f) {
   if (f->kind == ASYNC__KIND_TASK) {
     char name[64];
     async__task_namer(async__task_of((async_future *)f), name, sizeof name);
-    fprintf(stderr, "libasync: task '%s' failed (%s) and nobody read the "
-                    "error\n", name, async_strerror(f->err));
+    fprintf(stderr,
+            "libasync: task '%s' failed (%s) and nobody read the "
+            "error\n",
+            name, async_strerror(f->err));
   } else {
-    fprintf(stderr, "libasync: a future failed (%s) and nobody read the "
-                    "error\n", async_strerror(f->err));
+    fprintf(stderr,
+            "libasync: a future failed (%s) and nobody read the "
+            "error\n",
+            async_strerror(f->err));
   }
 }
 

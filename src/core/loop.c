@@ -43,7 +43,8 @@ int64_t async__loop_now(async_loop *loop) {
   return async__clock_ns();
 }
 
-/* {==== Wake-up fd for async_loop_call_soon_threadsafe ======================= */
+/* {==== Wake-up fd for async_loop_call_soon_threadsafe =======================
+ */
 
 static int wake_open(async_loop *loop) {
 #if defined(__linux__)
@@ -121,8 +122,8 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   async__list_init(&loop->objects);
   loop->fds.dirty_head = -1;
   loop->wake_fd[0] = loop->wake_fd[1] = -1;
-  loop->stack_size = opts->stack_size ? opts->stack_size
-                                      : ASYNC__STACK_DEFAULT_SIZE;
+  loop->stack_size =
+      opts->stack_size ? opts->stack_size : ASYNC__STACK_DEFAULT_SIZE;
   loop->report_overflow = opts->report_overflow;
   loop->virtual_clock = opts->virtual_clock != 0;
   loop->now = loop->virtual_clock ? 0 : async__clock_ns();
@@ -260,8 +261,8 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
   }
   int polled = 0;
   if (timeout != 0 || poll_due(loop)) {
-    int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns()
-                                                          : 0;
+    int64_t started =
+        loop->virtual_clock && timeout != 0 ? async__clock_ns() : 0;
     int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
     if (n > 0) async__fd_sync_dirty(loop);
     if (async__unlikely(started)) vclock_advance(loop, started, timeout);
@@ -395,8 +396,9 @@ static void close_tasks(async_loop *loop) {
       loop_run_once(loop, deadline);
   }
   if (loop->ntasks) {
-    fprintf(stderr, "libasync: %zu task(s) ignored cancellation at loop "
-                    "close; ending them without their cleanup\n",
+    fprintf(stderr,
+            "libasync: %zu task(s) ignored cancellation at loop "
+            "close; ending them without their cleanup\n",
             loop->ntasks);
     for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next)
       async__task_kill(loop, async__container_of(n, async__task, fut.objects));
@@ -447,8 +449,8 @@ int async_loop_close(async_loop *loop) {
   drop_timers(loop);
   async__task_reap(loop);
   while (!async__list_empty(&loop->objects))
-    async__future_detach(async__container_of(loop->objects.next,
-                                              async_future, objects));
+    async__future_detach(
+        async__container_of(loop->objects.next, async_future, objects));
   async__fd_close_all(loop);
   loop->backend->close(loop->poller);
   loop->poller = NULL;
@@ -507,7 +509,7 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
 }
 
 int async_loop_call_soon(async_loop *loop, async_callback cb, void *arg,
-                    async_handle **out) {
+                         async_handle **out) {
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
   if (err) return err;
@@ -515,8 +517,8 @@ int async_loop_call_soon(async_loop *loop, async_callback cb, void *arg,
   return 0;
 }
 
-int async_loop_call_at(async_loop *loop, double when, async_callback cb, void *arg,
-                  async_handle **out) {
+int async_loop_call_at(async_loop *loop, double when, async_callback cb,
+                       void *arg, async_handle **out) {
   if (when != when) return -EINVAL;
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
@@ -526,7 +528,7 @@ int async_loop_call_at(async_loop *loop, double when, async_callback cb, void *a
 }
 
 int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
-                     void *arg, async_handle **out) {
+                          void *arg, async_handle **out) {
   if (delay != delay) return -EINVAL;
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
@@ -564,7 +566,7 @@ int async_handle_release(async_handle *h) {
 }
 
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
-                               void *arg) {
+                                    void *arg) {
   async_handle *h;
   int err = handle_new(loop, cb, arg, NULL, &h);
   if (err) return err;

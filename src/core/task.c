@@ -45,8 +45,9 @@ static void scopes_disarm(async__task *t) {
 _Noreturn static void scope_left_open(async__task *t) {
   char name[64];
   async__task_namer(t, name, sizeof name);
-  fprintf(stderr, "libasync: task '%s' returned inside a deadline scope "
-                  "(async_timeout_enter without async_timeout_exit)\n",
+  fprintf(stderr,
+          "libasync: task '%s' returned inside a deadline scope "
+          "(async_timeout_enter without async_timeout_exit)\n",
           name);
   abort();
 }
@@ -64,8 +65,8 @@ static int task_prepare(async_loop *loop, async__task *t) {
   t->stack = s;
   t->started = 1;
   t->canary = async__stack_guard(s) == ASYNC__GUARD_CANARY;
-  async__ctx_make(&t->ctx, async__stack_lo(s), async__stack_size(s),
-                  task_entry, t);
+  async__ctx_make(&t->ctx, async__stack_lo(s), async__stack_size(s), task_entry,
+                  t);
   return 0;
 }
 
@@ -275,8 +276,8 @@ void async_task_options_init(async_task_options *opts) {
   opts->size = sizeof *opts;
 }
 
-int async_task_spawn(async_loop *loop, async_task **out, async_fn fn,
-                     void *arg, const async_task_options *opts) {
+int async_task_spawn(async_loop *loop, async_task **out, async_fn fn, void *arg,
+                     const async_task_options *opts) {
   if (out) *out = NULL;
   if (!loop_ok(loop) || !fn) return -EINVAL;
   if (opts && (opts->size < sizeof *opts || opts->stack_size > UINT32_MAX))
@@ -329,7 +330,8 @@ long async_task_all(async_loop *loop, async_task **out, size_t cap) {
   if (!loop_ok(loop) || (cap && !out)) return -EINVAL;
   size_t n = 0;
   for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
-    if (n < cap) out[n] = &async__container_of(l, async__task, fut.objects)->fut;
+    if (n < cap)
+      out[n] = &async__container_of(l, async__task, fut.objects)->fut;
     n++;
   }
   return (long)n;
@@ -346,8 +348,8 @@ long async_loop_dump(async_loop *loop, FILE *out) {
                         : t->state == ASYNC__T_SUSPENDED ? "waiting"
                         : t->started                     ? "ready"
                                                          : "not started";
-    fprintf(out, "%s: %s%s%s%s\n", name, state,
-            t->wait_what ? " on " : "", t->wait_what ? t->wait_what : "",
+    fprintf(out, "%s: %s%s%s%s\n", name, state, t->wait_what ? " on " : "",
+            t->wait_what ? t->wait_what : "",
             t->cancel_req ? " (cancellation pending)" : "");
     n++;
   }

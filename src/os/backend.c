@@ -11,7 +11,7 @@ static const async__backend *const async__backends[] = {
 #if defined(__linux__)
     &async__backend_epoll,
 #endif
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||       \
     defined(__OpenBSD__) || defined(__DragonFly__)
     &async__backend_kqueue,
 #endif
@@ -21,10 +21,8 @@ static const async__backend *const async__backends[] = {
 const async__backend *async__backend_find(const char *name) {
   size_t i;
 
-  if (name == NULL || name[0] == '\0')
-    return async__backends[0];
+  if (name == NULL || name[0] == '\0') return async__backends[0];
   for (i = 0; i < sizeof(async__backends) / sizeof(async__backends[0]); i++)
-    if (strcmp(async__backends[i]->name, name) == 0)
-      return async__backends[i];
+    if (strcmp(async__backends[i]->name, name) == 0) return async__backends[i];
   return NULL;
 }

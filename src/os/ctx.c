@@ -20,8 +20,7 @@
  * instrument, such as libc's, could hand an instrumented function a pointer
  * into them. ASan's own swapcontext interceptor clears ucontext stacks the
  * same way. */
-static void async__ctx_set_stack(async__ctx *ctx, void *stack_lo,
-                                 size_t size) {
+static void async__ctx_set_stack(async__ctx *ctx, void *stack_lo, size_t size) {
 #if defined(ASYNC__ASAN)
   __asan_unpoison_memory_region(stack_lo, size);
   ctx->stack_lo = stack_lo;
@@ -48,7 +47,7 @@ struct async__ctx_frame {
   uint16_t unused;
   void *r15;
   void *r14;
-  void *r13; /* the trampoline passes it to entry */
+  void *r13;            /* the trampoline passes it to entry */
   async__ctx_entry r12; /* the trampoline calls it */
   void *rbx;
   void *rbp;
@@ -160,8 +159,8 @@ void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
   /* A dying context passes no fake-stack slot: ASan then frees the fake
    * frames it kept for it instead of saving them for a resumption. */
   async__ctx_leaving = dying ? NULL : from;
-  __sanitizer_start_switch_fiber(dying ? NULL : &from->fake_stack,
-                                 to->stack_lo, to->stack_size);
+  __sanitizer_start_switch_fiber(dying ? NULL : &from->fake_stack, to->stack_lo,
+                                 to->stack_size);
   async__ctx_swap(from, to);
   __sanitizer_finish_switch_fiber(from->fake_stack, &lo, &size);
   async__ctx_learn_bounds(lo, size);

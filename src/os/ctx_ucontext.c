@@ -50,8 +50,7 @@ void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
   start->arg = arg;
   /* getcontext also fills in the signal mask and the floating-point state:
    * a new context starts with those of the code that made it. */
-  if (getcontext(&ctx->uc) != 0)
-    abort();
+  if (getcontext(&ctx->uc) != 0) abort();
   ctx->uc.uc_stack.ss_sp = stack_lo;
   ctx->uc.uc_stack.ss_size = rec - (uintptr_t)stack_lo;
   ctx->uc.uc_link = NULL;
@@ -69,6 +68,5 @@ void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
 
 void async__ctx_swap(async__ctx *from, async__ctx *to) {
   /* It fails only for a malformed context, which nothing can recover. */
-  if (swapcontext(&from->uc, &to->uc) != 0)
-    abort();
+  if (swapcontext(&from->uc, &to->uc) != 0) abort();
 }

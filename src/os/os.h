@@ -16,8 +16,8 @@
 
 /* {==== compat ============================================================ */
 
-#define async__container_of(ptr, type, member) \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define async__container_of(ptr, type, member)                                 \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #if defined(__GNUC__)
 #define async__likely(x) __builtin_expect(!!(x), 1)
@@ -28,13 +28,12 @@
 #endif
 
 /* Internal invariants: checked in every build, cheap, fatal. */
-#define ASYNC__ASSERT(cond)                                    \
-  do {                                                         \
-    if (async__unlikely(!(cond)))                              \
-      async__assert_fail(#cond, __FILE__, __LINE__);           \
+#define ASYNC__ASSERT(cond)                                                    \
+  do {                                                                         \
+    if (async__unlikely(!(cond)))                                              \
+      async__assert_fail(#cond, __FILE__, __LINE__);                           \
   } while (0)
-_Noreturn void async__assert_fail(const char *what, const char *file,
-                                  int line);
+_Noreturn void async__assert_fail(const char *what, const char *file, int line);
 
 /* }==== */
 
@@ -326,7 +325,7 @@ extern const async__backend async__backend_poll;
 #if defined(__linux__)
 extern const async__backend async__backend_epoll;
 #endif
-#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+#if defined(__APPLE__) || defined(__FreeBSD__) || defined(__NetBSD__) ||       \
     defined(__OpenBSD__) || defined(__DragonFly__)
 extern const async__backend async__backend_kqueue;
 #endif

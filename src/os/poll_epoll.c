@@ -36,7 +36,7 @@
 /* glibc 2.35 added the epoll_pwait2 wrapper; with an older C library we
  * always take the millisecond path. Defining ASYNC__EPOLL_NO_PWAIT2 forces
  * that path too, so that it can be tested on a newer system. */
-#if defined(__GLIBC__) && defined(__GLIBC_PREREQ) && \
+#if defined(__GLIBC__) && defined(__GLIBC_PREREQ) &&                           \
     !defined(ASYNC__EPOLL_NO_PWAIT2)
 #if __GLIBC_PREREQ(2, 35)
 #define ASYNC__EPOLL_HAVE_PWAIT2 1
@@ -60,16 +60,15 @@ struct async__poller {
   /* Cleared the first time epoll_pwait2 turns out to be missing, so that
    * the failing call is made once rather than on every wait. */
   int use_pwait2;
-  uint32_t gen;    /* the last generation handed out */
-  uint32_t *tab;   /* indexed by fd */
+  uint32_t gen;  /* the last generation handed out */
+  uint32_t *tab; /* indexed by fd */
   size_t ntab;
   struct epoll_event events[ASYNC__EPOLL_BATCH];
 };
 
 static int async__epoll_init(async__poller **out) {
   async__poller *p = calloc(1, sizeof(*p));
-  if (p == NULL)
-    return -ENOMEM;
+  if (p == NULL) return -ENOMEM;
   p->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (p->epfd < 0) {
     int err = errno;
@@ -84,8 +83,7 @@ static int async__epoll_init(async__poller **out) {
 }
 
 static void async__epoll_close(async__poller *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   close(p->epfd);
   free(p->tab);
   free(p);
@@ -98,27 +96,21 @@ static int async__epoll_reserve(async__poller *p, int fd) {
   size_t n;
   uint32_t *tab;
 
-  if (need <= p->ntab)
-    return 0;
+  if (need <= p->ntab) return 0;
   n = p->ntab < 64 ? 64 : p->ntab;
-  while (n < need)
-    n *= 2;
+  while (n < need) n *= 2;
   tab = realloc(p->tab, n * sizeof(*tab));
-  if (tab == NULL)
-    return -ENOMEM;
+  if (tab == NULL) return -ENOMEM;
   memset(tab + p->ntab, 0, (n - p->ntab) * sizeof(*tab));
   p->tab = tab;
   p->ntab = n;
   return 0;
 }
 
-static void async__epoll_event(struct epoll_event *ev, int fd,
-                               uint32_t entry) {
+static void async__epoll_event(struct epoll_event *ev, int fd, uint32_t entry) {
   memset(ev, 0, sizeof(*ev));
-  if (entry & ASYNC__POLL_IN)
-    ev->events |= EPOLLIN;
-  if (entry & ASYNC__POLL_OUT)
-    ev->events |= EPOLLOUT;
+  if (entry & ASYNC__POLL_IN) ev->events |= EPOLLIN;
+  if (entry & ASYNC__POLL_OUT) ev->events |= EPOLLOUT;
   ev->data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)entry << 32);
 }
 
@@ -131,16 +123,13 @@ static void async__epoll_rebuild(async__poller *p) {
   int epfd = epoll_create1(EPOLL_CLOEXEC);
   size_t fd;
 
-  if (epfd < 0)
-    return;
+  if (epfd < 0) return;
   for (fd = 0; fd < p->ntab; fd++) {
     struct epoll_event ev;
 
-    if (p->tab[fd] == 0)
-      continue;
+    if (p->tab[fd] == 0) continue;
     async__epoll_event(&ev, (int)fd, p->tab[fd]);
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)fd, &ev) < 0)
-      p->tab[fd] = 0;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)fd, &ev) < 0) p->tab[fd] = 0;
   }
   close(p->epfd);
   p->epfd = epfd;
@@ -153,37 +142,31 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
   int op;
   int err;
 
-  if (fd < 0)
-    return -EBADF;
+  if (fd < 0) return -EBADF;
   next &= ASYNC__EPOLL_DIRS;
 
   if (next == 0) {
-    if ((prev & ASYNC__EPOLL_DIRS) == 0)
-      return 0;
+    if ((prev & ASYNC__EPOLL_DIRS) == 0) return 0;
     /* Whatever the outcome, the fd is no longer ours: should its
      * registration outlive this (the fd was closed while a duplicate
      * lives), its reports will not match the table. */
-    if ((size_t)fd < p->ntab)
-      p->tab[fd] = 0;
+    if ((size_t)fd < p->ntab) p->tab[fd] = 0;
     /* Kernels before 2.6.9 insist on a non-NULL event even for a delete,
      * so one is always passed. */
     memset(&ev, 0, sizeof(ev));
-    if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &ev) == 0)
-      return 0;
+    if (epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &ev) == 0) return 0;
     /* Closing the last descriptor of a file drops its registration, so
      * the fd the loop forgets may already be gone from the set. */
     return errno == ENOENT ? 0 : -errno;
   }
 
   err = async__epoll_reserve(p, fd);
-  if (err != 0)
-    return err;
+  if (err != 0) return err;
   /* Every change takes a new generation: MOD rewrites the user data of
    * the registration of the file now open as fd, never that of an orphan
    * left by a file that had the number before. */
   p->gen = (p->gen + 1) & (UINT32_MAX >> ASYNC__EPOLL_GEN_SHIFT);
-  if (p->gen == 0)
-    p->gen = 1;
+  if (p->gen == 0) p->gen = 1;
   entry = (p->gen << ASYNC__EPOLL_GEN_SHIFT) | next;
   async__epoll_event(&ev, fd, entry);
 
@@ -217,8 +200,7 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
 static int async__epoll_timeout_ms(int64_t timeout_ns) {
   int64_t ms;
 
-  if (timeout_ns < 0)
-    return -1;
+  if (timeout_ns < 0) return -1;
   ms = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0);
   return ms > INT_MAX ? INT_MAX : (int)ms;
 }
@@ -244,15 +226,13 @@ static int async__epoll_wait(async__poller *p, int64_t timeout_ns,
     /* Kernels before 5.11 lack the call (ENOSYS), and some container
      * seccomp profiles written before it existed refuse it with EPERM,
      * which epoll_pwait2 itself never returns. */
-    if (n < 0 && (errno == ENOSYS || errno == EPERM))
-      p->use_pwait2 = 0;
+    if (n < 0 && (errno == ENOSYS || errno == EPERM)) p->use_pwait2 = 0;
   }
 #endif
   if (!p->use_pwait2)
     n = epoll_wait(p->epfd, p->events, ASYNC__EPOLL_BATCH,
                    async__epoll_timeout_ms(timeout_ns));
-  if (n < 0)
-    return errno == EINTR ? 0 : -errno;
+  if (n < 0) return errno == EINTR ? 0 : -errno;
 
   for (i = 0; i < n; i++) {
     uint32_t ev = p->events[i].events;
@@ -266,22 +246,18 @@ static int async__epoll_wait(async__poller *p, int64_t timeout_ns,
       orphans = 1;
       continue;
     }
-    if (ev & EPOLLIN)
-      revents |= ASYNC__POLL_IN;
-    if (ev & EPOLLOUT)
-      revents |= ASYNC__POLL_OUT;
+    if (ev & EPOLLIN) revents |= ASYNC__POLL_IN;
+    if (ev & EPOLLOUT) revents |= ASYNC__POLL_OUT;
     /* An error or hang-up ends any wait on the fd: whoever waits in either
      * direction must wake up and meet it in read or write. */
     if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
       revents |= ASYNC__POLL_ERR | asked;
     revents &= asked | ASYNC__POLL_ERR;
-    if (revents == 0)
-      continue;
+    if (revents == 0) continue;
     cb(ud, fd, revents);
     reported++;
   }
-  if (orphans)
-    async__epoll_rebuild(p);
+  if (orphans) async__epoll_rebuild(p);
   return reported;
 }
 

@@ -32,8 +32,7 @@ struct async__poller {
 
 static int async__kqueue_init(async__poller **out) {
   async__poller *p = malloc(sizeof(*p));
-  if (p == NULL)
-    return -ENOMEM;
+  if (p == NULL) return -ENOMEM;
   /* kqueue1(O_CLOEXEC) is not on every system that has kqueue (macOS
    * lacks it), so the flag is set afterwards. A kqueue is not inherited
    * by fork anyway; the flag keeps it from leaking into exec'd programs
@@ -55,8 +54,7 @@ static int async__kqueue_init(async__poller **out) {
 }
 
 static void async__kqueue_close(async__poller *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   close(p->kq);
   free(p);
 }
@@ -78,14 +76,11 @@ static int async__kqueue_ctl(async__poller *p, int fd, unsigned prev,
   const int n = 2;
   int i;
 
-  if (fd < 0)
-    return -EBADF;
+  if (fd < 0) return -EBADF;
   next &= ASYNC__KQUEUE_DIRS;
-  if ((prev & ASYNC__KQUEUE_DIRS) == 0 && next == 0)
-    return 0;
+  if ((prev & ASYNC__KQUEUE_DIRS) == 0 && next == 0) return 0;
   async__kqueue_change(&ch[0], fd, EVFILT_READ, (next & ASYNC__POLL_IN) != 0);
-  async__kqueue_change(&ch[1], fd, EVFILT_WRITE,
-                       (next & ASYNC__POLL_OUT) != 0);
+  async__kqueue_change(&ch[1], fd, EVFILT_WRITE, (next & ASYNC__POLL_OUT) != 0);
 
 #ifdef EV_RECEIPT
   {
@@ -95,17 +90,14 @@ static int async__kqueue_ctl(async__poller *p, int fd, unsigned prev,
     struct kevent res[2];
     int got;
 
-    for (i = 0; i < n; i++)
-      ch[i].flags |= EV_RECEIPT;
+    for (i = 0; i < n; i++) ch[i].flags |= EV_RECEIPT;
     got = kevent(p->kq, ch, n, res, n, NULL);
-    if (got < 0)
-      return -errno;
+    if (got < 0) return -errno;
     for (i = 0; i < got; i++) {
       int err = (res[i].flags & EV_ERROR) ? (int)res[i].data : 0;
       /* ENOENT: a filter to delete did not exist, never added or gone
        * with a closed fd. */
-      if (err != 0 && err != ENOENT)
-        return -err;
+      if (err != 0 && err != ENOENT) return -err;
     }
   }
 #else
@@ -135,15 +127,12 @@ static unsigned async__kqueue_revents(const struct kevent *ev) {
 
   if (ev->filter == EVFILT_READ) {
     revents |= ASYNC__POLL_IN;
-    if ((ev->flags & EV_EOF) && ev->fflags != 0)
-      revents |= ASYNC__POLL_ERR;
+    if ((ev->flags & EV_EOF) && ev->fflags != 0) revents |= ASYNC__POLL_ERR;
   } else if (ev->filter == EVFILT_WRITE) {
     revents |= ASYNC__POLL_OUT;
-    if (ev->flags & EV_EOF)
-      revents |= ASYNC__POLL_ERR;
+    if (ev->flags & EV_EOF) revents |= ASYNC__POLL_ERR;
   }
-  if (ev->flags & EV_ERROR)
-    revents |= ASYNC__POLL_ERR;
+  if (ev->flags & EV_ERROR) revents |= ASYNC__POLL_ERR;
   return revents;
 }
 
@@ -161,8 +150,7 @@ static int async__kqueue_wait(async__poller *p, int64_t timeout_ns,
     tsp = &ts;
   }
   n = kevent(p->kq, NULL, 0, p->events, ASYNC__KQUEUE_BATCH, tsp);
-  if (n < 0)
-    return errno == EINTR ? 0 : -errno;
+  if (n < 0) return errno == EINTR ? 0 : -errno;
 
   /* Sorting brings the read and write events of an fd together; with at
    * most a batch of events this costs little next to the system call. */

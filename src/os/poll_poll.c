@@ -29,7 +29,7 @@
 
 /* ppoll takes the timeout with nanosecond precision; macOS lacks it, and
  * there poll's milliseconds, rounded up, have to do. */
-#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || \
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) ||       \
     defined(__OpenBSD__) || defined(__DragonFly__)
 #define ASYNC__POLL_HAVE_PPOLL 1
 #endif
@@ -48,15 +48,13 @@ struct async__poller {
 
 static int async__poll_init(async__poller **out) {
   async__poller *p = calloc(1, sizeof(*p));
-  if (p == NULL)
-    return -ENOMEM;
+  if (p == NULL) return -ENOMEM;
   *out = p;
   return 0;
 }
 
 static void async__poll_close(async__poller *p) {
-  if (p == NULL)
-    return;
+  if (p == NULL) return;
   free(p->fds);
   free(p->slot);
   free(p);
@@ -64,10 +62,8 @@ static void async__poll_close(async__poller *p) {
 
 static short async__poll_events(unsigned dirs) {
   short events = 0;
-  if (dirs & ASYNC__POLL_IN)
-    events |= POLLIN;
-  if (dirs & ASYNC__POLL_OUT)
-    events |= POLLOUT;
+  if (dirs & ASYNC__POLL_IN) events |= POLLIN;
+  if (dirs & ASYNC__POLL_OUT) events |= POLLOUT;
   return events;
 }
 
@@ -80,11 +76,9 @@ static int async__poll_reserve(async__poller *p, int fd) {
     size_t n = p->nslot < 64 ? 64 : p->nslot;
     size_t *slot;
 
-    while (n < need)
-      n *= 2;
+    while (n < need) n *= 2;
     slot = realloc(p->slot, n * sizeof(*slot));
-    if (slot == NULL)
-      return -ENOMEM;
+    if (slot == NULL) return -ENOMEM;
     memset(slot + p->nslot, 0, (n - p->nslot) * sizeof(*slot));
     p->slot = slot;
     p->nslot = n;
@@ -93,8 +87,7 @@ static int async__poll_reserve(async__poller *p, int fd) {
     size_t n = p->cap < 16 ? 16 : p->cap * 2;
     struct pollfd *fds = realloc(p->fds, n * sizeof(*fds));
 
-    if (fds == NULL)
-      return -ENOMEM;
+    if (fds == NULL) return -ENOMEM;
     p->fds = fds;
     p->cap = n;
   }
@@ -106,21 +99,18 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
   size_t i;
   int err;
 
-  if (fd < 0)
-    return -EBADF;
+  if (fd < 0) return -EBADF;
   next &= ASYNC__POLL_DIRS;
   /* The set itself is the authority on what is watched, so prev is only
    * looked at for the no-op all backends agree on: a stale prev from the
    * loop does no harm. */
-  if ((prev & ASYNC__POLL_DIRS) == 0 && next == 0)
-    return 0;
+  if ((prev & ASYNC__POLL_DIRS) == 0 && next == 0) return 0;
   i = (size_t)fd < p->nslot ? p->slot[fd] : 0;
 
   if (next == 0) {
     size_t last;
 
-    if (i == 0)
-      return 0;
+    if (i == 0) return 0;
     last = p->len - 1;
     if (i - 1 != last) {
       p->fds[i - 1] = p->fds[last];
@@ -139,11 +129,9 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
   /* poll would only say POLLNVAL at the next wait; checking here gives the
    * loop the same -EBADF as epoll and kqueue, when it can still tell the
    * caller, for one cheap system call per added fd. */
-  if (fcntl(fd, F_GETFD) < 0)
-    return -errno;
+  if (fcntl(fd, F_GETFD) < 0) return -errno;
   err = async__poll_reserve(p, fd);
-  if (err != 0)
-    return err;
+  if (err != 0) return err;
   p->fds[p->len].fd = fd;
   p->fds[p->len].events = async__poll_events(next);
   p->fds[p->len].revents = 0;
@@ -181,8 +169,7 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
   }
   n = poll(p->fds, (nfds_t)len, ms);
 #endif
-  if (n < 0)
-    return errno == EINTR ? 0 : -errno;
+  if (n < 0) return errno == EINTR ? 0 : -errno;
 
   /* The callback only records (it must not call ctl), so the array stays
    * as the kernel filled it; the walk still keeps to the length the kernel
@@ -192,24 +179,17 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
     unsigned asked = 0;
     unsigned revents = 0;
 
-    if (re == 0)
-      continue;
+    if (re == 0) continue;
     seen++;
-    if (p->fds[i].events & POLLIN)
-      asked |= ASYNC__POLL_IN;
-    if (p->fds[i].events & POLLOUT)
-      asked |= ASYNC__POLL_OUT;
-    if (re & POLLIN)
-      revents |= ASYNC__POLL_IN;
-    if (re & POLLOUT)
-      revents |= ASYNC__POLL_OUT;
+    if (p->fds[i].events & POLLIN) asked |= ASYNC__POLL_IN;
+    if (p->fds[i].events & POLLOUT) asked |= ASYNC__POLL_OUT;
+    if (re & POLLIN) revents |= ASYNC__POLL_IN;
+    if (re & POLLOUT) revents |= ASYNC__POLL_OUT;
     /* POLLNVAL means the fd was closed while watched: like an error, it
      * must wake every waiter so that the loop notices and forgets it. */
-    if (re & (POLLERR | POLLHUP | POLLNVAL))
-      revents |= ASYNC__POLL_ERR | asked;
+    if (re & (POLLERR | POLLHUP | POLLNVAL)) revents |= ASYNC__POLL_ERR | asked;
     revents &= asked | ASYNC__POLL_ERR;
-    if (revents == 0)
-      continue;
+    if (revents == 0) continue;
     cb(ud, p->fds[i].fd, revents);
     reported++;
   }

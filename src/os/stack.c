@@ -109,8 +109,8 @@ typedef struct async__stack_link {
   struct async__stack_link *next;
 } async__stack_link;
 
-#define ASYNC__STACK_CONTAINER(ptr, type, field) \
-  ((type *)(void *)((char *)(ptr) - offsetof(type, field)))
+#define ASYNC__STACK_CONTAINER(ptr, type, field)                               \
+  ((type *)(void *)((char *)(ptr)-offsetof(type, field)))
 
 typedef struct async__stack_class async__stack_class;
 typedef struct async__stack_chunk async__stack_chunk;
@@ -132,7 +132,7 @@ struct async__stack {
 
 /* The descriptor takes the top of the slot and leaves the usable range's top
  * 16-byte aligned, as the ABIs want a stack pointer. */
-#define ASYNC__STACK_DESC_SIZE \
+#define ASYNC__STACK_DESC_SIZE                                                 \
   ((sizeof(struct async__stack) + 15) & ~(size_t)15)
 
 /* A chunk; malloc'd apart from its mapping so that its bookkeeping never
@@ -248,8 +248,8 @@ static enum async__guard guard_install(char *at, size_t page) {
 #if defined(__linux__)
   if (atomic_load_explicit(&async__stack_madvise_allowed,
                            memory_order_relaxed) &&
-      atomic_load_explicit(&async__stack_madvise_state,
-                           memory_order_relaxed) >= 0) {
+      atomic_load_explicit(&async__stack_madvise_state, memory_order_relaxed) >=
+          0) {
     if (madvise(at, page, MADV_GUARD_INSTALL) == 0) {
       atomic_store_explicit(&async__stack_madvise_state, 1,
                             memory_order_relaxed);
@@ -259,8 +259,7 @@ static enum async__guard guard_install(char *at, size_t page) {
      * other failure (a short page-table allocation) is this slot's alone. */
     if (errno == EINVAL) {
       int untried = 0;
-      atomic_compare_exchange_strong(&async__stack_madvise_state, &untried,
-                                     -1);
+      atomic_compare_exchange_strong(&async__stack_madvise_state, &untried, -1);
     }
   }
 #endif
@@ -383,12 +382,12 @@ static atomic_int async__stack_batch_state;
  * small program commits at most that many pages ahead. Returns how many
  * slots now have a guard (0 when batching is not available). */
 static unsigned chunk_prepare(async__stack_chunk *c) {
-  if (atomic_load_explicit(&async__stack_batch_state,
-                           memory_order_relaxed) < 0 ||
+  if (atomic_load_explicit(&async__stack_batch_state, memory_order_relaxed) <
+          0 ||
       !atomic_load_explicit(&async__stack_madvise_allowed,
                             memory_order_relaxed) ||
-      atomic_load_explicit(&async__stack_madvise_state,
-                           memory_order_relaxed) < 0)
+      atomic_load_explicit(&async__stack_madvise_state, memory_order_relaxed) <
+          0)
     return 0;
   size_t page = c->pool->page, slot = c->cls->slot;
   /* Commit ahead as much as the chunk already uses, up to the batch: a
@@ -467,9 +466,7 @@ static async__stack *chunk_carve(async__stack_chunk *c) {
 
 /* ============================================================ Classes. */
 
-static size_t round_up(size_t n, size_t to) {
-  return (n + to - 1) / to * to;
-}
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 /* The class for stacks of at least `size` usable bytes, made on first use;
  * NULL when the size is absurd or memory is short. Pools see a handful of
@@ -525,9 +522,8 @@ void async__stack_pool_free(async__stack_pool *pool) {
   async__stack *cur = async__stack_current;
   if (cur != NULL && cur->chunk->pool == pool) async__stack_current = NULL;
   while (!link_empty(&pool->chunks))
-    chunk_free(ASYNC__STACK_CONTAINER(pool->chunks.next, async__stack_chunk,
-                                      all),
-               1);
+    chunk_free(
+        ASYNC__STACK_CONTAINER(pool->chunks.next, async__stack_chunk, all), 1);
   while (pool->classes != NULL) {
     async__stack_class *cls = pool->classes;
     pool->classes = cls->next;
@@ -593,9 +589,7 @@ void *async__stack_lo(const async__stack *s) {
   return (char *)(uintptr_t)s - s->size;
 }
 
-size_t async__stack_size(const async__stack *s) {
-  return s->size;
-}
+size_t async__stack_size(const async__stack *s) { return s->size; }
 
 enum async__guard async__stack_guard(const async__stack *s) {
   return (enum async__guard)s->guard;
@@ -772,8 +766,8 @@ static void handler_reclaim(void) {
 static int handler_install(void) {
   /* The first caller installs; a concurrent one waits until it is done. */
   int state = 0;
-  while (!atomic_compare_exchange_weak(&async__stack_handler_state, &state,
-                                       1)) {
+  while (
+      !atomic_compare_exchange_weak(&async__stack_handler_state, &state, 1)) {
     if (state == 2) {
       handler_reclaim();
       return 0;

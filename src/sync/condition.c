@@ -101,10 +101,9 @@ int async_condition_wait(async_condition *c) {
   int rc = async__waitq_park(&c->waiters, &w, t, cond_unlink, "condition");
   /* Take the lock back, however many times we are cancelled meanwhile. */
   int cancelled_again = 0;
-  while ((err = async_lock_acquire(c->lock)) == -ECANCELED)
-    cancelled_again = 1;
+  while ((err = async_lock_acquire(c->lock)) == -ECANCELED) cancelled_again = 1;
   if (w.item) c->resuming--; /* done with c: it may be freed now */
-  if (err) return err; /* only if the lock was freed under us */
+  if (err) return err;       /* only if the lock was freed under us */
   if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
   return rc;
 }

@@ -64,7 +64,6 @@ static inline async_gen *gen_of(const async__task *t) {
   return t->fn == gen_body ? (async_gen *)t->arg : NULL;
 }
 
-
 static void gen_destroy(async_gen *g) {
   if (g->task) async_future_release(g->task);
   free(g->name);
@@ -234,8 +233,8 @@ int async_gen_collect(async_gen *g, void ***items, size_t *n) {
     if (len == cap) {
       /* Room first, so that a value once received is never dropped. */
       size_t ncap = cap ? cap * 2 : 16;
-      void **a = ncap > SIZE_MAX / sizeof *a ? NULL
-                                              : realloc(arr, ncap * sizeof *a);
+      void **a =
+          ncap > SIZE_MAX / sizeof *a ? NULL : realloc(arr, ncap * sizeof *a);
       if (!a) {
         int cerr = async_gen_close(g);
         err = cerr == -EPERM || cerr == -EINVAL ? cerr : -ENOMEM;

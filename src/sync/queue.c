@@ -38,11 +38,11 @@ struct async_queue {
   uint8_t order;
   uint8_t shut;
   size_t count;
-  size_t limit; /* maxsize, or SIZE_MAX when unbounded */
-  size_t head;  /* ring: index of the oldest item */
-  size_t mask;  /* ring: capacity - 1; heap: capacity - 1 as well */
-  void **ring;  /* FIFO, LIFO */
-  qent *heap;   /* PRIORITY */
+  size_t limit;  /* maxsize, or SIZE_MAX when unbounded */
+  size_t head;   /* ring: index of the oldest item */
+  size_t mask;   /* ring: capacity - 1; heap: capacity - 1 as well */
+  void **ring;   /* FIFO, LIFO */
+  qent *heap;    /* PRIORITY */
   size_t maxcap; /* the capacity storage may grow to */
   uint64_t seq;
   size_t unfinished;
