@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* async_bench: the library's side of the peer benchmarks.
  *
  *   async_bench switch|spawn|sleepers|queue N

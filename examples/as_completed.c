@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* as_completed: two tasks taken as they finish. The first one asked for
  * sleeps two seconds, the second one; as_completed hands back the second
  * first, and each result is printed as soon as its task is done. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* async_generator: the asyncio walkthrough's async generator. mygen(base,
  * u) yields base**i for i in 0..u-1, sleeping 0.1 s after each value. The
  * comprehension [i async for i in mygen(2, 10)] becomes async_gen_collect;

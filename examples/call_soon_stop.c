@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* call_soon_stop: the asyncio tutorial's loop.call_soon() and loop.stop()
  * on a loop run forever. Two callbacks are queued before the loop starts;
  * they run in the order they were queued, and the second stops the loop. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* chained: the asyncio tutorial's chained.py. For each argument n (9 6 3
  * by default), a chain runs part1(n) then part2(n, part1's result), each
  * sleeping a random 0-10 seconds; the chains run side by side, gathered.

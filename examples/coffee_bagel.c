@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* coffee_bagel: breakfast, gathered. Brewing the coffee takes three
  * seconds and toasting the bagel two; started together, the bagel is done
  * first, gather hands both results back in the order they were asked for,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* countasync: the asyncio tutorial's countasync.py. Three count() tasks run
  * concurrently: each prints "One", sleeps a second and prints "Two", so the
  * whole program takes one second, not three. */

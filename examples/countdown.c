@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* countdown: two countdowns interleaving. Each prints its count and sleeps
  * a second until it reaches zero; gathered, they run side by side, so the
  * lines alternate while both count, and the second count finishes alone. */

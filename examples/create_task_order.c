@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* create_task_order: the asyncio tutorial's create_task() ordering. A new
  * task does not run when it is created, only once its creator suspends,
  * and ready tasks run first in, first out: so main's lines and the tasks'

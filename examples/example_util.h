@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared by the examples: the time-scale option.
  *
  * Every example that sleeps multiplies its sleeps by the factor given as

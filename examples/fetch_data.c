@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fetch_data: the asyncio tutorial's fetch_data() beside print_numbers().
  * While one task "fetches" for two seconds, the other counts to nine, one
  * number a quarter second; main prints the data as soon as it arrives,

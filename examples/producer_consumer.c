@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* producer_consumer: the asyncio walkthrough's asyncq.py. N producers
  * (-p, default 5) each put a random number (0 to 10) of random items into
  * one queue, sleeping a random 0 to 10 seconds before each; M consumers

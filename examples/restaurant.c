@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* restaurant: a waiter, a kitchen and three orders (pizza 3 s, pasta 2 s,
  * salad 1 s), in three scenarios:
  *   1. one order at a time: the waiter calls cook() for each in turn; a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* run_until_complete: the asyncio tutorial's loop.run_until_complete() of
  * one task. The loop runs only until that task is done; the task's return
  * value comes back as the result. */

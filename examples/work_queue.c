@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* work_queue: the asyncio tutorial's Example #1, a queue of work, made
  * asynchronous. Three tasks take amounts from one queue until it is empty
  * and count each up to its amount, yielding to the others at every step,

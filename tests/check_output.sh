@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs a program and checks its standard output against an expected file.
 #
 #   check_output.sh EXPECTED COMMAND [ARG...]

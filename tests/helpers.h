@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Shared test helpers.
  *
  * A failing cmocka assertion longjmps back to the runner; fired inside a

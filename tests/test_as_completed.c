@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* as_completed: completion order, bare futures, the timeout, cancellation
  * of the iterating task, and lifetimes. In the spirit of CPython's
  * test_asyncio/test_tasks.py as_completed tests. */

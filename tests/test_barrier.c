@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The barrier. After CPython's test_locks BarrierTests. */
 #include "helpers.h"
 

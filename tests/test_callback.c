@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Callbacks: call_soon, call_later, call_at, handles, asyncio's order. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Cancellation at every kind of suspension point, asyncio's rules. */
 #include "helpers.h"
 #include "core/core.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The condition variable. After CPython's test_locks ConditionTests. */
 #include "helpers.h"
 

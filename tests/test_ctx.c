@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tests of the context switch (src/ctx.h), on stacks this file maps itself.
  *
  * A failing cmocka assertion longjmps back into the runner, which from a

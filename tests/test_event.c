@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event. After CPython's test_locks EventTests. */
 #include "helpers.h"
 

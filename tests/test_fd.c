@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File-descriptor waits, on whichever backend ASYNC_BACKEND names. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bare futures: resolved by callbacks, awaited by tasks. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gather: results in argument order, the first error at once, every
  * outcome collected, cancellation both ways, empty and duplicate inputs.
  * In the spirit of CPython's test_asyncio/test_tasks.py gather tests. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Async generators: iteration, laziness, close and cleanup, errors,
  * cancellation, the comprehension helper, misuse. */
 #include "helpers.h"

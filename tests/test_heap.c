@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The timer heap: order by (deadline, sequence), removal anywhere. */
 #include "helpers.h"
 #include "core/core.h"

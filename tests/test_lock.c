@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lock: FIFO fairness, no barging, cancellation of waiters, misuse.
  * After CPython's test_locks LockTests. */
 #include "helpers.h"

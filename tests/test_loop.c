@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Loops: life cycle, running and stopping, backends, threads. */
 #include "helpers.h"
 

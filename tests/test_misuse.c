@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Misuse gets a clear error, never a crash. */
 #include "helpers.h"
 

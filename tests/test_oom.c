@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Allocation failure: every allocating call, with its Nth allocation (or
  * mmap) failing for N = 1, 2, ... until the call completes, returns
  * -ENOMEM, leaves nothing behind (ASan and valgrind check the leaks) and

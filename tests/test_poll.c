@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tests of the poller backends.
  *
  * Every case runs against the backend named by the ASYNC_BACKEND

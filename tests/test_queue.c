@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queues: FIFO, LIFO, priority; full/empty edges, fairness, cancellation
  * of waiters, shutdown, join/task_done. After CPython's test_queues. */
 #include "helpers.h"

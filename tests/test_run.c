@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* async_run: asyncio.run's semantics. */
 #include "helpers.h"
 

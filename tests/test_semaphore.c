@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Semaphores and bounded semaphores. After CPython's test_locks
  * SemaphoreTests and BoundedSemaphoreTests. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* shield: the outer wait can be cancelled while the inner task carries on.
  * In the spirit of CPython's test_asyncio/test_tasks.py shield tests. */
 #include "vclock_helpers.h"

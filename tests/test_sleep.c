@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Sleep and yield: order, duration, edge values. */
 #include "helpers.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tests of the coroutine stack allocator: reuse, sizes, layout, memory
  * footprint, guards and the overflow reporter. Tests that crash on purpose
  * run in a forked child, which an alarm kills if it hangs; they are skipped

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tasks: spawn, await, results and errors, names, introspection,
  * done callbacks, stacks. */
 #include "helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task groups (asyncio.TaskGroup): wait for all, the first failure cancels
  * the siblings and the parent's body, every error is reported, and
  * cancellation works in both directions. In the spirit of CPython's

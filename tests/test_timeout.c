@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wait_for and deadline scopes (asyncio.timeout): the timeout cancels and
  * waits for the unwinding, scopes nest and move, only the scope that
  * expired converts the cancellation, and an outside cancellation stays a

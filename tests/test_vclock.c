@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The virtual clock: time starts at 0 and jumps from timer to timer, so
  * long sleeps take no real time and happen in a fixed order. */
 #include "vclock_helpers.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wait: FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED, the timeout that
  * cancels nothing, done and pending sets. In the spirit of CPython's
  * test_asyncio/test_tasks.py wait tests. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Helpers of the tests that run on the virtual clock (the composition
  * tests): time is exact there, so they compare times with ==. */
 #ifndef ASYNC_TEST_VCLOCK_HELPERS_H

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what the tests need when it is missing (cmocka, from Debian's
 # libcmocka-dev), builds everything and runs the whole ctest suite.
 #   BUILD_DIR   build folder (default: build)

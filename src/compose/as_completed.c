@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* as_completed: an iterator handing back futures in completion order.
  *
  * The iterator registers a slot on every pending future when it is made,

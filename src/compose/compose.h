@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private helpers of the composition layer (gather.c, wait.c,
  * as_completed.c, timeout.c, shield.c, taskgroup.c).
  *

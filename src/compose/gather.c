@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* gather: wait for every future of an array, results in argument order.
  *
  * The gathering task registers a slot on each pending future and parks

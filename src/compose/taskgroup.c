@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Task groups (asyncio.TaskGroup).
  *
  * The group is a heap object owned by its user. Each task spawned into it

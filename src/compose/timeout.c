@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Deadline scopes (asyncio.timeout) and wait_for.
  *
  * A scope is a timer in the caller's async_timeout storage. When it fires

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wait: block until a condition holds over an array of futures, or a
  * timeout; report which are done. Nothing is ever cancelled.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private structures and helpers shared by the library's files.
  *
  * Naming: async__<concept>_* lives in src/<concept>.c. Every list and queue

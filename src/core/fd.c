@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* File-descriptor readiness waits on top of the poller backend.
  *
  * The loop keeps one entry per fd number: the tasks waiting on it and the

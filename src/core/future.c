@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Futures: one-shot result slots with waiters, and the await on them.
  *
  * Everything that waits for a future is an async__fwaiter on its list: a

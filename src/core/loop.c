@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event loop: creation, the iteration, running and stopping, closing.
  *
  * One iteration (loop_run_once), in this order:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Tasks: a future driven by a coroutine on a stack of its own.
  *
  * Life of a task: spawned READY on the ready queue, with no stack; given a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers: the deadline heap, the clock, and the loop's timer phase.
  *
  * The heap is pointer-based so that a timer is a node inside its owner and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Choosing a poller backend by name.
  *
  * The table lists the backends this build has, best first: the system's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The portable half of the context switch: the initial frame of a new
  * context for the assembly switch, and the AddressSanitizer fiber
  * annotations around every switch. The swap itself is in

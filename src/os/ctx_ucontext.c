@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Context switch through <ucontext.h>, for CPUs without an assembly switch
  * and for debugging the assembly one. It is an order of magnitude slower:
  * glibc's swapcontext makes a sigprocmask system call on every switch. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Context switch for x86-64, System V ABI (Linux, the BSDs, macOS).
  *
  * A suspended context is its stack pointer; the stack holds, from that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The platform layer (src/os): what the rest of the library needs from the
  * machine and the kernel, behind small interfaces.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The epoll backend (Linux).
  *
  * Interest is level-triggered: the loop waits, runs whoever was woken, and

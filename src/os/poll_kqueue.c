@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The kqueue backend (macOS and the BSDs).
  *
  * Each direction is a filter of its own: EVFILT_READ for IN, EVFILT_WRITE

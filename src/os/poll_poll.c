@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The poll backend: portable, and the reference the others are tested
  * against.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Coroutine stacks: size classes, chunks carved lazily, guard pages, a
  * bounded cache, and the SIGSEGV reporter that names the task whose stack
  * overflowed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The barrier (asyncio.Barrier).
  *
  * The waiters of the current cycle are parked in arrival order; the last

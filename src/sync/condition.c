@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The condition variable (asyncio.Condition), on top of the lock.
  *
  * A wait releases the lock, parks until notified, and takes the lock again

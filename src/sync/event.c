@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The event (asyncio.Event): a flag tasks wait to see set. A set wakes
  * every waiter with 0 at once, so a waiter that has been woken returns 0
  * even if the flag is cleared before it runs, as in asyncio. */

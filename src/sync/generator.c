@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Async generators: a producer task yields values to a consumer task.
  *
  * The producer is an ordinary task (stackful: it may suspend anywhere)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lock (asyncio.Lock): FIFO-fair, not recursive, cancellation-safe.
  *
  * Invariant: `locked` is 0 only while nobody waits. A release with waiters

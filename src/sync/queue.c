@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queues: FIFO, LIFO and priority queues of `void *` between tasks.
  *
  * Storage: FIFO and LIFO keep their items in a ring of a power-of-two

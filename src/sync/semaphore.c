@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Semaphores (asyncio.Semaphore, BoundedSemaphore): FIFO-fair and
  * cancellation-safe.
  *

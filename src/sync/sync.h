@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Private pieces shared by the primitives of layer 5: queues, the lock,
  * event, condition, semaphores, barrier (queue.c, lock.c, event.c,
  * condition.c, semaphore.c, barrier.c).
