@@ -1,22 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* run_until_complete: the asyncio tutorial's loop.run_until_complete() of
- * one task. The loop runs only until that task is done; the task's return
- * value comes back as the result. */
+/* run_until_complete: the asyncio tutorial's Example #3. A task is created
+ * on an explicit loop, which runs only until that task is done; the loop
+ * is then closed and the task's result read: a task's outcome outlives the
+ * loop that ran it, for as long as its creator holds its reference. */
 #include <async.h>
-#include <stdint.h>
 #include <stdio.h>
 
 #include "example_util.h"
 
 static double scale = 1.0; /* -s: multiplies every sleep */
 
-/* Sums 1..n, taking its time about it. A task's result is a void *: a
- * small integer travels in it through intptr_t. */
-static void *slow_sum(void *arg) {
-  intptr_t n = (intptr_t)arg, sum = 0;
-  for (intptr_t i = 1; i <= n; i++) sum += i;
-  async_sleep(0.5 * scale);
-  return (void *)sum;
+static void *sample_task(void *arg) {
+  double task_seconds = *(double *)arg;
+  printf("Task takes %g seconds to complete\n", task_seconds);
+  int err = async_sleep(task_seconds * scale);
+  return err ? async_fail(err) : "task has been completed";
 }
 
 int main(int argc, char **argv) {
@@ -24,19 +22,18 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0); /* keep the line order when piped */
   async_loop *loop = NULL;
   async_task *task = NULL;
-  void *result = NULL;
+  double seconds = 3;
   int err = async_loop_new(&loop, NULL);
-  if (!err)
-    err = async_task_spawn(loop, &task, slow_sum, (void *)(intptr_t)10, NULL);
-  if (!err) {
-    /* Runs the loop (nothing runs before it) and returns once the task is
-     * done, with the task's outcome. */
-    err = async_loop_run_until_complete(loop, task, &result);
-    if (async_task_done(task) == 1)
-      puts("Task status: task has been completed");
-    if (!err) printf("Result: %ld\n", (long)(intptr_t)result);
-    async_task_release(task); /* our reference; the loop had its own */
-  }
+  if (err) goto out;
+  puts("Creation of tasks started");
+  err = async_task_spawn(loop, &task, sample_task, &seconds, NULL);
+  if (!err) err = async_loop_run_until_complete(loop, task, NULL);
+  async_loop_close(loop); /* the `finally:` of the tutorial */
+  void *status = NULL;
+  if (task && async_task_result(task, &status) == 0)
+    printf("Task status: %s\n", (const char *)status);
+  async_task_release(task); /* our reference; the loop had its own */
+out:
   async_loop_free(loop);
   if (err) fprintf(stderr, "run_until_complete: %s\n", async_strerror(err));
   return err != 0;
