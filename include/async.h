@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: asyncio for C.
+/** @file
+ * libasync: asyncio for C.
  *
  * A single-threaded event loop that runs stackful coroutines. Any C function
  * of the shape `void *fn(void *arg)` runs as a task; a call that suspends (a
