@@ -19,9 +19,12 @@ extern "C" {
 #define ASYNC_EXTERN
 #endif
 
+/** @{ */
+/** The version of this header; async_version() gives the library's. */
 #define ASYNC_VERSION_MAJOR 0
 #define ASYNC_VERSION_MINOR 1
 #define ASYNC_VERSION_PATCH 0
+/** @} */
 
 /** The library's version as "MAJOR.MINOR.PATCH". */
 ASYNC_EXTERN const char *async_version(void);

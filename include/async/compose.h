@@ -39,8 +39,8 @@ extern "C" {
 /** A coroutine not started yet: fn(arg), as `count()` is in Python before
  * anything awaits it. */
 typedef struct async_coro {
-  async_fn fn;
-  void *arg;
+  async_fn fn; /**< the coroutine */
+  void *arg;   /**< its argument */
 } async_coro;
 
 /** asyncio.gather(*futs): waits until every future of futs[0..n) is done
@@ -216,7 +216,7 @@ typedef struct async_timeout {
     long long ll[16];
     void *p;
     double d;
-  } opaque_;
+  } opaque_; /**< private */
 } async_timeout;
 
 /** Enters a scope whose deadline is `delay` seconds from now on the loop's

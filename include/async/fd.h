@@ -13,8 +13,11 @@ extern "C" {
 
 /* ==== File descriptors ================================================== */
 
+/** @{ */
+/** The events of async_fd_wait, a bit mask. */
 #define ASYNC_READABLE 1
 #define ASYNC_WRITABLE 2
+/** @} */
 
 /** Suspends the current task until fd is ready for `events` (ASYNC_READABLE
  * and/or ASYNC_WRITABLE) or `timeout` seconds have passed (< 0: no limit).

@@ -24,6 +24,7 @@ ASYNC_EXTERN int async_run(async_fn fn, void *arg, void **result);
 
 /* ==== Loops ============================================================= */
 
+/** The options of async_loop_new; async_loop_options_init sets defaults. */
 typedef struct async_loop_options {
   size_t size;         /**< sizeof(async_loop_options): set by _init */
   const char *backend; /**< "epoll", "poll", "kqueue"; NULL: the environment

@@ -59,6 +59,7 @@ typedef int (*async_cmp_fn)(const void *a, const void *b, void *arg);
 /** Called with an item the queue discards. It must not use the queue. */
 typedef void (*async_drop_fn)(void *item, void *arg);
 
+/** The options of async_queue_new; async_queue_options_init sets defaults. */
 typedef struct async_queue_options {
   size_t size;        /**< sizeof(async_queue_options): set by _init */
   int order;          /**< ASYNC_QUEUE_FIFO (default), _LIFO, _PRIORITY */
@@ -240,10 +241,12 @@ ASYNC_EXTERN int async_condition_free(async_condition *c);
 /** The condition's lock (borrowed), or NULL for an invalid c. */
 ASYNC_EXTERN async_lock *async_condition_lock(async_condition *c);
 
+/** @{ */
 /** async_lock_acquire / _release / _locked on the condition's lock. */
 ASYNC_EXTERN int async_condition_acquire(async_condition *c);
 ASYNC_EXTERN int async_condition_release(async_condition *c);
 ASYNC_EXTERN int async_condition_locked(const async_condition *c);
+/** @} */
 
 /** Releases the lock, which the calling task must hold, waits until
  * notified, and acquires the lock again before returning: on every return

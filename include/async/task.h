@@ -13,6 +13,7 @@ extern "C" {
 
 /* ==== Tasks ============================================================= */
 
+/** The options of async_task_spawn; async_task_options_init sets defaults. */
 typedef struct async_task_options {
   size_t size;       /**< sizeof(async_task_options): set by _init */
   const char *name;  /**< copied; NULL: "Task-<n>" */
