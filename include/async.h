@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: asyncio for C.
+/** @file
+ * libasync: asyncio for C.
  *
  * A single-threaded event loop that runs stackful coroutines. Any C function
  * of the shape `void *fn(void *arg)` runs as a task; a call that suspends (a
  * sleep, an await, an fd wait) suspends only that task, however deep in its
  * own calls it is made, while the loop runs the others.
  *
+ * @code
  *   static void *count(void *arg) {
  *     puts("One");
  *     async_sleep(1.0);                 // suspends this task only
@@ -13,6 +15,7 @@
  *     return NULL;
  *   }
  *   int main(void) { return async_run(count, NULL, NULL) != 0; }
+ * @endcode
  *
  * Conventions that hold for every function below:
  *

@@ -16,7 +16,7 @@ if ! have_cmocka; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq libcmocka-dev
+  $sudo apt-get install -y -qq libcmocka-dev pkgconf
 fi
 
 build="${BUILD_DIR:-build}"

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Conventions in code: the export macro, the version, errors, the
+/** @file
+ * libasync: Conventions in code: the export macro, the version, errors, the
  * clock, and the types every chapter uses. A chapter of <async.h>, which is
  * what programs include. */
 #ifndef ASYNC_API_BASE_H
@@ -18,45 +19,48 @@ extern "C" {
 #define ASYNC_EXTERN
 #endif
 
+/** @{ */
+/** The version of this header; async_version() gives the library's. */
 #define ASYNC_VERSION_MAJOR 0
 #define ASYNC_VERSION_MINOR 1
 #define ASYNC_VERSION_PATCH 0
+/** @} */
 
-/* The library's version as "MAJOR.MINOR.PATCH". */
+/** The library's version as "MAJOR.MINOR.PATCH". */
 ASYNC_EXTERN const char *async_version(void);
 
-/* A static description of an error code (negative errno, or 0). Codes the
+/** A static description of an error code (negative errno, or 0). Codes the
  * library gives a meaning of its own (-ESHUTDOWN, -EXDEV, -EDEADLK, ...) are
  * described in those terms; others as strerror would. Never NULL. */
 ASYNC_EXTERN const char *async_strerror(int err);
 
-/* Seconds on the monotonic clock (CLOCK_MONOTONIC). Needs no loop. */
+/** Seconds on the monotonic clock (CLOCK_MONOTONIC). Needs no loop. */
 ASYNC_EXTERN double async_clock(void);
 
 /* ==== Types ============================================================= */
 
-/* An event loop. Opaque; made by async_loop_new. */
+/** An event loop. Opaque; made by async_loop_new. */
 typedef struct async_loop async_loop;
 
-/* A future: a slot that becomes done once, with a result (void *) or an
+/** A future: a slot that becomes done once, with a result (void *) or an
  * error (negative errno), and wakes whoever waits for it. */
 typedef struct async_future async_future;
 
-/* A task is a future driven by a coroutine: every async_future_* function
+/** A task is a future driven by a coroutine: every async_future_* function
  * accepts a task, so arrays of tasks and of futures mix freely. */
 typedef struct async_future async_task;
 
-/* A scheduled callback (call_soon, call_later, call_at). */
+/** A scheduled callback (call_soon, call_later, call_at). */
 typedef struct async_handle async_handle;
 
-/* A coroutine: runs as a task, returns its result. To fail, return
+/** A coroutine: runs as a task, returns its result. To fail, return
  * async_fail(err). */
 typedef void *(*async_fn)(void *arg);
 
-/* A plain callback run by the loop. It must not suspend. */
+/** A plain callback run by the loop. It must not suspend. */
 typedef void (*async_callback)(void *arg);
 
-/* A done callback: called by the loop, soon after `f` is done. */
+/** A done callback: called by the loop, soon after `f` is done. */
 typedef void (*async_done_fn)(async_future *f, void *arg);
 
 #ifdef __cplusplus

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Layer 4, composition: gather, as_completed, wait, deadlines,
+/** @file
+ * libasync: Layer 4, composition: gather, as_completed, wait, deadlines,
  * shield, task groups. A chapter of <async.h>, which is what programs include.
  */
 #ifndef ASYNC_API_COMPOSE_H
@@ -13,7 +14,8 @@ extern "C" {
 
 /* ==== Composition ======================================================= */
 
-/* Waiting for several futures at once, bounding waits in time, and
+/** @file
+ * Waiting for several futures at once, bounding waits in time, and
  * structured groups of tasks: asyncio's gather, as_completed, wait,
  * wait_for, timeout, shield and TaskGroup.
  *
@@ -34,14 +36,14 @@ extern "C" {
  * request that arrives after the futures have woken the task is still
  * delivered by the call, which then returns -ECANCELED. */
 
-/* A coroutine not started yet: fn(arg), as `count()` is in Python before
+/** A coroutine not started yet: fn(arg), as `count()` is in Python before
  * anything awaits it. */
 typedef struct async_coro {
-  async_fn fn;
-  void *arg;
+  async_fn fn; /**< the coroutine */
+  void *arg;   /**< its argument */
 } async_coro;
 
-/* asyncio.gather(*futs): waits until every future of futs[0..n) is done
+/** asyncio.gather(*futs): waits until every future of futs[0..n) is done
  * and stores their results in argument order in results[0..n) (results
  * may be NULL).
  * The first error among them (in completion order; for futures already
@@ -63,7 +65,7 @@ typedef struct async_coro {
 ASYNC_EXTERN int async_gather(async_future *const futs[], size_t n,
                               void **results);
 
-/* asyncio.gather(*futs, return_exceptions=True): waits until every future
+/** asyncio.gather(*futs, return_exceptions=True): waits until every future
  * is done, however they end, and stores each outcome in argument order:
  * results[i] gets future i's result (NULL when it failed) and errors[i]
  * its error (0 when it succeeded; -ECANCELED when it was cancelled).
@@ -76,7 +78,7 @@ ASYNC_EXTERN int async_gather(async_future *const futs[], size_t n,
 ASYNC_EXTERN int async_gather_errors(async_future *const futs[], size_t n,
                                      void **results, int *errors);
 
-/* asyncio.gather(count(), count(), count()): spawns coros[i].fn(arg) for
+/** asyncio.gather(count(), count(), count()): spawns coros[i].fn(arg) for
  * each i on the current loop, in order, gathers them and gives the tasks
  * back; the caller never handles a task. With errors NULL it behaves as
  * async_gather (the first error is returned at once; the tasks still
@@ -89,11 +91,11 @@ ASYNC_EXTERN int async_gather_errors(async_future *const futs[], size_t n,
 ASYNC_EXTERN int async_gather_coros(const async_coro coros[], size_t n,
                                     void **results, int *errors);
 
-/* asyncio.as_completed(futs, timeout=): an iterator that hands back the
+/** asyncio.as_completed(futs, timeout=): an iterator that hands back the
  * futures of futs[0..n) in the order they complete. Opaque. */
 typedef struct async_as_completed async_as_completed;
 
-/* Makes the iterator over futs[0..n) (tasks or bare futures) and stores it
+/** Makes the iterator over futs[0..n) (tasks or bare futures) and stores it
  * in *out. Futures already done come first, in argument order. `timeout`
  * (seconds, counted from this call on the futures' loop clock; < 0: no
  * limit) bounds the whole iteration: once it has passed, the futures not
@@ -109,7 +111,7 @@ ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
                                         async_future *const futs[], size_t n,
                                         double timeout);
 
-/* Hands back the next future to complete, waiting for it if none is
+/** Hands back the next future to complete, waiting for it if none is
  * waiting to be taken: returns 1 with it in *f (a borrowed pointer, valid
  * until the iterator is freed; read its outcome with async_await or
  * async_future_result, which do not suspend on it). Once every future has
@@ -128,25 +130,25 @@ ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
 ASYNC_EXTERN int async_as_completed_next(async_as_completed *it,
                                          async_future **f);
 
-/* The number of futures not handed back yet, or -EINVAL. */
+/** The number of futures not handed back yet, or -EINVAL. */
 ASYNC_EXTERN long async_as_completed_left(const async_as_completed *it);
 
-/* Frees the iterator and drops its references (a future the caller no
+/** Frees the iterator and drops its references (a future the caller no
  * longer holds may then be freed). NULL is a harmless no-op. The futures
  * are not cancelled. Safe after the loop is closed.
  * Returns 0, -EINVAL, -EBUSY (a task waits in next: nothing is freed).
  * Suspends: no. */
 ASYNC_EXTERN int async_as_completed_free(async_as_completed *it);
 
-/* When async_wait returns (asyncio's return_when). */
+/** When async_wait returns (asyncio's return_when). */
 typedef enum async_return_when {
-  ASYNC_ALL_COMPLETED = 0, /* every future is done */
-  ASYNC_FIRST_COMPLETED,   /* at least one future is done */
+  ASYNC_ALL_COMPLETED = 0, /**< every future is done */
+  ASYNC_FIRST_COMPLETED,   /**< at least one future is done */
   ASYNC_FIRST_EXCEPTION    /* one failed (with an error other than
                               -ECANCELED), or every one is done */
 } async_return_when;
 
-/* asyncio.wait(futs, timeout=, return_when=): waits until the condition
+/** asyncio.wait(futs, timeout=, return_when=): waits until the condition
  * `return_when` holds over futs[0..n) or `timeout` seconds have passed
  * (< 0: no limit; 0: only look). Running out of time is not an error and
  * nothing is cancelled, then or ever: the call reports what is done.
@@ -163,7 +165,7 @@ ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
                             async_return_when return_when, double timeout,
                             async_future **done, async_future **pending);
 
-/* asyncio.wait_for(f, timeout): awaits f for at most `timeout` seconds
+/** asyncio.wait_for(f, timeout): awaits f for at most `timeout` seconds
  * (< 0: no limit, the same as async_await). When the time runs out, f is
  * cancelled, the call waits until it is done (a task's cleanup has run),
  * and returns -ETIMEDOUT; f's own outcome stays readable with
@@ -178,7 +180,7 @@ ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
  * -EPERM, -EDEADLK, -EXDEV. Suspends: yes, unless f is done. */
 ASYNC_EXTERN int async_wait_for(async_future *f, double timeout, void **result);
 
-/* A deadline scope (asyncio.timeout()): a stretch of a task's code with a
+/** A deadline scope (asyncio.timeout()): a stretch of a task's code with a
  * deadline. When the deadline passes while the task is still inside, the
  * scope cancels that task, and only it: its current or next suspending
  * call returns -ECANCELED (an async_await passes the cancellation on to
@@ -214,21 +216,21 @@ typedef struct async_timeout {
     long long ll[16];
     void *p;
     double d;
-  } opaque_;
+  } opaque_; /**< private */
 } async_timeout;
 
-/* Enters a scope whose deadline is `delay` seconds from now on the loop's
+/** Enters a scope whose deadline is `delay` seconds from now on the loop's
  * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
  * deadline has already passed and cancels the task at its next
  * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
  * task), -EBUSY (tmo is entered already and not exited). Suspends: no. */
 ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
 
-/* asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline
+/** asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline
  * `when` on the loop's clock (async_loop_time; < 0 or INFINITY: none). */
 ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
 
-/* Moves the deadline of an entered scope to `when` (absolute, loop time;
+/** Moves the deadline of an entered scope to `when` (absolute, loop time;
  * < 0 or INFINITY: none), earlier or later; a time already past cancels
  * the task at the next loop iteration. May be called by any code of the
  * loop's thread. Returns 0, -EINVAL (NULL, NaN, a scope not entered or
@@ -236,15 +238,15 @@ ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
  * already). Suspends: no. */
 ASYNC_EXTERN int async_timeout_reschedule(async_timeout *tmo, double when);
 
-/* The scope's deadline (loop time), -1.0 when it has none, NaN for a scope
+/** The scope's deadline (loop time), -1.0 when it has none, NaN for a scope
  * not entered. */
 ASYNC_EXTERN double async_timeout_when(const async_timeout *tmo);
 
-/* 1 once the scope's deadline has passed and cancelled its task, 0 before,
+/** 1 once the scope's deadline has passed and cancelled its task, 0 before,
  * -EINVAL for a scope not entered (also after its exit). */
 ASYNC_EXTERN int async_timeout_expired(const async_timeout *tmo);
 
-/* Leaves the scope and stops its timer. Returns -ETIMEDOUT when the
+/** Leaves the scope and stops its timer. Returns -ETIMEDOUT when the
  * scope's deadline cancelled the task and the cancellation reached it (the
  * code inside saw -ECANCELED); 0 otherwise: no deadline passed, the
  * cancellation was not the scope's alone (an outer scope's, or an outside
@@ -257,7 +259,7 @@ ASYNC_EXTERN int async_timeout_expired(const async_timeout *tmo);
  * stays entered). Suspends: no. */
 ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo);
 
-/* await asyncio.shield(f): waits for f as async_await does, except that a
+/** await asyncio.shield(f): waits for f as async_await does, except that a
  * cancellation of the waiting task is not passed on: the call returns
  * -ECANCELED at once and f carries on, still held by the caller, who may
  * wait for it again. Inside an async_timeout scope this gives a deadline
@@ -267,7 +269,7 @@ ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo);
  * is done. */
 ASYNC_EXTERN int async_shield(async_future *f, void **result);
 
-/* asyncio.TaskGroup: tasks spawned into a group that its creator (the
+/** asyncio.TaskGroup: tasks spawned into a group that its creator (the
  * parent task) waits for as a whole.
  *   - async_task_group_wait waits until every task of the group is done.
  *   - The first task to fail (with an error other than -ECANCELED) makes
@@ -285,12 +287,12 @@ ASYNC_EXTERN int async_shield(async_future *f, void **result);
  * Opaque; made by async_task_group_new, freed by async_task_group_free. */
 typedef struct async_task_group async_task_group;
 
-/* Makes a group whose parent is the calling task, and stores it in *out;
+/** Makes a group whose parent is the calling task, and stores it in *out;
  * the caller owns it. Returns 0, -EINVAL (NULL out), -EPERM (outside a
  * task), -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_task_group_new(async_task_group **out);
 
-/* Spawns fn(arg) as a task of the group (as async_task_spawn does, opts
+/** Spawns fn(arg) as a task of the group (as async_task_spawn does, opts
  * may be NULL). May be called by any code of the loop's thread, a task of
  * the group included, until the group's wait has returned. If out is not
  * NULL, the caller gets its own reference to the task, to release; the
@@ -302,7 +304,7 @@ ASYNC_EXTERN int async_task_group_spawn(async_task_group *g, async_task **out,
                                         async_fn fn, void *arg,
                                         const async_task_options *opts);
 
-/* async with TaskGroup(): waits until every task of the group is done,
+/** async with TaskGroup(): waits until every task of the group is done,
  * tasks spawned meanwhile included, then closes the group to new tasks.
  * Only the parent may wait. Calling it again returns the same outcome
  * without waiting.
@@ -315,21 +317,21 @@ ASYNC_EXTERN int async_task_group_spawn(async_task_group *g, async_task **out,
  * cancellation is pending). */
 ASYNC_EXTERN int async_task_group_wait(async_task_group *g);
 
-/* Aborts the group, as a failing task would but without cancelling the
+/** Aborts the group, as a failing task would but without cancelling the
  * parent: every task not done is cancelled and no new one is accepted.
  * For the parent's code that fails between spawns and the wait (asyncio
  * aborts the group on an exception in the `async with` body).
  * Returns the number of tasks cancelled, or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_task_group_cancel(async_task_group *g);
 
-/* The errors of the group's tasks, in the order they failed: stores up to
+/** The errors of the group's tasks, in the order they failed: stores up to
  * cap of them in errs[] and, if tasks is not NULL, the failed tasks
  * (borrowed, valid until the group is freed) in tasks[], and returns how
  * many there are in all (which may exceed cap), or -EINVAL. */
 ASYNC_EXTERN long async_task_group_errors(const async_task_group *g, int *errs,
                                           async_task **tasks, size_t cap);
 
-/* Frees the group and drops its references to its tasks. Tasks not done
+/** Frees the group and drops its references to its tasks. Tasks not done
  * yet (a group freed without its wait) are cancelled first and end on
  * their own. NULL is a harmless no-op; safe after the loop is closed.
  * Returns 0, -EINVAL, -EBUSY (the parent waits in the group: nothing is

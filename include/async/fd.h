@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Layer 2, fd watchers: waiting for a file descriptor.
+/** @file
+ * libasync: Layer 2, fd watchers: waiting for a file descriptor.
  * A chapter of <async.h>, which is what programs include. */
 #ifndef ASYNC_API_FD_H
 #define ASYNC_API_FD_H
@@ -12,10 +13,13 @@ extern "C" {
 
 /* ==== File descriptors ================================================== */
 
+/** @{ */
+/** The events of async_fd_wait, a bit mask. */
 #define ASYNC_READABLE 1
 #define ASYNC_WRITABLE 2
+/** @} */
 
-/* Suspends the current task until fd is ready for `events` (ASYNC_READABLE
+/** Suspends the current task until fd is ready for `events` (ASYNC_READABLE
  * and/or ASYNC_WRITABLE) or `timeout` seconds have passed (< 0: no limit).
  * An error or hang-up on fd counts as ready for both. Several tasks may
  * wait on one fd.
@@ -25,7 +29,7 @@ extern "C" {
  * regular file under epoll). Suspends: yes. */
 ASYNC_EXTERN int async_fd_wait(int fd, int events, double timeout);
 
-/* Call before closing an fd some task may wait on: wakes every waiter with
+/** Call before closing an fd some task may wait on: wakes every waiter with
  * -EBADF and drops the loop's registration, so a reused fd number cannot
  * wake the wrong task. Returns the number of waiters woken, or -EINVAL.
  * Suspends: no. */

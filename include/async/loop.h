@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Layer 2, the loop: running a program, loops, and plain callbacks.
+/** @file
+ * libasync: Layer 2, the loop: running a program, loops, and plain callbacks.
  * A chapter of <async.h>, which is what programs include. */
 #ifndef ASYNC_API_LOOP_H
 #define ASYNC_API_LOOP_H
@@ -12,7 +13,7 @@ extern "C" {
 
 /* ==== Running a program ================================================= */
 
-/* asyncio.run(): makes a new loop, runs fn(arg) as its main task until it
+/** asyncio.run(): makes a new loop, runs fn(arg) as its main task until it
  * returns, then cancels every task still pending and lets them unwind, and
  * closes the loop. Stores the main task's result in *result (if result is
  * not NULL; NULL when it failed).
@@ -23,17 +24,18 @@ ASYNC_EXTERN int async_run(async_fn fn, void *arg, void **result);
 
 /* ==== Loops ============================================================= */
 
+/** The options of async_loop_new; async_loop_options_init sets defaults. */
 typedef struct async_loop_options {
-  size_t size;         /* sizeof(async_loop_options): set by _init */
-  const char *backend; /* "epoll", "poll", "kqueue"; NULL: the environment
+  size_t size;         /**< sizeof(async_loop_options): set by _init */
+  const char *backend; /**< "epoll", "poll", "kqueue"; NULL: the environment
                           variable ASYNC_BACKEND, else the best one built */
-  size_t stack_size;   /* default stack size of the loop's tasks, in bytes;
+  size_t stack_size;   /**< default stack size of the loop's tasks, in bytes;
                           0: 256 KiB. Stacks cost address space, and memory
                           only for the pages a task touches */
-  int report_overflow; /* 1 (default): a stack overflow is reported with the
+  int report_overflow; /**< 1 (default): a stack overflow is reported with the
                           task's name (a SIGSEGV handler on an alternate
                           signal stack); 0: leave SIGSEGV alone */
-  int virtual_clock;   /* 0 (default): the monotonic clock. 1: a virtual
+  int virtual_clock;   /**< 0 (default): the monotonic clock. 1: a virtual
                           clock for tests (trio's MockClock with autojump):
                           the loop's time starts at 0 and, whenever nothing
                           is ready and only a timer can make progress, jumps
@@ -49,17 +51,17 @@ typedef struct async_loop_options {
                           the real one */
 } async_loop_options;
 
-/* Fills *opts with the defaults. */
+/** Fills *opts with the defaults. */
 ASYNC_EXTERN void async_loop_options_init(async_loop_options *opts);
 
-/* Makes a loop (opts may be NULL for the defaults) and stores it in *out.
+/** Makes a loop (opts may be NULL for the defaults) and stores it in *out.
  * The caller owns it: async_loop_free() ends it.
  * Returns 0, -EINVAL (NULL out, an unknown backend), -ENOMEM, or the error
  * of the poller's creation (-EMFILE, ...). */
 ASYNC_EXTERN int async_loop_new(async_loop **out,
                                 const async_loop_options *opts);
 
-/* Closes the loop: cancels every pending task and runs the loop until they
+/** Closes the loop: cancels every pending task and runs the loop until they
  * have unwound (a task that keeps ignoring cancellation is given up after
  * a number of rounds and reported on stderr, its stack freed without
  * running its cleanup), drops pending callbacks, frees stacks and the
@@ -71,17 +73,17 @@ ASYNC_EXTERN int async_loop_new(async_loop **out,
  * Suspends: no. */
 ASYNC_EXTERN int async_loop_close(async_loop *loop);
 
-/* Closes the loop if needed and frees it. NULL is a harmless no-op.
+/** Closes the loop if needed and frees it. NULL is a harmless no-op.
  * Returns 0, or -EBUSY when the loop is running (nothing is freed). */
 ASYNC_EXTERN int async_loop_free(async_loop *loop);
 
-/* Runs the loop until async_loop_stop(). A stop requested before the call
+/** Runs the loop until async_loop_stop(). A stop requested before the call
  * makes it run one iteration. Returns 0, -EINVAL, -EBUSY (this loop or
  * another one is running on this thread), -ESHUTDOWN (closed).
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
 
-/* Runs the loop until `f` (a task or a future of this loop) is done, then
+/** Runs the loop until `f` (a task or a future of this loop) is done, then
  * returns its outcome: 0 with its result in *result (result may be NULL), or
  * its error (-ECANCELED if it was cancelled). The caller keeps its
  * reference to f.
@@ -92,32 +94,32 @@ ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
 ASYNC_EXTERN int async_loop_run_until_complete(async_loop *loop,
                                                async_future *f, void **result);
 
-/* Asks a running loop to return from run_forever / run_until_complete
+/** Asks a running loop to return from run_forever / run_until_complete
  * after the current iteration: the callbacks and tasks already ready run,
  * new ones wait for the next run. Returns 0 or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_loop_stop(async_loop *loop);
 
-/* 1 while the loop runs, else 0 (also for NULL). */
+/** 1 while the loop runs, else 0 (also for NULL). */
 ASYNC_EXTERN int async_loop_is_running(const async_loop *loop);
 
-/* 1 once the loop is closed, else 0 (also for NULL). */
+/** 1 once the loop is closed, else 0 (also for NULL). */
 ASYNC_EXTERN int async_loop_is_closed(const async_loop *loop);
 
-/* The loop's clock in seconds, now: the monotonic clock (async_clock), or
+/** The loop's clock in seconds, now: the monotonic clock (async_clock), or
  * with async_loop_options.virtual_clock the virtual time (0 when the loop
  * is made). Sleeps, call_later and timeouts count on this clock. NaN for
  * NULL. */
 ASYNC_EXTERN double async_loop_time(const async_loop *loop);
 
-/* The name of the loop's poller backend ("epoll", "poll", ...). */
+/** The name of the loop's poller backend ("epoll", "poll", ...). */
 ASYNC_EXTERN const char *async_loop_backend(const async_loop *loop);
 
-/* The loop running on this thread, or NULL. */
+/** The loop running on this thread, or NULL. */
 ASYNC_EXTERN async_loop *async_loop_current(void);
 
 /* ==== Callbacks ========================================================= */
 
-/* Schedules cb(arg) to run on the next loop iteration, after the callbacks
+/** Schedules cb(arg) to run on the next loop iteration, after the callbacks
  * and tasks already ready (FIFO). If out is not NULL the caller gets a
  * handle it owns and must give back with exactly one of async_handle_cancel
  * or async_handle_release; with out NULL the loop frees everything.
@@ -125,7 +127,7 @@ ASYNC_EXTERN async_loop *async_loop_current(void);
 ASYNC_EXTERN int async_loop_call_soon(async_loop *loop, async_callback cb,
                                       void *arg, async_handle **out);
 
-/* Schedules cb(arg) `delay` seconds from now (a negative delay counts as
+/** Schedules cb(arg) `delay` seconds from now (a negative delay counts as
  * 0). Callbacks due at the same time run in the order they were scheduled.
  * Handle ownership as for async_loop_call_soon.
  * Returns 0, -EINVAL (also for a NaN delay), -ESHUTDOWN, -ENOMEM. */
@@ -133,23 +135,23 @@ ASYNC_EXTERN int async_loop_call_later(async_loop *loop, double delay,
                                        async_callback cb, void *arg,
                                        async_handle **out);
 
-/* Schedules cb(arg) at loop time `when` (see async_loop_time). As
+/** Schedules cb(arg) at loop time `when` (see async_loop_time). As
  * async_loop_call_later otherwise. */
 ASYNC_EXTERN int async_loop_call_at(async_loop *loop, double when,
                                     async_callback cb, void *arg,
                                     async_handle **out);
 
-/* Cancels the callback if it has not run yet, and gives the handle back.
+/** Cancels the callback if it has not run yet, and gives the handle back.
  * Returns 1 if this call stopped the callback from running, 0 if it had
  * already run or been dropped, -EINVAL (NULL, a handle given back twice).
  * Safe after the loop is closed. Suspends: no. */
 ASYNC_EXTERN int async_handle_cancel(async_handle *h);
 
-/* Gives the handle back without cancelling the callback.
+/** Gives the handle back without cancelling the callback.
  * Returns 0 or -EINVAL (NULL, a handle given back twice). */
 ASYNC_EXTERN int async_handle_release(async_handle *h);
 
-/* From any thread: schedules cb(arg) on the loop as async_loop_call_soon does,
+/** From any thread: schedules cb(arg) on the loop as async_loop_call_soon does,
  * and wakes the loop if it is waiting. The loop must not be freed while
  * this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* libasync: Layer 5, primitives: queues, synchronization, generators.
+/** @file
+ * libasync: Layer 5, primitives: queues, synchronization, generators.
  * A chapter of <async.h>, which is what programs include. */
 #ifndef ASYNC_API_SYNC_H
 #define ASYNC_API_SYNC_H
@@ -12,7 +13,7 @@ extern "C" {
 
 /* ==== Queues ============================================================ */
 
-/* asyncio.Queue, LifoQueue and PriorityQueue: a queue of `void *` items
+/** asyncio.Queue, LifoQueue and PriorityQueue: a queue of `void *` items
  * between tasks, bounded or not.
  *
  * Ownership: the queue stores the pointers it is given and never
@@ -41,36 +42,37 @@ extern "C" {
  * doubling when it is full. */
 typedef struct async_queue async_queue;
 
-/* The order in which a queue gives its items back. */
+/** The order in which a queue gives its items back. */
 enum {
-  ASYNC_QUEUE_FIFO = 0,    /* first in, first out (asyncio.Queue) */
-  ASYNC_QUEUE_LIFO = 1,    /* last in, first out (LifoQueue) */
+  ASYNC_QUEUE_FIFO = 0,    /**< first in, first out (asyncio.Queue) */
+  ASYNC_QUEUE_LIFO = 1,    /**< last in, first out (LifoQueue) */
   ASYNC_QUEUE_PRIORITY = 2 /* smallest first by `cmp`; equal ones FIFO */
 };
 
-/* Bounded queues up to this maxsize allocate all their storage at
+/** Bounded queues up to this maxsize allocate all their storage at
  * creation; larger ones start smaller and grow up to maxsize. */
 #define ASYNC_QUEUE_PREALLOC_MAX 65536
 
-/* Compares two items: < 0 when a comes before b, 0 when equal, > 0. */
+/** Compares two items: < 0 when a comes before b, 0 when equal, > 0. */
 typedef int (*async_cmp_fn)(const void *a, const void *b, void *arg);
 
-/* Called with an item the queue discards. It must not use the queue. */
+/** Called with an item the queue discards. It must not use the queue. */
 typedef void (*async_drop_fn)(void *item, void *arg);
 
+/** The options of async_queue_new; async_queue_options_init sets defaults. */
 typedef struct async_queue_options {
-  size_t size;        /* sizeof(async_queue_options): set by _init */
-  int order;          /* ASYNC_QUEUE_FIFO (default), _LIFO, _PRIORITY */
-  async_cmp_fn cmp;   /* required for ASYNC_QUEUE_PRIORITY, else unused */
-  void *cmp_arg;      /* passed to cmp */
-  async_drop_fn drop; /* NULL (default): discarded items are forgotten */
-  void *drop_arg;     /* passed to drop */
+  size_t size;        /**< sizeof(async_queue_options): set by _init */
+  int order;          /**< ASYNC_QUEUE_FIFO (default), _LIFO, _PRIORITY */
+  async_cmp_fn cmp;   /**< required for ASYNC_QUEUE_PRIORITY, else unused */
+  void *cmp_arg;      /**< passed to cmp */
+  async_drop_fn drop; /**< NULL (default): discarded items are forgotten */
+  void *drop_arg;     /**< passed to drop */
 } async_queue_options;
 
-/* Fills *opts with the defaults: FIFO, no drop function. */
+/** Fills *opts with the defaults: FIFO, no drop function. */
 ASYNC_EXTERN void async_queue_options_init(async_queue_options *opts);
 
-/* Makes a queue holding at most `maxsize` items (0: unbounded) and stores
+/** Makes a queue holding at most `maxsize` items (0: unbounded) and stores
  * it in *out; opts may be NULL for a FIFO queue. The caller owns the queue
  * and frees it with async_queue_free.
  * Returns 0, -EINVAL (NULL out, bad options, PRIORITY without cmp),
@@ -78,7 +80,7 @@ ASYNC_EXTERN void async_queue_options_init(async_queue_options *opts);
 ASYNC_EXTERN int async_queue_new(async_queue **out, size_t maxsize,
                                  const async_queue_options *opts);
 
-/* Frees the queue, passing the items still in it to the drop function (if
+/** Frees the queue, passing the items still in it to the drop function (if
  * any), in queue order. NULL is a harmless no-op. Freeing twice is
  * undefined.
  * Returns 0, -EINVAL, or -EBUSY when a task waits on the queue (in get,
@@ -86,7 +88,7 @@ ASYNC_EXTERN int async_queue_new(async_queue **out, size_t maxsize,
  * them). Suspends: no. */
 ASYNC_EXTERN int async_queue_free(async_queue *q);
 
-/* Puts `item` (any pointer, NULL included) into the queue, waiting while
+/** Puts `item` (any pointer, NULL included) into the queue, waiting while
  * the queue is full. Does not suspend when there is room (and so does not
  * deliver a pending cancellation then, as asyncio's put does not).
  * Returns 0 (the item now belongs to the queue, or to the getter it was
@@ -95,7 +97,7 @@ ASYNC_EXTERN int async_queue_free(async_queue *q);
  * could not grow). On error the item stays the caller's. Suspends: yes. */
 ASYNC_EXTERN int async_queue_put(async_queue *q, void *item);
 
-/* Takes the next item (by the queue's order) into *item, waiting while the
+/** Takes the next item (by the queue's order) into *item, waiting while the
  * queue is empty. Does not suspend when an item is there.
  * Returns 0 (*item is the caller's now), -ESHUTDOWN (the queue is shut
  * down and empty, now or while waiting), -ECANCELED, -EINVAL (also a NULL
@@ -103,27 +105,27 @@ ASYNC_EXTERN int async_queue_put(async_queue *q, void *item);
  * Suspends: yes. */
 ASYNC_EXTERN int async_queue_get(async_queue *q, void **item);
 
-/* Puts without waiting. Returns 0, -EAGAIN (full), -ESHUTDOWN, -EINVAL,
+/** Puts without waiting. Returns 0, -EAGAIN (full), -ESHUTDOWN, -EINVAL,
  * -ENOMEM. May be called outside a task. Suspends: no. */
 ASYNC_EXTERN int async_queue_put_nowait(async_queue *q, void *item);
 
-/* Gets without waiting. Returns 0, -EAGAIN (empty), -ESHUTDOWN (shut down
+/** Gets without waiting. Returns 0, -EAGAIN (empty), -ESHUTDOWN (shut down
  * and empty), -EINVAL. May be called outside a task. Suspends: no. */
 ASYNC_EXTERN int async_queue_get_nowait(async_queue *q, void **item);
 
-/* Tells the queue that one item got earlier is fully processed. Every
+/** Tells the queue that one item got earlier is fully processed. Every
  * successful put counts one unfinished item; when task_done has been
  * called for all of them, the tasks waiting in async_queue_join wake.
  * Returns 0, -EOVERFLOW (called more times than items were put), -EINVAL.
  * Suspends: no. */
 ASYNC_EXTERN int async_queue_task_done(async_queue *q);
 
-/* Waits until every item put has been marked done with task_done (at once
+/** Waits until every item put has been marked done with task_done (at once
  * when none is unfinished).
  * Returns 0, -ECANCELED, -EINVAL, -EPERM. Suspends: yes. */
 ASYNC_EXTERN int async_queue_join(async_queue *q);
 
-/* Shuts the queue down (asyncio's Queue.shutdown). Puts fail from now on
+/** Shuts the queue down (asyncio's Queue.shutdown). Puts fail from now on
  * with -ESHUTDOWN, and the tasks waiting in put wake with it (their items
  * stay theirs). Graceful (immediate == 0): gets go on returning the items
  * left, then fail with -ESHUTDOWN; tasks waiting in get (the queue is empty
@@ -134,22 +136,23 @@ ASYNC_EXTERN int async_queue_join(async_queue *q);
  * Returns 0 or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_queue_shutdown(async_queue *q, int immediate);
 
-/* The number of items in the queue (not counting those that waiting
+/** The number of items in the queue (not counting those that waiting
  * putters still hold), or -EINVAL. */
 ASYNC_EXTERN long async_queue_size(const async_queue *q);
 
-/* The maxsize given at creation (0: unbounded), or -EINVAL. */
+/** The maxsize given at creation (0: unbounded), or -EINVAL. */
 ASYNC_EXTERN long async_queue_maxsize(const async_queue *q);
 
-/* 1 if the queue holds no item, 0 if it does, -EINVAL. */
+/** 1 if the queue holds no item, 0 if it does, -EINVAL. */
 ASYNC_EXTERN int async_queue_empty(const async_queue *q);
 
-/* 1 if the queue is bounded and holds maxsize items, 0 if not, -EINVAL. */
+/** 1 if the queue is bounded and holds maxsize items, 0 if not, -EINVAL. */
 ASYNC_EXTERN int async_queue_full(const async_queue *q);
 
 /* ==== Synchronization =================================================== */
 
-/* asyncio's Lock, Event, Condition, Semaphore, BoundedSemaphore and
+/** @file
+ * asyncio's Lock, Event, Condition, Semaphore, BoundedSemaphore and
  * Barrier. Each is an opaque object made by its _new function and freed
  * by its _free function (NULL is a harmless no-op; freeing twice is
  * undefined; freeing one a task waits on returns -EBUSY and frees
@@ -168,82 +171,84 @@ ASYNC_EXTERN int async_queue_full(const async_queue *q);
  *
  * None of these calls allocates memory except _new. */
 
-/* A mutual exclusion lock. Not recursive. The task that acquired it is its
+/** A mutual exclusion lock. Not recursive. The task that acquired it is its
  * owner, but as in asyncio any code may release it. */
 typedef struct async_lock async_lock;
 
-/* Makes an unlocked lock. Returns 0, -EINVAL (NULL out), -ENOMEM.
+/** Makes an unlocked lock. Returns 0, -EINVAL (NULL out), -ENOMEM.
  * Suspends: no. */
 ASYNC_EXTERN int async_lock_new(async_lock **out);
 
-/* Frees the lock (it may be locked). Returns 0, -EINVAL, -EBUSY (a task
+/** Frees the lock (it may be locked). Returns 0, -EINVAL, -EBUSY (a task
  * waits for it). Suspends: no. */
 ASYNC_EXTERN int async_lock_free(async_lock *l);
 
-/* Acquires the lock, waiting in line while another task holds it.
+/** Acquires the lock, waiting in line while another task holds it.
  * Returns 0 (the calling task holds it), -EDEADLK (the calling task holds
  * it already: waiting would never end), -ECANCELED (it does not hold it),
  * -EINVAL, -EPERM (outside a task). Suspends: yes. */
 ASYNC_EXTERN int async_lock_acquire(async_lock *l);
 
-/* Acquires the lock if it is free, without waiting. May be called outside
+/** Acquires the lock if it is free, without waiting. May be called outside
  * a task (the lock then has no owner task).
  * Returns 0, -EAGAIN (locked), -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_lock_try_acquire(async_lock *l);
 
-/* Releases the lock: the first waiting task, if any, gets it at once.
+/** Releases the lock: the first waiting task, if any, gets it at once.
  * Returns 0, -EPERM (the lock is not locked), -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_lock_release(async_lock *l);
 
-/* 1 if the lock is held, 0 if not, -EINVAL. */
+/** 1 if the lock is held, 0 if not, -EINVAL. */
 ASYNC_EXTERN int async_lock_locked(const async_lock *l);
 
-/* An event: a flag tasks can wait to see set. */
+/** An event: a flag tasks can wait to see set. */
 typedef struct async_event async_event;
 
-/* Makes an event, not set. Returns 0, -EINVAL, -ENOMEM. Suspends: no. */
+/** Makes an event, not set. Returns 0, -EINVAL, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_event_new(async_event **out);
 
-/* Frees the event. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
+/** Frees the event. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
 ASYNC_EXTERN int async_event_free(async_event *e);
 
-/* Sets the flag and wakes every waiting task (each will return 0 even if
+/** Sets the flag and wakes every waiting task (each will return 0 even if
  * the flag is cleared before it runs). Returns the number of tasks woken,
  * or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_event_set(async_event *e);
 
-/* Clears the flag. Returns 0 or -EINVAL. Suspends: no. */
+/** Clears the flag. Returns 0 or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_event_clear(async_event *e);
 
-/* 1 if the flag is set, 0 if not, -EINVAL. */
+/** 1 if the flag is set, 0 if not, -EINVAL. */
 ASYNC_EXTERN int async_event_is_set(const async_event *e);
 
-/* Waits until the flag is set (returns at once if it is).
+/** Waits until the flag is set (returns at once if it is).
  * Returns 0, -ECANCELED, -EINVAL, -EPERM. Suspends: yes. */
 ASYNC_EXTERN int async_event_wait(async_event *e);
 
-/* A condition variable, tied to a lock. */
+/** A condition variable, tied to a lock. */
 typedef struct async_condition async_condition;
 
-/* Makes a condition on `lock`, which the caller keeps owning and must keep
+/** Makes a condition on `lock`, which the caller keeps owning and must keep
  * alive until the condition is freed; NULL: the condition makes and owns a
  * lock of its own. Returns 0, -EINVAL, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_condition_new(async_condition **out, async_lock *lock);
 
-/* Frees the condition (and its own lock). Returns 0, -EINVAL, -EBUSY (a
+/** Frees the condition (and its own lock). Returns 0, -EINVAL, -EBUSY (a
  * task waits on it, or was notified and has not taken the lock back yet,
  * or, for its own lock, waits on the lock). Suspends: no. */
 ASYNC_EXTERN int async_condition_free(async_condition *c);
 
-/* The condition's lock (borrowed), or NULL for an invalid c. */
+/** The condition's lock (borrowed), or NULL for an invalid c. */
 ASYNC_EXTERN async_lock *async_condition_lock(async_condition *c);
 
-/* async_lock_acquire / _release / _locked on the condition's lock. */
+/** @{ */
+/** async_lock_acquire / _release / _locked on the condition's lock. */
 ASYNC_EXTERN int async_condition_acquire(async_condition *c);
 ASYNC_EXTERN int async_condition_release(async_condition *c);
 ASYNC_EXTERN int async_condition_locked(const async_condition *c);
+/** @} */
 
-/* Releases the lock, which the calling task must hold, waits until
+/** Releases the lock, which the calling task must hold, waits until
  * notified, and acquires the lock again before returning: on every return
  * but -EPERM/-EINVAL the task holds the lock, cancelled or not.
  * Returns 0 (notified), -ECANCELED (cancelled before it was notified; a
@@ -252,67 +257,67 @@ ASYNC_EXTERN int async_condition_locked(const async_condition *c);
  * Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait(async_condition *c);
 
-/* Waits (as async_condition_wait) until pred(arg) returns non-zero; pred
+/** Waits (as async_condition_wait) until pred(arg) returns non-zero; pred
  * is called with the lock held, first before any wait.
  * Returns 0 once pred is true, or the error of a wait. Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait_for(async_condition *c,
                                           int (*pred)(void *arg), void *arg);
 
-/* Wakes up to n of the waiting tasks, first come first. The lock must be
+/** Wakes up to n of the waiting tasks, first come first. The lock must be
  * locked (by anyone, as in asyncio). Returns the number woken, -EPERM (the
  * lock is not locked), -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_condition_notify(async_condition *c, int n);
 
-/* Wakes every waiting task. As async_condition_notify. */
+/** Wakes every waiting task. As async_condition_notify. */
 ASYNC_EXTERN int async_condition_notify_all(async_condition *c);
 
-/* A counting semaphore (asyncio.Semaphore and BoundedSemaphore). */
+/** A counting semaphore (asyncio.Semaphore and BoundedSemaphore). */
 typedef struct async_semaphore async_semaphore;
 
-/* Makes a semaphore holding `value` permits.
+/** Makes a semaphore holding `value` permits.
  * Returns 0, -EINVAL (NULL out, value above INT_MAX), -ENOMEM.
  * Suspends: no. */
 ASYNC_EXTERN int async_semaphore_new(async_semaphore **out, unsigned value);
 
-/* Makes a bounded semaphore: a release that would raise the permits above
+/** Makes a bounded semaphore: a release that would raise the permits above
  * the initial `value` fails with -EOVERFLOW. As async_semaphore_new. */
 ASYNC_EXTERN int async_bounded_semaphore_new(async_semaphore **out,
                                              unsigned value);
 
-/* Frees the semaphore. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
+/** Frees the semaphore. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
 ASYNC_EXTERN int async_semaphore_free(async_semaphore *s);
 
-/* Takes a permit, waiting in line while there is none.
+/** Takes a permit, waiting in line while there is none.
  * Returns 0, -ECANCELED (no permit taken), -EINVAL, -EPERM.
  * Suspends: yes. */
 ASYNC_EXTERN int async_semaphore_acquire(async_semaphore *s);
 
-/* Takes a permit if one is free. Returns 0, -EAGAIN, -EINVAL.
+/** Takes a permit if one is free. Returns 0, -EAGAIN, -EINVAL.
  * Suspends: no. */
 ASYNC_EXTERN int async_semaphore_try_acquire(async_semaphore *s);
 
-/* Gives a permit back: to the first waiting task if any, else to the
+/** Gives a permit back: to the first waiting task if any, else to the
  * semaphore. Returns 0, -EOVERFLOW (bounded: more releases than
  * acquisitions; or the count would overflow), -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_semaphore_release(async_semaphore *s);
 
-/* 1 if no permit is free (an acquire would wait), 0 if one is, -EINVAL. */
+/** 1 if no permit is free (an acquire would wait), 0 if one is, -EINVAL. */
 ASYNC_EXTERN int async_semaphore_locked(const async_semaphore *s);
 
-/* The number of free permits, or -EINVAL. */
+/** The number of free permits, or -EINVAL. */
 ASYNC_EXTERN long async_semaphore_value(const async_semaphore *s);
 
-/* A barrier for a fixed number of parties (asyncio.Barrier). */
+/** A barrier for a fixed number of parties (asyncio.Barrier). */
 typedef struct async_barrier async_barrier;
 
-/* Makes a barrier for `parties` (>= 1) tasks.
+/** Makes a barrier for `parties` (>= 1) tasks.
  * Returns 0, -EINVAL, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_barrier_new(async_barrier **out, unsigned parties);
 
-/* Frees the barrier. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
+/** Frees the barrier. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
 ASYNC_EXTERN int async_barrier_free(async_barrier *b);
 
-/* Waits until `parties` tasks wait on the barrier, then lets them all pass
+/** Waits until `parties` tasks wait on the barrier, then lets them all pass
  * and starts a new cycle. Returns the task's arrival index in its cycle,
  * 0 to parties - 1 (the last to arrive, which does not suspend, gets
  * parties - 1), or -ENOTRECOVERABLE (the barrier is broken by abort, or
@@ -321,28 +326,28 @@ ASYNC_EXTERN int async_barrier_free(async_barrier *b);
  * Suspends: yes (not for the last party). */
 ASYNC_EXTERN int async_barrier_wait(async_barrier *b);
 
-/* Wakes every waiting task with -ENOTRECOVERABLE and puts the barrier back
+/** Wakes every waiting task with -ENOTRECOVERABLE and puts the barrier back
  * in its empty, unbroken state. Returns the number woken, or -EINVAL.
  * Suspends: no. */
 ASYNC_EXTERN int async_barrier_reset(async_barrier *b);
 
-/* Breaks the barrier: waiting tasks wake, and later waits fail at once,
+/** Breaks the barrier: waiting tasks wake, and later waits fail at once,
  * with -ENOTRECOVERABLE until async_barrier_reset. Returns the number
  * woken, or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_barrier_abort(async_barrier *b);
 
-/* The number of parties, or -EINVAL. */
+/** The number of parties, or -EINVAL. */
 ASYNC_EXTERN int async_barrier_parties(const async_barrier *b);
 
-/* The number of tasks waiting in the current cycle, or -EINVAL. */
+/** The number of tasks waiting in the current cycle, or -EINVAL. */
 ASYNC_EXTERN int async_barrier_n_waiting(const async_barrier *b);
 
-/* 1 if the barrier is broken, 0 if not, -EINVAL. */
+/** 1 if the barrier is broken, 0 if not, -EINVAL. */
 ASYNC_EXTERN int async_barrier_broken(const async_barrier *b);
 
 /* ==== Generators ======================================================== */
 
-/* Async generators: a producer coroutine yields values one at a time to
+/** Async generators: a producer coroutine yields values one at a time to
  * the task consuming them, which iterates with a plain loop (async for):
  *
  *   static void *powers(void *arg) {          // the producer
@@ -370,11 +375,11 @@ ASYNC_EXTERN int async_barrier_broken(const async_barrier *b);
  * points to, by the producer's own convention. */
 typedef struct async_gen async_gen;
 
-/* What async_gen_next returns once the producer has returned (positive:
+/** What async_gen_next returns once the producer has returned (positive:
  * not an error). */
 #define ASYNC_GEN_DONE 1
 
-/* Makes a generator that will run fn(arg) as its producer; nothing runs
+/** Makes a generator that will run fn(arg) as its producer; nothing runs
  * before the first async_gen_next. opts (may be NULL) names the producer
  * task and sets its stack size; the name is copied. The caller owns the
  * generator and frees it with async_gen_free.
@@ -383,7 +388,7 @@ typedef struct async_gen async_gen;
 ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
                                const async_task_options *opts);
 
-/* Asks for the next value: resumes the producer (starting it the first
+/** Asks for the next value: resumes the producer (starting it the first
  * time) and waits until it yields a value, stored in *value, or returns.
  * Returns 0 with a value; ASYNC_GEN_DONE once the producer has returned
  * (and again at every later call); the producer's error, once, when it
@@ -402,7 +407,7 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * returned; value may be NULL to drop the value. Suspends: yes. */
 ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
 
-/* Called by a producer: hands `value` to the consumer waiting in
+/** Called by a producer: hands `value` to the consumer waiting in
  * async_gen_next, then waits until the consumer asks for the next one.
  * Returns 0 (asked for the next value: go on); -EPIPE (the generator was
  * closed: clean up and return); -ECANCELED (the producer task was
@@ -417,7 +422,7 @@ ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
  * Suspends: yes. */
 ASYNC_EXTERN int async_gen_yield(void *value);
 
-/* Closes the generator (aclose): a producer waiting at a yield gets
+/** Closes the generator (aclose): a producer waiting at a yield gets
  * -EPIPE there, and the call waits until the producer has returned, so its
  * cleanup is done. A generator never started is closed without running.
  * Closing again, or closing a finished generator, does nothing.
@@ -428,7 +433,7 @@ ASYNC_EXTERN int async_gen_yield(void *value);
  * Suspends: yes (not when nothing runs). */
 ASYNC_EXTERN int async_gen_close(async_gen *g);
 
-/* Frees the generator. If its producer is still alive, it is closed as by
+/** Frees the generator. If its producer is still alive, it is closed as by
  * async_gen_close but without waiting: it sees -EPIPE at its yield, and
  * the generator's memory is released once it has returned. NULL is a
  * harmless no-op; freeing twice is undefined.
@@ -436,7 +441,7 @@ ASYNC_EXTERN int async_gen_close(async_gen *g);
  * freed). Suspends: no. */
 ASYNC_EXTERN int async_gen_free(async_gen *g);
 
-/* The async comprehension ([v async for v in g]): calls async_gen_next
+/** The async comprehension ([v async for v in g]): calls async_gen_next
  * until the producer returns and stores the values, in order, in a new
  * array *items (free it with free(); NULL when there are none) of *n
  * elements. On an error the array holds the values got so far and the
