@@ -92,7 +92,10 @@ void async__timers_run(async_loop *loop);
 /* {==== Futures and tasks (future.c, task.c) ============================ */
 
 #define ASYNC__MAGIC_FUTURE 0x46555455u /* a live future or task */
-#define ASYNC__MAGIC_DEAD 0x44454144u   /* freed, or released twice */
+/* Every object the user holds starts with a magic value of its kind, which
+ * a call checks first; a freed one says ASYNC__MAGIC_DEAD, so a use after
+ * free or a second release is caught while the memory stays readable. */
+#define ASYNC__MAGIC_DEAD 0x44454144u /* "DEAD": freed, or released twice */
 
 enum async__fkind { ASYNC__KIND_FUTURE = 1, ASYNC__KIND_TASK };
 
@@ -205,10 +208,34 @@ void async__future_destroy(async_future *f);
 /* At loop close: detach a future still referenced by its user. */
 void async__future_detach(async_future *f);
 
-/* Parks the running task t until async__task_wake(t, code) and returns
- * code. `unlink` must be set; `cancel` may be NULL. It does not look at a
- * pending cancellation: every caller consumes one (returning -ECANCELED)
- * before it registers anything, since it must then register nothing. */
+/* The one wait primitive. Parks the running task t until
+ * async__task_wake(t, code) or, unless `deadline` is ASYNC__NO_DEADLINE,
+ * until the loop's clock reaches `deadline` (ns, as async__deadline_after
+ * makes them), and returns code or -ETIMEDOUT. It owns t->timer for the
+ * wait: no caller arms a timer of its own to bound a wait.
+ *
+ * `unlink` takes t off what it waits on (see async__unlink_fn); it may be
+ * NULL when the wait holds nothing but its deadline (a sleep). `cancel`
+ * may be NULL. It does not look at a pending cancellation: every caller
+ * consumes one (returning -ECANCELED) before it registers anything, since
+ * it must then register nothing.
+ *
+ * Races, settled by whichever comes first while t is SUSPENDED:
+ * - a wake-up or a cancellation: its code is returned, and the deadline is
+ *   void, even if loop time passes it before t runs (the timer is ignored
+ *   once t is READY, and stopped before this returns);
+ * - the deadline: unlink(t) runs (t still SUSPENDED), then t is woken with
+ *   -ETIMEDOUT; a later wake-up cannot happen (t is unlinked) and a
+ *   cancellation requested before t runs stays pending in t->cancel_req,
+ *   for the caller or the next suspending call to deliver.
+ * So exactly one outcome is returned, and -ETIMEDOUT only when the task
+ * was still waiting at the deadline. */
+#define ASYNC__NO_DEADLINE (-1)
+int async__task_park_until(async_loop *loop, async__task *t,
+                           async__unlink_fn unlink, async__cancel_fn cancel,
+                           const char *what, int64_t deadline);
+/* async__task_park_until without a deadline: the hot waits (await, queue,
+ * lock) pay no timer branch. */
 int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
                      async__cancel_fn cancel, const char *what);
 /* Makes a parked task ready; park() will return `code`. */
@@ -256,6 +283,11 @@ void async__scope_unlist(async__scope *s);
 
 enum async__hstate { ASYNC__H_SCHEDULED = 1, ASYNC__H_DONE };
 
+#define ASYNC__MAGIC_HANDLE 0x48444c45u /* "HDLE": a callback handle */
+
+/* Validates a handle from the user: live, and the user's reference held. */
+static inline int async__handle_ok(const async_handle *h);
+
 struct async_handle {
   async__rnode rn;
   async__timer timer;
@@ -280,12 +312,39 @@ typedef struct async__donecb {
 
 /* }==== */
 
-/* {==== File descriptors (fd.c) ========================================= */
+/* {==== File descriptors (fd.c) =========================================
+ * Every fd the loop watches has watcher records that carry their callback
+ * (libuv's uv__io_t): a task in async_fd_wait is one kind, the loop's
+ * wake-up fd another, and an I/O object embeds its own. fd.c knows no
+ * kind: it tells the backend the union of the events of an fd's started
+ * watchers and calls each one whose events came. */
+
+typedef struct async__io async__io;
+
+/* Called from the poll phase with what came of w->events (an error or
+ * hang-up reports all of them), or with ASYNC__IO_GONE alone when
+ * async_fd_forget dropped the fd, w then already stopped. It may stop or
+ * free w, and start other watchers, but not stop another watcher of the
+ * same fd. */
+typedef void (*async__io_cb)(async_loop *loop, async__io *w, unsigned revents);
+
+#define ASYNC__IO_GONE 0x100u
+
+struct async__io {
+  async__list link; /* on its fd entry's watchers while started */
+  async__io_cb cb;
+  int fd;
+  unsigned events; /* ASYNC__POLL_IN and/or ASYNC__POLL_OUT */
+  /* Set by the owner: the watcher does not keep the virtual clock from
+   * jumping to the next timer (the loop's wake-up fd, whose calls
+   * ts_signalled announces). */
+  uint8_t unref;
+};
 
 typedef struct async__fdent {
-  async__list waiters; /* async__fdwait */
-  unsigned interest;   /* what the backend was last told */
-  int dirty;           /* on the loop's dirty list */
+  async__list watchers; /* async__io, started */
+  unsigned interest;    /* what the backend was last told */
+  int dirty;            /* on the loop's dirty list */
   int next_dirty;
 } async__fdent;
 
@@ -294,6 +353,17 @@ typedef struct async__fdtab {
   int npages;
   int dirty_head; /* -1: none */
 } async__fdtab;
+
+/* A stopped watcher of fd calling cb. Allocates nothing. */
+void async__io_init(async__io *w, int fd, async__io_cb cb);
+/* Starts the stopped watcher w for `events`: the backend is told at once
+ * (one system call, which also repairs a registration the kernel dropped
+ * when the fd number was closed and reused). Returns 0, -ENOMEM (the fd
+ * table) or the backend's error, w then still stopped. */
+int async__io_start(async_loop *loop, async__io *w, unsigned events);
+/* Stops w; stopping a stopped watcher does nothing. The backend's interest
+ * is dropped lazily, by the first event that no watcher wants. */
+void async__io_stop(async_loop *loop, async__io *w);
 
 void async__fd_poll_cb(void *ud, int fd, unsigned revents);
 void async__fd_sync_dirty(async_loop *loop);
@@ -336,7 +406,7 @@ struct async_loop {
   const async__backend *backend;
   async__poller *poller;
   async__fdtab fds;
-  size_t fd_waiters;
+  size_t fd_waiters; /* started watchers, less the unref ones */
   async__stack_pool *stacks;
   size_t stack_size;
   int report_overflow;
@@ -350,7 +420,8 @@ struct async_loop {
   /* async_loop_call_soon_threadsafe */
   pthread_mutex_t ts_lock;
   async__rq ts_queue;
-  int wake_fd[2]; /* eventfd in [0] and [1], or a pipe */
+  int wake_fd[2];    /* eventfd in [0] and [1], or a pipe */
+  async__io wake_io; /* on wake_fd[0] */
   atomic_int ts_signalled;
 };
 
@@ -365,13 +436,23 @@ struct async_loop {
 #endif
 extern _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
+/* Validates a loop from the user (closed ones included). */
+static inline int async__loop_ok(const async_loop *loop) {
+  return loop && loop->magic == ASYNC__MAGIC_LOOP;
+}
+
+static inline int async__handle_ok(const async_handle *h) {
+  return h && h->magic == ASYNC__MAGIC_HANDLE && h->user_ref;
+}
+
 int64_t async__loop_now(async_loop *loop);
 /* Called by a task that ends a batch with more tasks ready: starts the next
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */
 int async__loop_iterate_inline(async_loop *loop);
-/* Moves the calls queued by other threads onto the ready queue. */
-void async__loop_wake_drain(async_loop *loop);
+/* Whether fd is one of the loop's own (its wake-up fd): not the user's to
+ * wait on or forget. */
+int async__loop_owns_fd(const async_loop *loop, int fd);
 
 /* Consumes a cancellation request of t that is still pending, as
  * -ECANCELED: what every suspending call does before it registers anything

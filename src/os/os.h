@@ -36,6 +36,9 @@
   } while (0)
 _Noreturn void async__assert_fail(const char *what, const char *file, int line);
 
+/* x != x, said once: every call taking seconds rejects NaN with it. */
+static inline int async__isnan(double x) { return x != x; }
+
 /* }==== */
 
 /* {==== list: doubly-linked, circular, intrusive ========================= */
@@ -61,6 +64,17 @@ static inline void async__list_remove(async__list *n) {
   n->next->prev = n->prev;
   n->prev = n->next = n;
 }
+/* Walks the list headed by h, n on each node in turn. The body must not
+ * unlink n: a walk that does uses the _safe form, which has read the next
+ * node (into nx) before the body runs. async__list_item is the node's
+ * object. */
+#define async__list_each(n, h)                                                 \
+  for ((n) = (h)->next; (n) != (h); (n) = (n)->next)
+#define async__list_each_safe(n, nx, h)                                        \
+  for ((n) = (h)->next, (nx) = (n)->next; (n) != (h);                          \
+       (n) = (nx), (nx) = (n)->next)
+#define async__list_item(n, type, member) async__container_of(n, type, member)
+
 /* Moves every node of `from` to the empty list `to`. */
 static inline void async__list_move(async__list *from, async__list *to) {
   if (async__list_empty(from)) {
