@@ -372,7 +372,7 @@ int async_loop_is_closed(const async_loop *loop) {
 }
 
 double async_loop_time(const async_loop *loop) {
-  if (!async__loop_ok(loop)) return 0.0 / 0.0;
+  if (!async__loop_ok(loop)) return ASYNC__NAN;
   return (double)async__loop_now((async_loop *)loop) / 1e9;
 }
 

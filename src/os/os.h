@@ -38,6 +38,8 @@ _Noreturn void async__assert_fail(const char *what, const char *file, int line);
 
 /* x != x, said once: every call taking seconds rejects NaN with it. */
 static inline int async__isnan(double x) { return x != x; }
+/* What a call returning seconds answers for an object it does not know. */
+#define ASYNC__NAN (0.0 / 0.0)
 
 /* }==== */
 
