@@ -148,6 +148,24 @@ typedef void (*async__unlink_fn)(async__task *t);
  * it with -ECANCELED. */
 typedef void (*async__cancel_fn)(async__task *t);
 
+/* Where a task is, by state (every task not done is on loop->tasks through
+ * fut.objects, a done one on loop->objects):
+ * - READY: rn is on loop->ready (also before its first run: started == 0,
+ *   stack NULL, ctx unset). wait_* are NULL, except for a task woken from a
+ *   park that has not returned yet: then wait_unlink/wait_obj still name
+ *   the wait (see async__unlink_fn) and `wake` holds what park returns.
+ * - RUNNING: it is loop->current; on no queue; stack and ctx are its own.
+ * - SUSPENDED: parked (async__task_park_until); on no ready queue, reachable
+ *   only from what it waits on: wait_unlink (or NULL), wait_cancel,
+ *   wait_what and wait_obj describe that wait, and `timer` is armed iff the
+ *   wait has a deadline. ctx holds its saved registers.
+ * - DONE: off every queue, on loop->objects; its stack is given back (by
+ *   the next runner, through loop->zombie); only `fut`, id and name still
+ *   mean something.
+ * - killed (any state, at loop close): it is made READY once and ended
+ *   without running; timer and scopes are disarmed at once.
+ * cancel_req and ncancel mean something until DONE; `scopes` is non-NULL
+ * only while RUNNING, SUSPENDED or READY inside a deadline scope. */
 struct async__task {
   async_future fut; /* first: a task is a future */
   async__rnode rn;  /* ready queue link */
@@ -155,7 +173,7 @@ struct async__task {
   async__stack *stack; /* NULL until the first run and after the last */
   async_fn fn;
   void *arg;
-  async__timer timer;
+  async__timer timer;           /* a park's deadline */
   async__unlink_fn wait_unlink; /* set while parked */
   async__cancel_fn wait_cancel;
   const char *wait_what; /* for dumps: "sleep", "await", "fd", ... */
@@ -324,8 +342,9 @@ typedef struct async__io async__io;
 /* Called from the poll phase with what came of w->events (an error or
  * hang-up reports all of them), or with ASYNC__IO_GONE alone when
  * async_fd_forget dropped the fd, w then already stopped. It may stop or
- * free w, and start other watchers, but not stop another watcher of the
- * same fd. */
+ * free w and wake tasks, but neither start a watcher (the backend, in the
+ * middle of its report, must not be told anything) nor stop another
+ * watcher of the same fd (the walk has read the next one). */
 typedef void (*async__io_cb)(async_loop *loop, async__io *w, unsigned revents);
 
 #define ASYNC__IO_GONE 0x100u

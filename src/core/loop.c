@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The event loop: creation, the iteration, running and stopping, closing.
  *
- * One iteration (loop_run_once), in this order:
- *   1. poll for I/O: block until the next timer when nothing is ready;
- *      when work is ready, poll without blocking only every 64th iteration,
- *      so busy tasks cannot starve I/O and yet pay no system call per turn;
- *   2. read the clock and move every due timer's owner to the ready queue;
- *   3. run the ready items that were queued before this step (the batch);
- *      items queued meanwhile wait for the next iteration, as in asyncio.
+ * One iteration (loop_run_once) is its phases, in this order:
+ *   1. loop_timeout: how long to block: until the next timer when nothing
+ *      is ready, else not at all; before blocking, loop_idle gives back
+ *      cached stacks and blocks;
+ *   2. loop_poll: poll for I/O; when work is ready, only every 64th
+ *      iteration, so busy tasks cannot starve I/O and yet pay no system
+ *      call per turn;
+ *   3. loop_run_timers: read the clock and fire every due timer;
+ *   4. loop_run_batch: run the ready items that were queued before this
+ *      phase (the batch); items queued meanwhile wait for the next
+ *      iteration, as in asyncio.
  * A task that suspends hands over straight to the next task of the batch
  * (one switch); only when the next item is a callback, or the batch is
  * done, does control come back to the loop's own stack. */
@@ -252,44 +256,65 @@ int async__loop_iterate_inline(async_loop *loop) {
   return 1;
 }
 
-static void loop_run_once(async_loop *loop, int64_t deadline) {
-  int64_t timeout = -1;
-  int need_clock = loop->timers.root != NULL || deadline >= 0;
-  if (loop->ready.count || loop->stopping) {
-    timeout = 0;
-  } else if (async__unlikely(loop->virtual_clock)) {
-    timeout = vclock_timeout(loop, deadline);
-  } else if (need_clock) {
-    int64_t now = async__clock_ns();
-    int64_t until = deadline;
-    if (loop->timers.root && (until < 0 || loop->timers.root->when < until))
-      until = loop->timers.root->when;
-    timeout = until > now ? until - now : 0;
-  }
-  if (timeout != 0) { /* about to block: give back what bursts left */
-    async__stack_trim(loop->stacks);
-    async__future_cache_trim(loop);
-  }
-  int polled = 0;
-  if (timeout != 0 || poll_due(loop)) {
-    int64_t started =
-        loop->virtual_clock && timeout != 0 ? async__clock_ns() : 0;
-    int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
-    if (n > 0) async__fd_sync_dirty(loop);
-    if (async__unlikely(started)) vclock_advance(loop, started, timeout);
-    polled = need_clock = 1;
-  }
-  if (need_clock) {
-    int64_t real = async__clock_ns();
-    if (async__likely(!loop->virtual_clock)) loop->now = real;
-    if (polled) loop->last_poll = real;
-    async__timers_run(loop);
-  }
+/* Phase 1: how long the poll may block, in ns (-1: until an event, 0: not
+ * at all). `deadline` is on the real clock (closing), or -1. */
+static int64_t loop_timeout(async_loop *loop, int64_t deadline) {
+  if (loop->ready.count || loop->stopping) return 0;
+  if (async__unlikely(loop->virtual_clock))
+    return vclock_timeout(loop, deadline);
+  if (!loop->timers.root && deadline < 0) return -1;
+  int64_t now = async__clock_ns();
+  int64_t until = deadline;
+  if (loop->timers.root && (until < 0 || loop->timers.root->when < until))
+    until = loop->timers.root->when;
+  return until > now ? until - now : 0;
+}
+
+/* Before blocking: give back what bursts of tasks left behind. */
+static void loop_idle(async_loop *loop) {
+  async__stack_trim(loop->stacks);
+  async__future_cache_trim(loop);
+}
+
+/* Phase 2: the backend reports ready fds to their watchers. */
+static void loop_poll(async_loop *loop, int64_t timeout) {
+  int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns() : 0;
+  int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
+  if (n > 0) async__fd_sync_dirty(loop);
+  if (async__unlikely(started)) vclock_advance(loop, started, timeout);
+}
+
+/* Phase 3: read the clock and fire every timer due. */
+static void loop_run_timers(async_loop *loop, int polled) {
+  int64_t real = async__clock_ns();
+  if (async__likely(!loop->virtual_clock)) loop->now = real;
+  if (polled) loop->last_poll = real;
+  async__timers_run(loop);
+}
+
+/* Phase 4: run what was ready before this phase; what it makes ready waits
+ * for the next iteration. */
+static void loop_run_batch(async_loop *loop) {
   loop->batch = loop->ready.count;
   while (loop->batch) {
     loop->batch--;
     run_item(loop, async__rq_pop(&loop->ready));
   }
+}
+
+/* One iteration. The fast path of busy tasks skips the poll (and, with no
+ * timer, the clock): only the batch runs. */
+static void loop_run_once(async_loop *loop, int64_t deadline) {
+  int need_clock = loop->timers.root != NULL || deadline >= 0;
+  int64_t timeout = loop_timeout(loop, deadline);
+  int polled = 0;
+  if (timeout != 0) loop_idle(loop);
+  if (timeout != 0 || poll_due(loop)) {
+    loop_poll(loop, timeout);
+    polled = need_clock = 1;
+  }
+  if (need_clock) loop_run_timers(loop, polled);
+  loop_run_batch(loop);
 }
 
 /* Runs iterations until stopped. Returns 0 or -EBUSY/-ESHUTDOWN/-EINVAL. */
