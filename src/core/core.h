@@ -307,16 +307,16 @@ enum async__hstate { ASYNC__H_SCHEDULED = 1, ASYNC__H_DONE };
 static inline int async__handle_ok(const async_handle *h);
 
 struct async_handle {
+  uint32_t magic; /* first, where every checked object keeps it */
+  uint8_t state;
+  uint8_t cancelled;
+  uint8_t user_ref; /* where a future keeps its own */
+  uint8_t loop_ref;
   async__rnode rn;
   async__timer timer;
   async_callback cb;
   void *arg;
   async_loop *loop;
-  uint32_t magic;
-  uint8_t state;
-  uint8_t user_ref;
-  uint8_t loop_ref;
-  uint8_t cancelled;
 };
 
 /* A done callback waiting on a future, then on the ready queue. */
