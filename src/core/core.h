@@ -83,7 +83,7 @@ int64_t async__deadline_after(int64_t now, double seconds);
 
 /* Arms tm to fire at `when` (ns); re-arming an armed timer moves it. */
 void async__timer_start(async_loop *loop, async__timer *tm, int64_t when);
-void async__timer_stop(async_loop *loop, async__timer *tm);
+static inline void async__timer_stop(async_loop *loop, async__timer *tm);
 /* Fires every timer due at loop->now, in order. */
 void async__timers_run(async_loop *loop);
 
@@ -458,6 +458,13 @@ extern _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 /* Validates a loop from the user (closed ones included). */
 static inline int async__loop_ok(const async_loop *loop) {
   return loop && loop->magic == ASYNC__MAGIC_LOOP;
+}
+
+/* Inline: every park with a deadline stops its timer, mostly unarmed. */
+static inline void async__timer_stop(async_loop *loop, async__timer *tm) {
+  if (!tm->armed) return;
+  async__heap_remove(&loop->timers, tm);
+  tm->armed = 0;
 }
 
 static inline int async__handle_ok(const async_handle *h) {
