@@ -285,6 +285,16 @@ void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
 #define ASYNC__POLL_OUT 2u
 #define ASYNC__POLL_ERR 4u /* error or hang-up: wakes both directions */
 
+/* What a backend reports for an fd watched for `asked` when the kernel
+ * said `got` (IN/OUT bits) and `broken` (an error, a hang-up, a closed fd):
+ * nothing that was not asked, and a broken fd wakes every direction asked,
+ * so that whoever waits meets the error in read or write. */
+static inline unsigned async__poll_report(unsigned asked, unsigned got,
+                                          int broken) {
+  if (broken) got |= ASYNC__POLL_ERR | asked;
+  return got & (asked | ASYNC__POLL_ERR);
+}
+
 typedef struct async__poller async__poller;
 typedef void (*async__poll_cb)(void *ud, int fd, unsigned revents);
 
@@ -337,6 +347,16 @@ typedef struct async__backend {
 /* The backend called `name` ("epoll", "poll", "kqueue"), or the best one
  * built when name is NULL or empty; NULL when there is no such backend. */
 const async__backend *async__backend_find(const char *name);
+
+/* Defines async__backend_<x> from async__<x>_init, _close, _ctl, _wait. */
+#define ASYNC__BACKEND_DEFINE(x)                                               \
+  const async__backend async__backend_##x = {                                  \
+      .name = #x,                                                              \
+      .init = async__##x##_init,                                               \
+      .close = async__##x##_close,                                             \
+      .ctl = async__##x##_ctl,                                                 \
+      .wait = async__##x##_wait,                                               \
+  }
 
 extern const async__backend async__backend_poll;
 #if defined(__linux__)
