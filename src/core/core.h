@@ -137,8 +137,9 @@ enum async__tstate {
 
 typedef struct async__task async__task;
 
-/* Unlinks a parked task from what it waits on (a timer, an fd, a future, a
- * queue), without waking it. For a task killed at close (t->killed) it
+/* Unlinks a parked task from what it waits on (an fd, a future, a queue;
+ * never the deadline timer, which async__task_park_until owns and stops),
+ * without waking it. For a task killed at close (t->killed) it
  * must also give back what the wait holds, and it is then called as well
  * for a task woken from the wait but not yet resumed: t->state is READY,
  * the waker already took the record off what it waited on (which may even
