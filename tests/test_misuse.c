@@ -108,6 +108,19 @@ static void test_misuse_awaiting_another_loops_task(void **state) {
   free_loop(a);
 }
 
+/* A callback handle has a magic value of its own: another object passed
+ * for one is refused, not taken apart as a handle. */
+static void test_misuse_future_is_no_handle(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_future *f;
+  assert_int_equal(async_future_new(loop, &f), 0);
+  assert_int_equal(async_handle_cancel((async_handle *)f), -EINVAL);
+  assert_int_equal(async_handle_release((async_handle *)f), -EINVAL);
+  assert_int_equal(async_future_release(f), 0);
+  free_loop(loop);
+}
+
 static void test_misuse_second_release(void **state) {
   (void)state;
   async_loop *loop = new_loop();
@@ -145,6 +158,7 @@ int main(void) {
       cmocka_unit_test(test_misuse_task_awaiting_itself),
       cmocka_unit_test(test_misuse_awaiting_another_loops_task),
       cmocka_unit_test(test_misuse_second_release),
+      cmocka_unit_test(test_misuse_future_is_no_handle),
       cmocka_unit_test(test_misuse_strerror_covers_every_code),
   };
   return cmocka_run_group_tests_name("misuse", tests, NULL, NULL);

@@ -6,8 +6,8 @@
  * not a task waits in next(). The timeout is a deadline on the loop's
  * clock; it needs no timer of its own: a future completing at or after it
  * is "late" and counts as timed out, as if asyncio's timeout callback had
- * run first, and only a task waiting in next() arms a timer (its own) to
- * be woken at the deadline.
+ * run first, and only a task waiting in next() parks with it as its
+ * deadline.
  *
  * Slot states: PENDING (registered on its future), QUEUED (on `done`),
  * LATE (completed past the deadline), OUT (handed back). The iterator
@@ -19,7 +19,6 @@
 #include <stdlib.h>
 
 #define AC_MAGIC 0x41534350u /* "ASCP" */
-#define AC_DEAD 0x44454144u
 
 enum { AC_PENDING = 1, AC_QUEUED, AC_LATE, AC_OUT };
 
@@ -55,7 +54,6 @@ static void ac_wake(async_as_completed *it) {
   async__task *t = it->waiter;
   if (t) {
     it->waiter = NULL;
-    async__timer_stop(t->fut.loop, &t->timer);
     async__task_wake(t, 0);
   }
 }
@@ -73,22 +71,16 @@ static void ac_notify(async__fwaiter *w, async_future *f) {
   ac_wake(it);
 }
 
-static void ac_timer_fire(async__timer *tm) {
-  async__task *t = async__container_of(tm, async__task, timer);
-  ac_wake(t->wait_obj);
-}
-
 static void ac_unlink(async__task *t) {
   if (t->state != ASYNC__T_SUSPENDED) return; /* woken: it may be freed */
   async_as_completed *it = t->wait_obj;
   it->waiter = NULL;
-  async__timer_stop(t->fut.loop, &t->timer);
 }
 
 int async_as_completed_new(async_as_completed **out, async_future *const futs[],
                            size_t n, double timeout) {
   if (out) *out = NULL;
-  if (!out || (n && !futs) || timeout != timeout) return -EINVAL;
+  if (!out || (n && !futs) || async__isnan(timeout)) return -EINVAL;
   async_loop *loop = NULL;
   for (size_t i = 0; i < n; i++)
     if (!async__future_ok(futs[i])) return -EINVAL;
@@ -106,7 +98,7 @@ int async_as_completed_new(async_as_completed **out, async_future *const futs[],
   if (!it) return -ENOMEM;
   it->magic = AC_MAGIC;
   it->loop = loop;
-  it->deadline = -1;
+  it->deadline = ASYNC__NO_DEADLINE;
   if (loop && timeout >= 0)
     it->deadline = async__deadline_after(async__loop_now(loop), timeout);
   it->n = n;
@@ -177,14 +169,12 @@ int async_as_completed_next(async_as_completed *it, async_future **f) {
     if ((err = async__task_take_cancel(t))) return err;
     it->waiter = t;
     t->wait_obj = it;
-    if (it->deadline >= 0) {
-      t->timer.fire = ac_timer_fire;
-      async__timer_start(it->loop, &t->timer, it->deadline);
-    }
-    err = async__task_park(it->loop, t, ac_unlink, NULL, "as_completed");
+    /* The deadline wakes it with -ETIMEDOUT, which the next turn reports
+     * through ac_past_deadline. */
+    err = async__task_park_until(it->loop, t, ac_unlink, NULL, "as_completed",
+                                 it->deadline);
     t->wait_obj = NULL;
     it->waiter = NULL;
-    async__timer_stop(it->loop, &t->timer);
     if (err == -ECANCELED) return err;
     if ((err = async__task_take_cancel(t))) return err;
   }
@@ -199,7 +189,7 @@ int async_as_completed_free(async_as_completed *it) {
   if (!it) return 0;
   if (!ac_ok(it)) return -EINVAL;
   if (it->waiter) return -EBUSY;
-  it->magic = AC_DEAD;
+  it->magic = ASYNC__MAGIC_DEAD;
   for (size_t i = 0; i < it->n; i++) {
     ac_slot *s = &it->slots[i];
     async__list_remove(&s->w.link); /* harmless once notified or detached */

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 
 #define GROUP_MAGIC 0x54475250u /* "TGRP" */
-#define GROUP_DEAD 0x44454144u
 
 typedef struct gchild {
   async__fwaiter w;
@@ -55,8 +54,9 @@ static int group_ok(const async_task_group *g) {
 static int group_abort(async_task_group *g) {
   int n = 0;
   g->aborting = 1;
-  for (async__list *l = g->children.next; l != &g->children; l = l->next) {
-    gchild *c = async__container_of(l, gchild, link);
+  async__list *l;
+  async__list_each(l, &g->children) {
+    gchild *c = async__list_item(l, gchild, link);
     if (!c->done && async_future_cancel(c->task) == 1) n++;
   }
   return n;
@@ -209,8 +209,9 @@ long async_task_group_errors(const async_task_group *g, int *errs,
                              async_task **tasks, size_t cap) {
   if (!group_ok(g) || (cap && !errs)) return -EINVAL;
   size_t n = 0;
-  for (async__list *l = g->failed.next; l != &g->failed; l = l->next) {
-    gchild *c = async__container_of(l, gchild, flink);
+  async__list *l;
+  async__list_each(l, &g->failed) {
+    gchild *c = async__list_item(l, gchild, flink);
     if (n < cap) {
       errs[n] = c->err;
       if (tasks) tasks[n] = c->task;
@@ -226,7 +227,7 @@ int async_task_group_free(async_task_group *g) {
   if (g->waiter) return -EBUSY;
   group_abort(g);
   group_uncancel(g);
-  g->magic = GROUP_DEAD;
+  g->magic = ASYNC__MAGIC_DEAD;
   while (!async__list_empty(&g->children)) {
     gchild *c = async__container_of(g->children.next, gchild, link);
     async__list_remove(&c->link);

@@ -89,7 +89,7 @@ int async_timeout_enter(async_timeout *tmo, double delay) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if (!tmo || delay != delay) return -EINVAL;
+  if (!tmo || async__isnan(delay)) return -EINVAL;
   int64_t when = SCOPE_NONE;
   if (delay >= 0)
     when = async__deadline_after(async__loop_now(t->fut.loop), delay);
@@ -100,13 +100,13 @@ int async_timeout_enter_at(async_timeout *tmo, double when) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if (!tmo || when != when) return -EINVAL;
+  if (!tmo || async__isnan(when)) return -EINVAL;
   return scope_enter(tmo, scope_when(when), t);
 }
 
 int async_timeout_reschedule(async_timeout *tmo, double when) {
   scope *s = tmo ? scope_of(tmo) : NULL;
-  if (!scope_live(s) || when != when) return -EINVAL;
+  if (!scope_live(s) || async__isnan(when)) return -EINVAL;
   if (s->expired) return -EALREADY;
   s->when = scope_when(when);
   scope_arm(s);
@@ -115,7 +115,7 @@ int async_timeout_reschedule(async_timeout *tmo, double when) {
 
 double async_timeout_when(const async_timeout *tmo) {
   const scope *s = tmo ? cscope_of(tmo) : NULL;
-  if (!scope_live(s)) return 0.0 / 0.0;
+  if (!scope_live(s)) return ASYNC__NAN;
   return s->when == SCOPE_NONE ? -1.0 : (double)s->when / 1e9;
 }
 
@@ -148,7 +148,7 @@ int async_wait_for(async_future *f, double timeout, void **result) {
   if (result) *result = NULL;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if (!async__future_ok(f) || timeout != timeout) return -EINVAL;
+  if (!async__future_ok(f) || async__isnan(timeout)) return -EINVAL;
   if (timeout < 0 || f->done) return async_await(f, result);
   if (f == &t->fut) return -EDEADLK;
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;

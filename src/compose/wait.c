@@ -2,11 +2,11 @@
 /* wait: block until a condition holds over an array of futures, or a
  * timeout; report which are done. Nothing is ever cancelled.
  *
- * The task registers a slot on each pending future and, with a timeout,
- * arms its own timer; the first of a notification that satisfies the
- * condition and the timer wakes it (wait_wake stops the timer, so that it
- * cannot fire at a task already woken). A cancellation takes the default
- * path: unlink (wait_unlink) and wake with -ECANCELED. */
+ * The task registers a slot on each pending future and parks with the
+ * timeout as its deadline; the first of a notification that satisfies the
+ * condition and the deadline wakes it (async__task_park_until settles the
+ * race). A cancellation takes the default path: unlink (wait_unlink) and
+ * wake with -ECANCELED. */
 #include "compose.h"
 
 #include <limits.h>
@@ -43,7 +43,6 @@ static void wait_count(waitrec *w, const async_future *f) {
 static void wait_wake(waitrec *w) {
   if (!w->woken) {
     w->woken = 1;
-    async__timer_stop(w->t->fut.loop, &w->t->timer);
     async__task_wake(w->t, 0);
   }
 }
@@ -53,11 +52,6 @@ static void wait_notify(async__fwaiter *fw, async_future *f) {
   waitrec *w = s->owner;
   wait_count(w, f);
   if (wait_satisfied(w)) wait_wake(w);
-}
-
-static void wait_timer_fire(async__timer *tm) {
-  async__task *t = async__container_of(tm, async__task, timer);
-  wait_wake(t->wait_obj);
 }
 
 static void wait_release(waitrec *w) {
@@ -71,7 +65,6 @@ static void wait_release(waitrec *w) {
 
 static void wait_unlink(async__task *t) {
   waitrec *w = t->wait_obj;
-  async__timer_stop(t->fut.loop, &t->timer);
   if (t->killed) {
     wait_release(w);
     return;
@@ -85,7 +78,7 @@ int async_wait(async_future *const futs[], size_t n,
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if (timeout != timeout || n > INT_MAX) return -EINVAL;
+  if (async__isnan(timeout) || n > INT_MAX) return -EINVAL;
   if (return_when != ASYNC_ALL_COMPLETED &&
       return_when != ASYNC_FIRST_COMPLETED &&
       return_when != ASYNC_FIRST_EXCEPTION)
@@ -120,16 +113,13 @@ int async_wait(async_future *const futs[], size_t n,
       async__future_ref(futs[i]);
       async__future_add_waiter(futs[i], &s->w);
     }
-    if (timeout > 0) {
-      t->timer.fire = wait_timer_fire;
-      async__timer_start(loop, &t->timer,
-                         async__deadline_after(async__loop_now(loop), timeout));
-    }
+    int64_t deadline = ASYNC__NO_DEADLINE;
+    if (timeout > 0)
+      deadline = async__deadline_after(async__loop_now(loop), timeout);
     t->wait_obj = &w;
     w.woken = 0;
-    err = async__task_park(loop, t, wait_unlink, NULL, "wait");
+    err = async__task_park_until(loop, t, wait_unlink, NULL, "wait", deadline);
     t->wait_obj = NULL;
-    async__timer_stop(loop, &t->timer);
     wait_release(&w);
     if (err == -ECANCELED) return err;
     if ((err = async__task_take_cancel(t))) return err;

@@ -83,7 +83,7 @@ int64_t async__deadline_after(int64_t now, double seconds);
 
 /* Arms tm to fire at `when` (ns); re-arming an armed timer moves it. */
 void async__timer_start(async_loop *loop, async__timer *tm, int64_t when);
-void async__timer_stop(async_loop *loop, async__timer *tm);
+static inline void async__timer_stop(async_loop *loop, async__timer *tm);
 /* Fires every timer due at loop->now, in order. */
 void async__timers_run(async_loop *loop);
 
@@ -92,7 +92,10 @@ void async__timers_run(async_loop *loop);
 /* {==== Futures and tasks (future.c, task.c) ============================ */
 
 #define ASYNC__MAGIC_FUTURE 0x46555455u /* a live future or task */
-#define ASYNC__MAGIC_DEAD 0x44454144u   /* freed, or released twice */
+/* Every object the user holds starts with a magic value of its kind, which
+ * a call checks first; a freed one says ASYNC__MAGIC_DEAD, so a use after
+ * free or a second release is caught while the memory stays readable. */
+#define ASYNC__MAGIC_DEAD 0x44454144u /* "DEAD": freed, or released twice */
 
 enum async__fkind { ASYNC__KIND_FUTURE = 1, ASYNC__KIND_TASK };
 
@@ -134,8 +137,9 @@ enum async__tstate {
 
 typedef struct async__task async__task;
 
-/* Unlinks a parked task from what it waits on (a timer, an fd, a future, a
- * queue), without waking it. For a task killed at close (t->killed) it
+/* Unlinks a parked task from what it waits on (an fd, a future, a queue;
+ * never the deadline timer, which async__task_park_until owns and stops),
+ * without waking it. For a task killed at close (t->killed) it
  * must also give back what the wait holds, and it is then called as well
  * for a task woken from the wait but not yet resumed: t->state is READY,
  * the waker already took the record off what it waited on (which may even
@@ -145,6 +149,24 @@ typedef void (*async__unlink_fn)(async__task *t);
  * it with -ECANCELED. */
 typedef void (*async__cancel_fn)(async__task *t);
 
+/* Where a task is, by state (every task not done is on loop->tasks through
+ * fut.objects, a done one on loop->objects):
+ * - READY: rn is on loop->ready (also before its first run: started == 0,
+ *   stack NULL, ctx unset). wait_* are NULL, except for a task woken from a
+ *   park that has not returned yet: then wait_unlink/wait_obj still name
+ *   the wait (see async__unlink_fn) and `wake` holds what park returns.
+ * - RUNNING: it is loop->current; on no queue; stack and ctx are its own.
+ * - SUSPENDED: parked (async__task_park_until); on no ready queue, reachable
+ *   only from what it waits on: wait_unlink (or NULL), wait_cancel,
+ *   wait_what and wait_obj describe that wait, and `timer` is armed iff the
+ *   wait has a deadline. ctx holds its saved registers.
+ * - DONE: off every queue, on loop->objects; its stack is given back (by
+ *   the next runner, through loop->zombie); only `fut`, id and name still
+ *   mean something.
+ * - killed (any state, at loop close): it is made READY once and ended
+ *   without running; timer and scopes are disarmed at once.
+ * cancel_req and ncancel mean something until DONE; `scopes` is non-NULL
+ * only while RUNNING, SUSPENDED or READY inside a deadline scope. */
 struct async__task {
   async_future fut; /* first: a task is a future */
   async__rnode rn;  /* ready queue link */
@@ -152,7 +174,7 @@ struct async__task {
   async__stack *stack; /* NULL until the first run and after the last */
   async_fn fn;
   void *arg;
-  async__timer timer;
+  async__timer timer;           /* a park's deadline */
   async__unlink_fn wait_unlink; /* set while parked */
   async__cancel_fn wait_cancel;
   const char *wait_what; /* for dumps: "sleep", "await", "fd", ... */
@@ -205,10 +227,34 @@ void async__future_destroy(async_future *f);
 /* At loop close: detach a future still referenced by its user. */
 void async__future_detach(async_future *f);
 
-/* Parks the running task t until async__task_wake(t, code) and returns
- * code. `unlink` must be set; `cancel` may be NULL. It does not look at a
- * pending cancellation: every caller consumes one (returning -ECANCELED)
- * before it registers anything, since it must then register nothing. */
+/* The one wait primitive. Parks the running task t until
+ * async__task_wake(t, code) or, unless `deadline` is ASYNC__NO_DEADLINE,
+ * until the loop's clock reaches `deadline` (ns, as async__deadline_after
+ * makes them), and returns code or -ETIMEDOUT. It owns t->timer for the
+ * wait: no caller arms a timer of its own to bound a wait.
+ *
+ * `unlink` takes t off what it waits on (see async__unlink_fn); it may be
+ * NULL when the wait holds nothing but its deadline (a sleep). `cancel`
+ * may be NULL. It does not look at a pending cancellation: every caller
+ * consumes one (returning -ECANCELED) before it registers anything, since
+ * it must then register nothing.
+ *
+ * Races, settled by whichever comes first while t is SUSPENDED:
+ * - a wake-up or a cancellation: its code is returned, and the deadline is
+ *   void, even if loop time passes it before t runs (the timer is ignored
+ *   once t is READY, and stopped before this returns);
+ * - the deadline: unlink(t) runs (t still SUSPENDED), then t is woken with
+ *   -ETIMEDOUT; a later wake-up cannot happen (t is unlinked) and a
+ *   cancellation requested before t runs stays pending in t->cancel_req,
+ *   for the caller or the next suspending call to deliver.
+ * So exactly one outcome is returned, and -ETIMEDOUT only when the task
+ * was still waiting at the deadline. */
+#define ASYNC__NO_DEADLINE (-1)
+int async__task_park_until(async_loop *loop, async__task *t,
+                           async__unlink_fn unlink, async__cancel_fn cancel,
+                           const char *what, int64_t deadline);
+/* async__task_park_until without a deadline: the hot waits (await, queue,
+ * lock) pay no timer branch. */
 int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
                      async__cancel_fn cancel, const char *what);
 /* Makes a parked task ready; park() will return `code`. */
@@ -256,17 +302,22 @@ void async__scope_unlist(async__scope *s);
 
 enum async__hstate { ASYNC__H_SCHEDULED = 1, ASYNC__H_DONE };
 
+#define ASYNC__MAGIC_HANDLE 0x48444c45u /* "HDLE": a callback handle */
+
+/* Validates a handle from the user: live, and the user's reference held. */
+static inline int async__handle_ok(const async_handle *h);
+
 struct async_handle {
+  uint32_t magic; /* first, where every checked object keeps it */
+  uint8_t state;
+  uint8_t cancelled;
+  uint8_t user_ref; /* where a future keeps its own */
+  uint8_t loop_ref;
   async__rnode rn;
   async__timer timer;
   async_callback cb;
   void *arg;
   async_loop *loop;
-  uint32_t magic;
-  uint8_t state;
-  uint8_t user_ref;
-  uint8_t loop_ref;
-  uint8_t cancelled;
 };
 
 /* A done callback waiting on a future, then on the ready queue. */
@@ -280,12 +331,40 @@ typedef struct async__donecb {
 
 /* }==== */
 
-/* {==== File descriptors (fd.c) ========================================= */
+/* {==== File descriptors (fd.c) =========================================
+ * Every fd the loop watches has watcher records that carry their callback
+ * (libuv's uv__io_t): a task in async_fd_wait is one kind, the loop's
+ * wake-up fd another, and an I/O object embeds its own. fd.c knows no
+ * kind: it tells the backend the union of the events of an fd's started
+ * watchers and calls each one whose events came. */
+
+typedef struct async__io async__io;
+
+/* Called from the poll phase with what came of w->events (an error or
+ * hang-up reports all of them), or with ASYNC__IO_GONE alone when
+ * async_fd_forget dropped the fd, w then already stopped. It may stop or
+ * free w and wake tasks, but neither start a watcher (the backend, in the
+ * middle of its report, must not be told anything) nor stop another
+ * watcher of the same fd (the walk has read the next one). */
+typedef void (*async__io_cb)(async_loop *loop, async__io *w, unsigned revents);
+
+#define ASYNC__IO_GONE 0x100u
+
+struct async__io {
+  async__list link; /* on its fd entry's watchers while started */
+  async__io_cb cb;
+  int fd;
+  unsigned events; /* ASYNC__POLL_IN and/or ASYNC__POLL_OUT */
+  /* Set by the owner: the watcher does not keep the virtual clock from
+   * jumping to the next timer (the loop's wake-up fd, whose calls
+   * ts_signalled announces). */
+  uint8_t unref;
+};
 
 typedef struct async__fdent {
-  async__list waiters; /* async__fdwait */
-  unsigned interest;   /* what the backend was last told */
-  int dirty;           /* on the loop's dirty list */
+  async__list watchers; /* async__io, started */
+  unsigned interest;    /* what the backend was last told */
+  int dirty;            /* on the loop's dirty list */
   int next_dirty;
 } async__fdent;
 
@@ -294,6 +373,17 @@ typedef struct async__fdtab {
   int npages;
   int dirty_head; /* -1: none */
 } async__fdtab;
+
+/* A stopped watcher of fd calling cb. Allocates nothing. */
+void async__io_init(async__io *w, int fd, async__io_cb cb);
+/* Starts the stopped watcher w for `events`: the backend is told at once
+ * (one system call, which also repairs a registration the kernel dropped
+ * when the fd number was closed and reused). Returns 0, -ENOMEM (the fd
+ * table) or the backend's error, w then still stopped. */
+int async__io_start(async_loop *loop, async__io *w, unsigned events);
+/* Stops w; stopping a stopped watcher does nothing. The backend's interest
+ * is dropped lazily, by the first event that no watcher wants. */
+void async__io_stop(async_loop *loop, async__io *w);
 
 void async__fd_poll_cb(void *ud, int fd, unsigned revents);
 void async__fd_sync_dirty(async_loop *loop);
@@ -336,7 +426,7 @@ struct async_loop {
   const async__backend *backend;
   async__poller *poller;
   async__fdtab fds;
-  size_t fd_waiters;
+  size_t fd_waiters; /* started watchers, less the unref ones */
   async__stack_pool *stacks;
   size_t stack_size;
   int report_overflow;
@@ -350,7 +440,8 @@ struct async_loop {
   /* async_loop_call_soon_threadsafe */
   pthread_mutex_t ts_lock;
   async__rq ts_queue;
-  int wake_fd[2]; /* eventfd in [0] and [1], or a pipe */
+  int wake_fd[2];    /* eventfd in [0] and [1], or a pipe */
+  async__io wake_io; /* on wake_fd[0] */
   atomic_int ts_signalled;
 };
 
@@ -365,13 +456,30 @@ struct async_loop {
 #endif
 extern _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
+/* Validates a loop from the user (closed ones included). */
+static inline int async__loop_ok(const async_loop *loop) {
+  return loop && loop->magic == ASYNC__MAGIC_LOOP;
+}
+
+/* Inline: every park with a deadline stops its timer, mostly unarmed. */
+static inline void async__timer_stop(async_loop *loop, async__timer *tm) {
+  if (!tm->armed) return;
+  async__heap_remove(&loop->timers, tm);
+  tm->armed = 0;
+}
+
+static inline int async__handle_ok(const async_handle *h) {
+  return h && h->magic == ASYNC__MAGIC_HANDLE && h->user_ref;
+}
+
 int64_t async__loop_now(async_loop *loop);
 /* Called by a task that ends a batch with more tasks ready: starts the next
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */
 int async__loop_iterate_inline(async_loop *loop);
-/* Moves the calls queued by other threads onto the ready queue. */
-void async__loop_wake_drain(async_loop *loop);
+/* Whether fd is one of the loop's own (its wake-up fd): not the user's to
+ * wait on or forget. */
+int async__loop_owns_fd(const async_loop *loop, int fd);
 
 /* Consumes a cancellation request of t that is still pending, as
  * -ECANCELED: what every suspending call does before it registers anything

@@ -1,23 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* File-descriptor readiness waits on top of the poller backend.
+/* fd watchers on top of the poller backend, and the task's wait on an fd.
  *
- * The loop keeps one entry per fd number: the tasks waiting on it and the
- * interest the backend was last told. A new wait always re-tells the
- * backend (one system call), which also repairs a registration the kernel
- * dropped when the user closed and reopened the fd number. Interest is
- * dropped lazily: only an event that wakes nobody clears it, so a task
- * that waits on the same fd again and again does not pay for a removal
- * and a re-add each time. */
+ * The loop keeps one entry per fd number: its started watchers and the
+ * interest the backend was last told. Starting a watcher always re-tells
+ * the backend (one system call), which also repairs a registration the
+ * kernel dropped when the user closed and reopened the fd number. Interest
+ * is dropped lazily: only an event that no watcher wants clears it, so a
+ * task that waits on the same fd again and again does not pay for a
+ * removal and a re-add each time. */
 #include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct fd_waiter {
-  async__list link;
-  async__task *t;
-  unsigned events;
-} fd_waiter;
 
 /* Entries live in pages of FD_PAGE that never move, since waiter lists
  * point back at their heads; only the array of page pointers grows. */
@@ -46,7 +40,7 @@ static async__fdent *fd_entry(async_loop *loop, int fd) {
     async__fdent *page = malloc(FD_PAGE * sizeof *page);
     if (!page) return NULL;
     for (int i = 0; i < FD_PAGE; i++) {
-      async__list_init(&page[i].waiters);
+      async__list_init(&page[i].watchers);
       page[i].interest = 0;
       page[i].dirty = 0;
       page[i].next_dirty = -1;
@@ -58,26 +52,72 @@ static async__fdent *fd_entry(async_loop *loop, int fd) {
 
 static unsigned wanted(const async__fdent *ent) {
   unsigned ev = 0;
-  for (async__list *n = ent->waiters.next; n != &ent->waiters; n = n->next)
-    ev |= async__container_of(n, fd_waiter, link)->events;
+  async__list *n;
+  async__list_each(n, &ent->watchers) {
+    ev |= async__list_item(n, async__io, link)->events;
+  }
   return ev;
 }
 
-static void waiter_unlink(async_loop *loop, async__task *t) {
-  fd_waiter *w = t->wait_obj;
+/* {==== Watchers ======================================================== */
+
+void async__io_init(async__io *w, int fd, async__io_cb cb) {
+  async__list_init(&w->link);
+  w->cb = cb;
+  w->fd = fd;
+  w->events = 0;
+  w->unref = 0;
+}
+
+int async__io_start(async_loop *loop, async__io *w, unsigned events) {
+  ASYNC__ASSERT(async__list_empty(&w->link) && events);
+  async__fdent *ent = fd_entry(loop, w->fd);
+  if (!ent) return -ENOMEM;
+  int idle = async__list_empty(&ent->watchers);
+  unsigned next = idle ? events : ent->interest | events;
+  if (idle || next != ent->interest) {
+    int err = loop->backend->ctl(loop->poller, w->fd, ent->interest, next);
+    if (err < 0) {
+      if (ent->interest && idle) {
+        loop->backend->ctl(loop->poller, w->fd, ent->interest, 0);
+        ent->interest = 0;
+      }
+      return err;
+    }
+    ent->interest = next;
+  }
+  w->events = events;
+  async__list_push(&ent->watchers, &w->link);
+  if (!w->unref) loop->fd_waiters++;
+  return 0;
+}
+
+void async__io_stop(async_loop *loop, async__io *w) {
+  if (async__list_empty(&w->link)) return;
   async__list_remove(&w->link);
-  loop->fd_waiters--;
-  async__timer_stop(loop, &t->timer);
+  if (!w->unref) loop->fd_waiters--;
+}
+
+/* }==== */
+
+/* {==== A task waiting on an fd ========================================= */
+
+typedef struct fd_waiter {
+  async__io io;
+  async__task *t;
+} fd_waiter;
+
+static void fd_ready(async_loop *loop, async__io *io, unsigned revents) {
+  fd_waiter *w = async__container_of(io, fd_waiter, io);
+  async__io_stop(loop, io);
+  async__task_wake(w->t, revents & ASYNC__IO_GONE ? -EBADF : (int)revents);
 }
 
 static void fd_unlink(async__task *t) {
-  if (t->state == ASYNC__T_SUSPENDED) waiter_unlink(t->fut.loop, t);
-}
-
-static void fd_timeout(async__timer *tm) {
-  async__task *t = async__container_of(tm, async__task, timer);
-  waiter_unlink(t->fut.loop, t);
-  async__task_wake(t, -ETIMEDOUT);
+  if (t->state == ASYNC__T_SUSPENDED) {
+    fd_waiter *w = t->wait_obj;
+    async__io_stop(t->fut.loop, &w->io);
+  }
 }
 
 int async_fd_wait(int fd, int events, double timeout) {
@@ -85,37 +125,19 @@ int async_fd_wait(int fd, int events, double timeout) {
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (fd < 0 || events <= 0 || (events & ~(ASYNC_READABLE | ASYNC_WRITABLE)) ||
-      timeout != timeout)
+      async__isnan(timeout))
     return -EINVAL;
   if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
-  if (fd == loop->wake_fd[0] || fd == loop->wake_fd[1]) return -EINVAL;
-  async__fdent *ent = fd_entry(loop, fd);
-  if (!ent) return -ENOMEM;
-  unsigned want = (unsigned)events;
-  unsigned next =
-      async__list_empty(&ent->waiters) ? want : ent->interest | want;
-  if (async__list_empty(&ent->waiters) || next != ent->interest) {
-    err = loop->backend->ctl(loop->poller, fd, ent->interest, next);
-    if (err < 0) {
-      if (ent->interest && async__list_empty(&ent->waiters)) {
-        loop->backend->ctl(loop->poller, fd, ent->interest, 0);
-        ent->interest = 0;
-      }
-      return err;
-    }
-    ent->interest = next;
-  }
-  fd_waiter w = {.t = t, .events = want};
-  async__list_push(&ent->waiters, &w.link);
-  loop->fd_waiters++;
-  if (timeout >= 0) {
-    t->timer.fire = fd_timeout;
-    async__timer_start(loop, &t->timer,
-                       async__deadline_after(async__loop_now(loop), timeout));
-  }
+  if (async__loop_owns_fd(loop, fd)) return -EINVAL;
+  fd_waiter w = {.t = t};
+  async__io_init(&w.io, fd, fd_ready);
+  if ((err = async__io_start(loop, &w.io, (unsigned)events))) return err;
+  int64_t deadline = ASYNC__NO_DEADLINE;
+  if (timeout >= 0)
+    deadline = async__deadline_after(async__loop_now(loop), timeout);
   t->wait_obj = &w;
-  err = async__task_park(loop, t, fd_unlink, NULL, "fd");
+  err = async__task_park_until(loop, t, fd_unlink, NULL, "fd", deadline);
   t->wait_obj = NULL;
   /* Cancelled after the fd woke it, before it ran: reported here (the fd
    * stays ready, nothing is lost). */
@@ -126,6 +148,8 @@ int async_fd_wait(int fd, int events, double timeout) {
   return err;
 }
 
+/* }==== */
+
 static void mark_dirty(async_loop *loop, int fd, async__fdent *ent) {
   if (ent->dirty) return;
   ent->dirty = 1;
@@ -135,26 +159,19 @@ static void mark_dirty(async_loop *loop, int fd, async__fdent *ent) {
 
 void async__fd_poll_cb(void *ud, int fd, unsigned revents) {
   async_loop *loop = ud;
-  if (fd == loop->wake_fd[0]) {
-    async__loop_wake_drain(loop);
-    return;
-  }
   async__fdent *ent = fd_lookup(loop, fd);
   if (!ent) return;
-  int woken = 0;
-  async__list *n = ent->waiters.next;
-  while (n != &ent->waiters) {
-    async__list *next = n->next;
-    fd_waiter *w = async__container_of(n, fd_waiter, link);
+  int called = 0;
+  async__list *n, *next;
+  async__list_each_safe(n, next, &ent->watchers) {
+    async__io *w = async__list_item(n, async__io, link);
     unsigned r = (revents & ASYNC__POLL_ERR) ? w->events : revents & w->events;
     if (r) {
-      waiter_unlink(loop, w->t);
-      async__task_wake(w->t, (int)r);
-      woken++;
+      w->cb(loop, w, r);
+      called++;
     }
-    n = next;
   }
-  if (!woken) mark_dirty(loop, fd, ent);
+  if (!called) mark_dirty(loop, fd, ent);
 }
 
 void async__fd_sync_dirty(async_loop *loop) {
@@ -174,14 +191,14 @@ void async__fd_sync_dirty(async_loop *loop) {
 }
 
 int async_fd_forget(async_loop *loop, int fd) {
-  if (!loop || loop->magic != ASYNC__MAGIC_LOOP || fd < 0) return -EINVAL;
+  if (!async__loop_ok(loop) || fd < 0) return -EINVAL;
   async__fdent *ent = fd_lookup(loop, fd);
-  if (loop->closed || !ent) return 0;
+  if (loop->closed || !ent || async__loop_owns_fd(loop, fd)) return 0;
   int woken = 0;
-  while (!async__list_empty(&ent->waiters)) {
-    fd_waiter *w = async__container_of(ent->waiters.next, fd_waiter, link);
-    waiter_unlink(loop, w->t);
-    async__task_wake(w->t, -EBADF);
+  while (!async__list_empty(&ent->watchers)) {
+    async__io *w = async__list_item(ent->watchers.next, async__io, link);
+    async__io_stop(loop, w);
+    w->cb(loop, w, ASYNC__IO_GONE);
     woken++;
   }
   if (ent->interest) loop->backend->ctl(loop->poller, fd, ent->interest, 0);

@@ -13,10 +13,6 @@
 
 #define BLOCK_CACHE_MAX 4096
 
-static inline int loop_ok(const async_loop *loop) {
-  return loop && loop->magic == ASYNC__MAGIC_LOOP;
-}
-
 static int normalize_err(int err) {
   return err > 0 ? -err : err == 0 ? -EINVAL : err;
 }
@@ -167,7 +163,7 @@ void async__future_detach(async_future *f) {
 
 int async_future_new(async_loop *loop, async_future **out) {
   if (out) *out = NULL;
-  if (!loop_ok(loop) || !out) return -EINVAL;
+  if (!async__loop_ok(loop) || !out) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
   async_future *f = async__future_alloc(loop);
   if (!f) return -ENOMEM;

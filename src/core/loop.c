@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* The event loop: creation, the iteration, running and stopping, closing.
  *
- * One iteration (loop_run_once), in this order:
- *   1. poll for I/O: block until the next timer when nothing is ready;
- *      when work is ready, poll without blocking only every 64th iteration,
- *      so busy tasks cannot starve I/O and yet pay no system call per turn;
- *   2. read the clock and move every due timer's owner to the ready queue;
- *   3. run the ready items that were queued before this step (the batch);
- *      items queued meanwhile wait for the next iteration, as in asyncio.
+ * One iteration (loop_run_once) is its phases, in this order:
+ *   1. loop_timeout: how long to block: until the next timer when nothing
+ *      is ready, else not at all; before blocking, loop_idle gives back
+ *      cached stacks and blocks;
+ *   2. loop_poll: poll for I/O; when work is ready, only every 64th
+ *      iteration, so busy tasks cannot starve I/O and yet pay no system
+ *      call per turn;
+ *   3. loop_run_timers: read the clock and fire every due timer;
+ *   4. loop_run_batch: run the ready items that were queued before this
+ *      phase (the batch); items queued meanwhile wait for the next
+ *      iteration, as in asyncio.
  * A task that suspends hands over straight to the next task of the batch
  * (one switch); only when the next item is a callback, or the batch is
  * done, does control come back to the loop's own stack. */
@@ -33,10 +37,6 @@ _Noreturn void async__assert_fail(const char *what, const char *file,
                                   int line) {
   fprintf(stderr, "libasync: internal error: %s (%s:%d)\n", what, file, line);
   abort();
-}
-
-static int loop_ok(const async_loop *loop) {
-  return loop && loop->magic == ASYNC__MAGIC_LOOP;
 }
 
 int64_t async__loop_now(async_loop *loop) {
@@ -85,6 +85,17 @@ static void wake_drain(async_loop *loop) {
   async__rnode *n;
   while ((n = async__rq_pop(&loop->ts_queue))) async__rq_push(&loop->ready, n);
   pthread_mutex_unlock(&loop->ts_lock);
+}
+
+/* The wake-up fd's watcher: one more fd watcher to fd.c. */
+static void wake_ready(async_loop *loop, async__io *w, unsigned revents) {
+  (void)w;
+  (void)revents;
+  wake_drain(loop);
+}
+
+int async__loop_owns_fd(const async_loop *loop, int fd) {
+  return fd == loop->wake_fd[0] || fd == loop->wake_fd[1];
 }
 
 /* }==== */
@@ -137,12 +148,15 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   if ((err = async__stack_pool_new(&loop->stacks, async__task_namer)) < 0)
     goto fail;
   if ((err = wake_open(loop)) < 0) goto fail;
-  if ((err = be->ctl(loop->poller, loop->wake_fd[0], 0, ASYNC__POLL_IN)) < 0)
+  async__io_init(&loop->wake_io, loop->wake_fd[0], wake_ready);
+  loop->wake_io.unref = 1;
+  if ((err = async__io_start(loop, &loop->wake_io, ASYNC__POLL_IN)) < 0)
     goto fail;
   if (loop->report_overflow) async__stack_reporter_install();
   *out = loop;
   return 0;
 fail:
+  async__fd_close_all(loop);
   wake_close(loop);
   if (loop->stacks) async__stack_pool_free(loop->stacks);
   if (loop->poller) be->close(loop->poller);
@@ -242,39 +256,45 @@ int async__loop_iterate_inline(async_loop *loop) {
   return 1;
 }
 
-static void loop_run_once(async_loop *loop, int64_t deadline) {
-  int64_t timeout = -1;
-  int need_clock = loop->timers.root != NULL || deadline >= 0;
-  if (loop->ready.count || loop->stopping) {
-    timeout = 0;
-  } else if (async__unlikely(loop->virtual_clock)) {
-    timeout = vclock_timeout(loop, deadline);
-  } else if (need_clock) {
-    int64_t now = async__clock_ns();
-    int64_t until = deadline;
-    if (loop->timers.root && (until < 0 || loop->timers.root->when < until))
-      until = loop->timers.root->when;
-    timeout = until > now ? until - now : 0;
-  }
-  if (timeout != 0) { /* about to block: give back what bursts left */
-    async__stack_trim(loop->stacks);
-    async__future_cache_trim(loop);
-  }
-  int polled = 0;
-  if (timeout != 0 || poll_due(loop)) {
-    int64_t started =
-        loop->virtual_clock && timeout != 0 ? async__clock_ns() : 0;
-    int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
-    if (n > 0) async__fd_sync_dirty(loop);
-    if (async__unlikely(started)) vclock_advance(loop, started, timeout);
-    polled = need_clock = 1;
-  }
-  if (need_clock) {
-    int64_t real = async__clock_ns();
-    if (async__likely(!loop->virtual_clock)) loop->now = real;
-    if (polled) loop->last_poll = real;
-    async__timers_run(loop);
-  }
+/* Phase 1: how long the poll may block, in ns (-1: until an event, 0: not
+ * at all). `deadline` is on the real clock (closing), or -1. */
+static int64_t loop_timeout(async_loop *loop, int64_t deadline) {
+  if (loop->ready.count || loop->stopping) return 0;
+  if (async__unlikely(loop->virtual_clock))
+    return vclock_timeout(loop, deadline);
+  if (!loop->timers.root && deadline < 0) return -1;
+  int64_t now = async__clock_ns();
+  int64_t until = deadline;
+  if (loop->timers.root && (until < 0 || loop->timers.root->when < until))
+    until = loop->timers.root->when;
+  return until > now ? until - now : 0;
+}
+
+/* Before blocking: give back what bursts of tasks left behind. */
+static void loop_idle(async_loop *loop) {
+  async__stack_trim(loop->stacks);
+  async__future_cache_trim(loop);
+}
+
+/* Phase 2: the backend reports ready fds to their watchers. */
+static void loop_poll(async_loop *loop, int64_t timeout) {
+  int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns() : 0;
+  int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
+  if (n > 0) async__fd_sync_dirty(loop);
+  if (async__unlikely(started)) vclock_advance(loop, started, timeout);
+}
+
+/* Phase 3: read the clock and fire every timer due. */
+static void loop_run_timers(async_loop *loop, int polled) {
+  int64_t real = async__clock_ns();
+  if (async__likely(!loop->virtual_clock)) loop->now = real;
+  if (polled) loop->last_poll = real;
+  async__timers_run(loop);
+}
+
+/* Phase 4: run what was ready before this phase; what it makes ready waits
+ * for the next iteration. */
+static void loop_run_batch(async_loop *loop) {
   loop->batch = loop->ready.count;
   while (loop->batch) {
     loop->batch--;
@@ -282,9 +302,24 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
   }
 }
 
+/* One iteration. The fast path of busy tasks skips the poll (and, with no
+ * timer, the clock): only the batch runs. */
+static void loop_run_once(async_loop *loop, int64_t deadline) {
+  int need_clock = loop->timers.root != NULL || deadline >= 0;
+  int64_t timeout = loop_timeout(loop, deadline);
+  int polled = 0;
+  if (timeout != 0) loop_idle(loop);
+  if (timeout != 0 || poll_due(loop)) {
+    loop_poll(loop, timeout);
+    polled = need_clock = 1;
+  }
+  if (need_clock) loop_run_timers(loop, polled);
+  loop_run_batch(loop);
+}
+
 /* Runs iterations until stopped. Returns 0 or -EBUSY/-ESHUTDOWN/-EINVAL. */
 static int loop_enter(async_loop *loop) {
-  if (!loop_ok(loop)) return -EINVAL;
+  if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
   if (loop->running || async__tls_loop) return -EBUSY;
   loop->running = 1;
@@ -322,7 +357,7 @@ static void until_notify(async__fwaiter *w, async_future *f) {
 int async_loop_run_until_complete(async_loop *loop, async_future *f,
                                   void **result) {
   if (result) *result = NULL;
-  if (!loop_ok(loop) || !async__future_ok(f)) return -EINVAL;
+  if (!async__loop_ok(loop) || !async__future_ok(f)) return -EINVAL;
   if (f->loop != loop) return f->loop ? -EXDEV : -ESHUTDOWN;
   int err = loop_enter(loop);
   if (err) return err;
@@ -348,26 +383,26 @@ int async_loop_run_until_complete(async_loop *loop, async_future *f,
 }
 
 int async_loop_stop(async_loop *loop) {
-  if (!loop_ok(loop)) return -EINVAL;
+  if (!async__loop_ok(loop)) return -EINVAL;
   loop->stopping = 1;
   return 0;
 }
 
 int async_loop_is_running(const async_loop *loop) {
-  return loop_ok(loop) && loop->running;
+  return async__loop_ok(loop) && loop->running;
 }
 
 int async_loop_is_closed(const async_loop *loop) {
-  return loop_ok(loop) && loop->closed;
+  return async__loop_ok(loop) && loop->closed;
 }
 
 double async_loop_time(const async_loop *loop) {
-  if (!loop_ok(loop)) return 0.0 / 0.0;
+  if (!async__loop_ok(loop)) return ASYNC__NAN;
   return (double)async__loop_now((async_loop *)loop) / 1e9;
 }
 
 const char *async_loop_backend(const async_loop *loop) {
-  return loop_ok(loop) ? loop->backend->name : NULL;
+  return async__loop_ok(loop) ? loop->backend->name : NULL;
 }
 
 async_loop *async_loop_current(void) { return async__tls_loop; }
@@ -377,8 +412,9 @@ async_loop *async_loop_current(void) { return async__tls_loop; }
 /* {==== Closing ========================================================= */
 
 static void cancel_all(async_loop *loop) {
-  for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next) {
-    async__task *t = async__container_of(n, async__task, fut.objects);
+  async__list *n;
+  async__list_each(n, &loop->tasks) {
+    async__task *t = async__list_item(n, async__task, fut.objects);
     if (t->cancel_req) continue;
     async_future_cancel(&t->fut);
   }
@@ -401,8 +437,10 @@ static void close_tasks(async_loop *loop) {
             "libasync: %zu task(s) ignored cancellation at loop "
             "close; ending them without their cleanup\n",
             loop->ntasks);
-    for (async__list *n = loop->tasks.next; n != &loop->tasks; n = n->next)
-      async__task_kill(loop, async__container_of(n, async__task, fut.objects));
+    async__list *n;
+    async__list_each(n, &loop->tasks) {
+      async__task_kill(loop, async__list_item(n, async__task, fut.objects));
+    }
     while (loop->ntasks) loop_run_once(loop, 0);
   }
   loop->running = 0;
@@ -438,7 +476,7 @@ static void drop_timers(async_loop *loop) {
 }
 
 int async_loop_close(async_loop *loop) {
-  if (!loop_ok(loop)) return -EINVAL;
+  if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
   if (loop->closed) return 0;
   if (async__tls_loop) return -EBUSY; /* another loop runs on this thread */
@@ -465,7 +503,7 @@ int async_loop_close(async_loop *loop) {
 
 int async_loop_free(async_loop *loop) {
   if (!loop) return 0;
-  if (!loop_ok(loop)) return -EINVAL;
+  if (!async__loop_ok(loop)) return -EINVAL;
   int err = async_loop_close(loop);
   if (err) return err;
   /* Calls queued from other threads after the close are dropped. */
@@ -490,7 +528,7 @@ static void handle_timer_fire(async__timer *tm) {
 static int handle_new(async_loop *loop, async_callback cb, void *arg,
                       async_handle **out, async_handle **hp) {
   if (out) *out = NULL;
-  if (!loop_ok(loop) || !cb) return -EINVAL;
+  if (!async__loop_ok(loop) || !cb) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
   async_handle *h = malloc(sizeof *h);
   if (!h) return -ENOMEM;
@@ -499,7 +537,7 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
   h->cb = cb;
   h->arg = arg;
   h->loop = loop;
-  h->magic = ASYNC__MAGIC_FUTURE;
+  h->magic = ASYNC__MAGIC_HANDLE;
   h->state = ASYNC__H_SCHEDULED;
   h->loop_ref = 1;
   h->user_ref = out != NULL;
@@ -520,7 +558,7 @@ int async_loop_call_soon(async_loop *loop, async_callback cb, void *arg,
 
 int async_loop_call_at(async_loop *loop, double when, async_callback cb,
                        void *arg, async_handle **out) {
-  if (when != when) return -EINVAL;
+  if (async__isnan(when)) return -EINVAL;
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
   if (err) return err;
@@ -530,7 +568,7 @@ int async_loop_call_at(async_loop *loop, double when, async_callback cb,
 
 int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
                           void *arg, async_handle **out) {
-  if (delay != delay) return -EINVAL;
+  if (async__isnan(delay)) return -EINVAL;
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
   if (err) return err;
@@ -540,7 +578,7 @@ int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
 }
 
 int async_handle_cancel(async_handle *h) {
-  if (!h || h->magic != ASYNC__MAGIC_FUTURE || !h->user_ref) return -EINVAL;
+  if (!async__handle_ok(h)) return -EINVAL;
   int stopped = 0;
   if (h->state == ASYNC__H_SCHEDULED && !h->cancelled) {
     stopped = 1;
@@ -557,7 +595,7 @@ int async_handle_cancel(async_handle *h) {
 }
 
 int async_handle_release(async_handle *h) {
-  if (!h || h->magic != ASYNC__MAGIC_FUTURE || !h->user_ref) return -EINVAL;
+  if (!async__handle_ok(h)) return -EINVAL;
   h->user_ref = 0;
   if (!h->loop_ref) {
     h->magic = ASYNC__MAGIC_DEAD;
@@ -577,8 +615,6 @@ int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
   if (atomic_exchange(&loop->ts_signalled, 1) == 0) wake_signal(loop);
   return 0;
 }
-
-void async__loop_wake_drain(async_loop *loop) { wake_drain(loop); }
 
 /* }==== */
 

@@ -12,10 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline int loop_ok(const async_loop *loop) {
-  return loop && loop->magic == ASYNC__MAGIC_LOOP;
-}
-
 async__task *async__task_current(void) {
   async_loop *loop = async__tls_loop;
   return loop ? loop->current : NULL;
@@ -192,6 +188,26 @@ int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
   return t->wake;
 }
 
+/* The deadline of a park: void once a wake-up came first (t is READY, see
+ * async__task_park_until). */
+static void park_timeout(async__timer *tm) {
+  async__task *t = async__container_of(tm, async__task, timer);
+  if (t->state != ASYNC__T_SUSPENDED) return;
+  if (t->wait_unlink) t->wait_unlink(t);
+  async__task_wake(t, -ETIMEDOUT);
+}
+
+int async__task_park_until(async_loop *loop, async__task *t,
+                           async__unlink_fn unlink, async__cancel_fn cancel,
+                           const char *what, int64_t deadline) {
+  if (deadline < 0) return async__task_park(loop, t, unlink, cancel, what);
+  t->timer.fire = park_timeout;
+  async__timer_start(loop, &t->timer, deadline);
+  int code = async__task_park(loop, t, unlink, cancel, what);
+  async__timer_stop(loop, &t->timer);
+  return code;
+}
+
 void async__task_wake(async__task *t, int code) {
   ASYNC__ASSERT(t->state == ASYNC__T_SUSPENDED);
   t->wake = code;
@@ -208,7 +224,7 @@ int async__task_cancel(async__task *t) {
     if (t->wait_cancel) {
       t->wait_cancel(t);
     } else {
-      t->wait_unlink(t);
+      if (t->wait_unlink) t->wait_unlink(t);
       async__task_wake(t, -ECANCELED);
     }
   }
@@ -218,8 +234,9 @@ int async__task_cancel(async__task *t) {
 void async__task_kill(async_loop *loop, async__task *t) {
   t->killed = 1;
   if (async__unlikely(t->scopes)) scopes_disarm(t);
+  async__timer_stop(loop, &t->timer); /* a park's deadline */
   if (t->state == ASYNC__T_SUSPENDED) {
-    t->wait_unlink(t);
+    if (t->wait_unlink) t->wait_unlink(t);
     t->state = ASYNC__T_READY;
     async__rq_push(&loop->ready, &t->rn);
   } else if (t->wait_unlink) {
@@ -242,29 +259,19 @@ int async_yield(void) {
   return async__task_take_cancel(t);
 }
 
-static void sleep_fire(async__timer *tm) {
-  async__task_wake(async__container_of(tm, async__task, timer), 0);
-}
-
-static void sleep_unlink(async__task *t) {
-  async__timer_stop(t->fut.loop, &t->timer);
-}
-
 int async_sleep(double seconds) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if (seconds != seconds) return -EINVAL;
+  if (async__isnan(seconds)) return -EINVAL;
   if (!(seconds > 0)) return async_yield();
   if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
-  t->timer.fire = sleep_fire;
-  async__timer_start(loop, &t->timer,
-                     async__deadline_after(async__loop_now(loop), seconds));
-  err = async__task_park(loop, t, sleep_unlink, NULL, "sleep");
-  /* Cancelled after the timer woke it, before it ran: reported here, as
+  int64_t deadline = async__deadline_after(async__loop_now(loop), seconds);
+  err = async__task_park_until(loop, t, NULL, NULL, "sleep", deadline);
+  /* Cancelled after the deadline woke it, before it ran: reported here, as
    * asyncio raises from that same sleep. */
-  return err ? err : async__task_take_cancel(t);
+  return err != -ETIMEDOUT ? err : async__task_take_cancel(t);
 }
 
 /* }==== */
@@ -280,7 +287,7 @@ void async_task_options_init(async_task_options *opts) {
 int async_task_spawn(async_loop *loop, async_task **out, async_fn fn, void *arg,
                      const async_task_options *opts) {
   if (out) *out = NULL;
-  if (!loop_ok(loop) || !fn) return -EINVAL;
+  if (!async__loop_ok(loop) || !fn) return -EINVAL;
   if (opts && (opts->size < sizeof *opts || opts->stack_size > UINT32_MAX))
     return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
@@ -328,21 +335,22 @@ async_task *async_task_current(void) {
 }
 
 long async_task_all(async_loop *loop, async_task **out, size_t cap) {
-  if (!loop_ok(loop) || (cap && !out)) return -EINVAL;
+  if (!async__loop_ok(loop) || (cap && !out)) return -EINVAL;
   size_t n = 0;
-  for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
-    if (n < cap)
-      out[n] = &async__container_of(l, async__task, fut.objects)->fut;
+  async__list *l;
+  async__list_each(l, &loop->tasks) {
+    if (n < cap) out[n] = &async__list_item(l, async__task, fut.objects)->fut;
     n++;
   }
   return (long)n;
 }
 
 long async_loop_dump(async_loop *loop, FILE *out) {
-  if (!loop_ok(loop) || !out) return -EINVAL;
+  if (!async__loop_ok(loop) || !out) return -EINVAL;
   long n = 0;
-  for (async__list *l = loop->tasks.next; l != &loop->tasks; l = l->next) {
-    async__task *t = async__container_of(l, async__task, fut.objects);
+  async__list *l;
+  async__list_each(l, &loop->tasks) {
+    async__task *t = async__list_item(l, async__task, fut.objects);
     char name[64];
     async__task_namer(t, name, sizeof name);
     const char *state = t->state == ASYNC__T_RUNNING     ? "running"

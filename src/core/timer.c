@@ -147,12 +147,6 @@ void async__timer_start(async_loop *loop, async__timer *tm, int64_t when) {
   async__heap_insert(&loop->timers, tm);
 }
 
-void async__timer_stop(async_loop *loop, async__timer *tm) {
-  if (!tm->armed) return;
-  async__heap_remove(&loop->timers, tm);
-  tm->armed = 0;
-}
-
 void async__timers_run(async_loop *loop) {
   async__timer *tm;
   while ((tm = loop->timers.root) && tm->when <= loop->now) {

@@ -34,6 +34,17 @@ static void async__ctx_set_stack(async__ctx *ctx, void *stack_lo, size_t size) {
 #endif
 }
 
+/* Where the first frame of a new context goes: right under the 16-byte
+ * aligned top of its stack. The swap pops that frame whole, return address
+ * included, so the trampoline starts with the stack pointer at the aligned
+ * top, which is what both ABIs want at a call. */
+static void *async__ctx_first_frame(async__ctx *ctx, void *stack_lo,
+                                    size_t size, size_t frame_size) {
+  uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
+  async__ctx_set_stack(ctx, stack_lo, size);
+  return (void *)(top - frame_size);
+}
+
 /* Defined in the assembly next to async__ctx_swap; never called from C, only
  * returned to by the first swap into a new context. */
 void async__ctx_trampoline(void);
@@ -60,14 +71,8 @@ _Static_assert(sizeof(struct async__ctx_frame) == 64,
 
 void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
                      async__ctx_entry entry, void *arg) {
-  /* The frame sits right under the 16-byte aligned top. The swap pops it
-   * all, return address included, so the trampoline starts with the stack
-   * pointer at that aligned top, which is what the ABI wants at a call. */
-  uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
-  struct async__ctx_frame *f;
-
-  async__ctx_set_stack(ctx, stack_lo, size);
-  f = (struct async__ctx_frame *)top - 1;
+  struct async__ctx_frame *f =
+      async__ctx_first_frame(ctx, stack_lo, size, sizeof *f);
 
   /* A new context starts with the floating-point control state of the code
    * that made it, as a new thread does. */
@@ -104,13 +109,9 @@ _Static_assert(sizeof(struct async__ctx_frame) == 176,
 
 void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
                      async__ctx_entry entry, void *arg) {
-  /* The swap pops the whole frame, so the trampoline starts with sp at the
-   * 16-byte aligned top, the alignment the hardware checks sp against. */
-  uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
-  struct async__ctx_frame *f;
-
-  async__ctx_set_stack(ctx, stack_lo, size);
-  f = (struct async__ctx_frame *)top - 1;
+  /* The hardware checks sp against that 16-byte alignment, too. */
+  struct async__ctx_frame *f =
+      async__ctx_first_frame(ctx, stack_lo, size, sizeof *f);
   uint64_t fpcr;
 
   /* A new context starts with the floating-point control state of the code

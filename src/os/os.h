@@ -36,6 +36,11 @@
   } while (0)
 _Noreturn void async__assert_fail(const char *what, const char *file, int line);
 
+/* x != x, said once: every call taking seconds rejects NaN with it. */
+static inline int async__isnan(double x) { return x != x; }
+/* What a call returning seconds answers for an object it does not know. */
+#define ASYNC__NAN (0.0 / 0.0)
+
 /* }==== */
 
 /* {==== list: doubly-linked, circular, intrusive ========================= */
@@ -61,6 +66,17 @@ static inline void async__list_remove(async__list *n) {
   n->next->prev = n->prev;
   n->prev = n->next = n;
 }
+/* Walks the list headed by h, n on each node in turn. The body must not
+ * unlink n: a walk that does uses the _safe form, which has read the next
+ * node (into nx) before the body runs. async__list_item is the node's
+ * object. */
+#define async__list_each(n, h)                                                 \
+  for ((n) = (h)->next; (n) != (h); (n) = (n)->next)
+#define async__list_each_safe(n, nx, h)                                        \
+  for ((n) = (h)->next, (nx) = (n)->next; (n) != (h);                          \
+       (n) = (nx), (nx) = (n)->next)
+#define async__list_item(n, type, member) async__container_of(n, type, member)
+
 /* Moves every node of `from` to the empty list `to`. */
 static inline void async__list_move(async__list *from, async__list *to) {
   if (async__list_empty(from)) {
@@ -269,6 +285,16 @@ void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
 #define ASYNC__POLL_OUT 2u
 #define ASYNC__POLL_ERR 4u /* error or hang-up: wakes both directions */
 
+/* What a backend reports for an fd watched for `asked` when the kernel
+ * said `got` (IN/OUT bits) and `broken` (an error, a hang-up, a closed fd):
+ * nothing that was not asked, and a broken fd wakes every direction asked,
+ * so that whoever waits meets the error in read or write. */
+static inline unsigned async__poll_report(unsigned asked, unsigned got,
+                                          int broken) {
+  if (broken) got |= ASYNC__POLL_ERR | asked;
+  return got & (asked | ASYNC__POLL_ERR);
+}
+
 typedef struct async__poller async__poller;
 typedef void (*async__poll_cb)(void *ud, int fd, unsigned revents);
 
@@ -321,6 +347,16 @@ typedef struct async__backend {
 /* The backend called `name` ("epoll", "poll", "kqueue"), or the best one
  * built when name is NULL or empty; NULL when there is no such backend. */
 const async__backend *async__backend_find(const char *name);
+
+/* Defines async__backend_<x> from async__<x>_init, _close, _ctl, _wait. */
+#define ASYNC__BACKEND_DEFINE(x)                                               \
+  const async__backend async__backend_##x = {                                  \
+      .name = #x,                                                              \
+      .init = async__##x##_init,                                               \
+      .close = async__##x##_close,                                             \
+      .ctl = async__##x##_ctl,                                                 \
+      .wait = async__##x##_wait,                                               \
+  }
 
 extern const async__backend async__backend_poll;
 #if defined(__linux__)

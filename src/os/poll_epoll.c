@@ -249,11 +249,9 @@ static int async__epoll_wait(async__poller *p, int64_t timeout_ns,
     }
     if (ev & EPOLLIN) revents |= ASYNC__POLL_IN;
     if (ev & EPOLLOUT) revents |= ASYNC__POLL_OUT;
-    /* An error or hang-up ends any wait on the fd: whoever waits in either
-     * direction must wake up and meet it in read or write. */
-    if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP))
-      revents |= ASYNC__POLL_ERR | asked;
-    revents &= asked | ASYNC__POLL_ERR;
+    /* An error or hang-up ends any wait on the fd. */
+    revents = async__poll_report(asked, revents,
+                                 ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP));
     if (revents == 0) continue;
     cb(ud, fd, revents);
     reported++;
@@ -262,10 +260,4 @@ static int async__epoll_wait(async__poller *p, int64_t timeout_ns,
   return reported;
 }
 
-const async__backend async__backend_epoll = {
-    .name = "epoll",
-    .init = async__epoll_init,
-    .close = async__epoll_close,
-    .ctl = async__epoll_ctl,
-    .wait = async__epoll_wait,
-};
+ASYNC__BACKEND_DEFINE(epoll);

@@ -169,10 +169,4 @@ static int async__kqueue_wait(async__poller *p, int64_t timeout_ns,
   return reported;
 }
 
-const async__backend async__backend_kqueue = {
-    .name = "kqueue",
-    .init = async__kqueue_init,
-    .close = async__kqueue_close,
-    .ctl = async__kqueue_ctl,
-    .wait = async__kqueue_wait,
-};
+ASYNC__BACKEND_DEFINE(kqueue);

@@ -188,8 +188,8 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
     if (re & POLLOUT) revents |= ASYNC__POLL_OUT;
     /* POLLNVAL means the fd was closed while watched: like an error, it
      * must wake every waiter so that the loop notices and forgets it. */
-    if (re & (POLLERR | POLLHUP | POLLNVAL)) revents |= ASYNC__POLL_ERR | asked;
-    revents &= asked | ASYNC__POLL_ERR;
+    revents =
+        async__poll_report(asked, revents, re & (POLLERR | POLLHUP | POLLNVAL));
     if (revents == 0) continue;
     cb(ud, p->fds[i].fd, revents);
     reported++;
@@ -197,10 +197,4 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
   return reported;
 }
 
-const async__backend async__backend_poll = {
-    .name = "poll",
-    .init = async__poll_init,
-    .close = async__poll_close,
-    .ctl = async__poll_ctl,
-    .wait = async__poll_wait,
-};
+ASYNC__BACKEND_DEFINE(poll);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 
 #define BARRIER_MAGIC 0x42415252u /* "BARR" */
-#define BARRIER_DEAD 0x44454144u
 #define BROKEN (-ENOTRECOVERABLE)
 
 struct async_barrier {
@@ -61,7 +60,7 @@ int async_barrier_free(async_barrier *b) {
   if (!b) return 0;
   if (!barrier_ok(b)) return -EINVAL;
   if (!async__list_empty(&b->waiters)) return -EBUSY;
-  b->magic = BARRIER_DEAD;
+  b->magic = ASYNC__MAGIC_DEAD;
   free(b);
   return 0;
 }

@@ -13,7 +13,6 @@
 #include <stdlib.h>
 
 #define COND_MAGIC 0x434f4e44u /* "COND" */
-#define COND_DEAD 0x44454144u
 
 /* `resuming` counts the waiters notified that have not taken the lock
  * back yet: they still read the condition when they run, so it must not
@@ -59,7 +58,7 @@ int async_condition_free(async_condition *c) {
     int err = async_lock_free(c->lock);
     if (err) return err;
   }
-  c->magic = COND_DEAD;
+  c->magic = ASYNC__MAGIC_DEAD;
   free(c);
   return 0;
 }

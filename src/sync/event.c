@@ -7,7 +7,6 @@
 #include <stdlib.h>
 
 #define EVENT_MAGIC 0x45564e54u /* "EVNT" */
-#define EVENT_DEAD 0x44454144u
 
 struct async_event {
   uint32_t magic;
@@ -33,7 +32,7 @@ int async_event_free(async_event *e) {
   if (!e) return 0;
   if (!event_ok(e)) return -EINVAL;
   if (!async__list_empty(&e->waiters)) return -EBUSY;
-  e->magic = EVENT_DEAD;
+  e->magic = ASYNC__MAGIC_DEAD;
   free(e);
   return 0;
 }

@@ -26,8 +26,7 @@
 #include <string.h>
 
 #define GEN_MAGIC 0x47454e52u /* "GENR" */
-#define GEN_DEAD 0x44454144u
-#define GEN_END 1 /* a consumer's wake code: the producer is done */
+#define GEN_END 1             /* a consumer's wake code: the producer is done */
 
 typedef struct gen_slot {
   struct async_gen *g;
@@ -68,7 +67,7 @@ static inline async_gen *gen_of(const async__task *t) {
 static void gen_destroy(async_gen *g) {
   if (g->task) async_future_release(g->task);
   free(g->name);
-  g->magic = GEN_DEAD;
+  g->magic = ASYNC__MAGIC_DEAD;
   free(g);
 }
 

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 
 #define LOCK_MAGIC 0x4c4f434bu /* "LOCK" */
-#define LOCK_DEAD 0x44454144u
 
 struct async_lock {
   uint32_t magic;
@@ -50,7 +49,7 @@ int async_lock_free(async_lock *l) {
   if (!l) return 0;
   if (!lock_ok(l)) return -EINVAL;
   if (!async__list_empty(&l->waiters)) return -EBUSY;
-  l->magic = LOCK_DEAD;
+  l->magic = ASYNC__MAGIC_DEAD;
   free(l);
   return 0;
 }

@@ -24,7 +24,6 @@
 #include <string.h>
 
 #define QUEUE_MAGIC 0x51554555u /* "QUEU" */
-#define QUEUE_DEAD 0x44454144u
 #define QUEUE_MIN_CAP 16
 
 enum { SHUT_NONE = 0, SHUT_GRACEFUL, SHUT_IMMEDIATE };
@@ -263,7 +262,7 @@ int async_queue_free(async_queue *q) {
   }
   free(q->ring);
   free(q->heap);
-  q->magic = QUEUE_DEAD;
+  q->magic = ASYNC__MAGIC_DEAD;
   free(q);
   return 0;
 }

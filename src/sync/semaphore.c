@@ -11,7 +11,6 @@
 #include <stdlib.h>
 
 #define SEM_MAGIC 0x53454d41u /* "SEMA" */
-#define SEM_DEAD 0x44454144u
 
 struct async_semaphore {
   uint32_t magic;
@@ -51,7 +50,7 @@ int async_semaphore_free(async_semaphore *s) {
   if (!s) return 0;
   if (!sem_ok(s)) return -EINVAL;
   if (!async__list_empty(&s->waiters)) return -EBUSY;
-  s->magic = SEM_DEAD;
+  s->magic = ASYNC__MAGIC_DEAD;
   free(s);
   return 0;
 }
