@@ -6,6 +6,7 @@
 #ifndef ASYNC_API_BASE_H
 #define ASYNC_API_BASE_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -36,6 +37,13 @@ ASYNC_EXTERN const char *async_strerror(int err);
 
 /** Seconds on the monotonic clock (CLOCK_MONOTONIC). Needs no loop. */
 ASYNC_EXTERN double async_clock(void);
+
+/** No time limit: what to pass as a timeout (seconds) to wait as long as it
+ * takes. As in asyncio, a timeout or delay of zero or less means "already
+ * expired", never "no limit": a remaining time computed as deadline - now
+ * that went negative times out instead of waiting forever. NaN is -EINVAL
+ * wherever a time is taken. */
+#define ASYNC_NO_TIMEOUT INFINITY
 
 /* ==== Types ============================================================= */
 
