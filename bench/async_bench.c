@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* async_bench: the library's side of the peer benchmarks.
  *
- *   async_bench switch|spawn|sleepers|queue N
- *   async_bench timers N              (not implemented yet: exit 77)
+ *   async_bench switch|spawn|sleepers|queue|timers N
  *   async_bench echo-server PORT      (not implemented yet: exit 77)
  *
  * The contract is ../shared/peers/README.md, "Plugging in the library":
@@ -367,6 +366,95 @@ static int run_queue(long n) {
   return 0;
 }
 
+/* ------------------------------------------------------------- timers */
+
+/* N one-shot callbacks (async_loop_call_later, no task), each due `delay`
+ * from the moment it is scheduled, the delays the peers use. A callback
+ * whose deadline (async_handle_when: the one the loop orders by) is before
+ * one already fired is an inversion. ns_per_op is (secs - 1) / N. */
+
+/* The peers' delay sequence: xorshift64 from their seed, the top 53 bits
+ * scaled to [0, 1) s (../shared/peers/c/bench_common.h has the reference). */
+#define TIMERS_SEED 88172645463325252ull
+
+static double timers_delay(uint64_t *x) {
+  uint64_t v = *x;
+  v ^= v << 13;
+  v ^= v >> 7;
+  v ^= v << 17;
+  *x = v;
+  return (double)(v >> 11) / (double)(UINT64_C(1) << 53);
+}
+
+typedef struct timers_job {
+  async_loop *loop;
+  long n, fired, inversions;
+  double latest;    /* the latest deadline fired so far */
+  double worst;     /* the largest inversion, s */
+  double end, cend; /* clocks when the last one fired */
+  int err;
+} timers_job;
+
+static timers_job tj;
+
+static void timers_cb(void *arg) {
+  async_handle *h = *(async_handle **)arg;
+  double when = async_handle_when(h);
+  if (when < tj.latest) {
+    tj.inversions++;
+    if (tj.latest - when > tj.worst) tj.worst = tj.latest - when;
+  } else {
+    tj.latest = when;
+  }
+  if (async_handle_release(h) != 0 && !tj.err) tj.err = -EINVAL;
+  if (++tj.fired == tj.n) {
+    tj.end = async_clock();
+    tj.cend = cpu_clock();
+    async_loop_stop(tj.loop);
+  }
+}
+
+static int run_timers(long n) {
+  const char *w = "timers";
+  size_t count = n > 0 ? (size_t)n : 1;
+  double *delay = malloc(count * sizeof *delay);
+  async_handle **h = malloc(count * sizeof *h);
+  if (!delay || !h) return fail(w, "out of memory for the delays", 0);
+  uint64_t x = TIMERS_SEED;
+  for (long i = 0; i < n; i++) delay[i] = timers_delay(&x);
+  memset(h, 0, count * sizeof *h); /* faulted in before the clock */
+
+  int rc = async_loop_new(&tj.loop, NULL);
+  if (rc) return fail(w, "async_loop_new", rc);
+  tj.n = n;
+  double t0 = async_clock(), c0 = cpu_clock();
+  tj.end = t0;
+  tj.cend = c0;
+  for (long i = 0; i < n; i++) {
+    rc = async_loop_call_later(tj.loop, delay[i], timers_cb, &h[i], &h[i]);
+    if (rc) return fail(w, "async_loop_call_later", rc);
+  }
+  if (n > 0) rc = async_loop_run_forever(tj.loop);
+  if (rc) return fail(w, "async_loop_run_forever", rc);
+  double secs = tj.end - t0, cpu = tj.cend - c0;
+  rc = async_loop_free(tj.loop);
+  free(delay);
+  free(h);
+  if (rc) return fail(w, "async_loop_free", rc);
+  if (tj.err) return fail(w, "async_handle_release", tj.err);
+  if (tj.fired != n || tj.inversions) {
+    fprintf(stderr, "async_bench timers: %ld of %ld fired, %ld out of order\n",
+            tj.fired, n, tj.inversions);
+    return EXIT_WRONG;
+  }
+  char extra[128];
+  snprintf(extra, sizeof extra,
+           " inversions=%ld inv_max_ms=%.3f cpu_ns_per_op=%.1f", tj.inversions,
+           tj.worst * 1e3, per_op_ns(cpu, n));
+  report(w, n, secs, n > 0 ? per_op_ns(secs - 1.0, n) : 0.0, extra);
+  return 0;
+}
+
 /* ------------------------------------------------------------- main */
 
 static int usage(const char *prog) {
@@ -400,7 +488,9 @@ int main(int argc, char **argv) {
     run = run_sleepers;
   else if (!strcmp(w, "queue"))
     run = run_queue;
-  else if (!strcmp(w, "timers") || !strcmp(w, "echo-server")) {
+  else if (!strcmp(w, "timers"))
+    run = run_timers;
+  else if (!strcmp(w, "echo-server")) {
     fprintf(stderr, "async_bench: workload %s is not implemented yet\n", w);
     return EXIT_NOT_IMPLEMENTED;
   } else {

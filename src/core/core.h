@@ -267,6 +267,7 @@ struct async_handle {
   uint8_t user_ref;
   uint8_t loop_ref;
   uint8_t cancelled;
+  uint8_t timed; /* made by call_later/call_at: timer.when is its due time */
 };
 
 /* A done callback waiting on a future, then on the ready queue. */
