@@ -218,8 +218,9 @@ static int run_spawn(long n) {
  * library's chunks are, each given a guard (MADV_GUARD_INSTALL) and one
  * first-touched top page, then unmapped. Page-table pages, zeroing and the
  * memory-cgroup charge come with the touch. It uses the cheapest calls
- * there are: where process_madvise works, one call guards 16 slots and
- * one commits their top pages (MADV_POPULATE_WRITE, no fault each);
+ * there are: where process_madvise works, one call guards a mapping's 64
+ * slots and one commits their top pages (MADV_POPULATE_WRITE, no fault
+ * each);
  * elsewhere a madvise (or mprotect) and a write per slot. The sleepers
  * line carries it (floor_ns_per_op) from the same run. */
 
@@ -234,7 +235,7 @@ static int run_spawn(long n) {
 #define MADV_POPULATE_WRITE 23
 #endif
 #define FLOOR_SLOTS_PER_MAP 64
-#define FLOOR_BATCH 16
+#define FLOOR_BATCH 64
 
 typedef struct floor_result {
   double ns, cpu_ns;  /* per slot */
