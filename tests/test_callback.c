@@ -170,6 +170,11 @@ static void test_callback_handle_when(void **state) {
   assert_int_equal(async_handle_release(at), 0);
   assert_true(w == 1.5);
   assert_int_equal(async_handle_release(soon), 0);
+  /* Given back while still scheduled: the loop holds it, and it says so. */
+  assert_int_equal(async_loop_call_later(loop, 10.0, log_cb, NULL, &later), 0);
+  assert_int_equal(async_handle_release(later), 0);
+  w = async_handle_when(later);
+  assert_true(w != w);
   free_loop(loop);
 }
 

@@ -149,7 +149,8 @@ ASYNC_EXTERN int async_handle_cancel(async_handle *h);
  * async_loop_call_later or async_loop_call_at is due, in seconds: the
  * deadline the loop orders it by, as asyncio's TimerHandle.when(). Valid
  * until the handle is given back, also after the callback ran. NaN for
- * NULL, a handle given back, or one from async_loop_call_soon.
+ * NULL, for a handle from async_loop_call_soon, and for one given back
+ * while the loop still holds it (a handle given back is not to be used).
  * Suspends: no. */
 ASYNC_EXTERN double async_handle_when(const async_handle *h);
 
