@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* async_bench: the library's side of the peer benchmarks.
  *
- *   async_bench switch|spawn|sleepers|queue N
- *   async_bench timers N              (not implemented yet: exit 77)
+ *   async_bench switch|spawn|sleepers|queue|timers N
+ *   async_bench floor N               (the kernel's floor for N stacks)
  *   async_bench echo-server PORT      (not implemented yet: exit 77)
  *
  * The contract is ../shared/peers/README.md, "Plugging in the library":
@@ -12,6 +12,7 @@
  * implemented yet exits 77; a usage error exits 2. Only the work itself is
  * timed, with the monotonic clock (async_clock). */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MAP_NORESERVE, madvise */
 
 #include <async.h>
 
@@ -20,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXIT_WRONG 1
 #define EXIT_USAGE 2
@@ -207,6 +210,125 @@ static int run_spawn(long n) {
   return 0;
 }
 
+/* ------------------------------------------------------------- floor */
+
+/* What the kernel charges for the least a guarded stack needs, whatever
+ * the library: N slots spaced as the loop's stacks are (guard page, usable
+ * range, the page the descriptor ends), mapped 64 to a mapping as the
+ * library's chunks are, each given a guard (MADV_GUARD_INSTALL) and one
+ * first-touched top page, then unmapped. Page-table pages, zeroing and the
+ * memory-cgroup charge come with the touch. It uses the cheapest calls
+ * there are: where process_madvise works, one call guards a mapping's 64
+ * slots and one commits their top pages (MADV_POPULATE_WRITE, no fault
+ * each);
+ * elsewhere a madvise (or mprotect) and a write per slot. The sleepers
+ * line carries it (floor_ns_per_op) from the same run. */
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define FLOOR_SLOTS_PER_MAP 64
+#define FLOOR_BATCH 64
+
+typedef struct floor_result {
+  double ns, cpu_ns;  /* per slot */
+  const char *guard;  /* "madvise", "mprotect" or "none" */
+  const char *method; /* "batched" or "single" */
+} floor_result;
+
+/* Guards and commits the slots [lo, lo + k * slot) in two system calls;
+ * 0, or -1 where process_madvise (Linux 6.14+ on ourselves) is missing. */
+static int floor_batch(char *lo, size_t k, size_t slot, size_t page) {
+#if defined(__linux__) && defined(SYS_process_madvise)
+  struct iovec g[FLOOR_BATCH], t[FLOOR_BATCH];
+  for (size_t j = 0; j < k; j++) {
+    g[j].iov_base = lo + j * slot;
+    t[j].iov_base = lo + (j + 1) * slot - page;
+    g[j].iov_len = t[j].iov_len = page;
+  }
+  const int self = -10000; /* PIDFD_SELF */
+  if (syscall(SYS_process_madvise, self, g, k, MADV_GUARD_INSTALL, 0u) !=
+      (long)(k * page))
+    return -1;
+  if (syscall(SYS_process_madvise, self, t, k, MADV_POPULATE_WRITE, 0u) !=
+      (long)(k * page))
+    return -1;
+  return 0;
+#else
+  (void)lo, (void)k, (void)slot, (void)page;
+  return -1;
+#endif
+}
+
+static int floor_probe(long n, floor_result *r) {
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  const size_t slot = default_stack_size() + 2 * page;
+  const size_t len = slot * FLOOR_SLOTS_PER_MAP;
+  const size_t maps =
+      (size_t)(n + FLOOR_SLOTS_PER_MAP - 1) / FLOOR_SLOTS_PER_MAP;
+  char **base = calloc(maps ? maps : 1, sizeof *base);
+  if (!base) return -ENOMEM;
+  int batched = 1, madv = 1, prot = 0, none = 0, err = 0;
+  double t0 = async_clock(), c0 = cpu_clock();
+  for (size_t m = 0; m < maps && !err; m++) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      err = -errno;
+      break;
+    }
+    base[m] = p;
+    size_t in_map = (size_t)n - m * FLOOR_SLOTS_PER_MAP;
+    if (in_map > FLOOR_SLOTS_PER_MAP) in_map = FLOOR_SLOTS_PER_MAP;
+    for (size_t i = 0; i < in_map;) {
+      char *lo = base[m] + i * slot;
+      size_t k = in_map - i < FLOOR_BATCH ? in_map - i : FLOOR_BATCH;
+      if (batched && floor_batch(lo, k, slot, page) == 0) {
+        i += k;
+        continue;
+      }
+      batched = 0; /* from here on, one slot at a time */
+      if (madv && madvise(lo, page, MADV_GUARD_INSTALL) != 0) madv = 0;
+      if (!madv) {
+        if (mprotect(lo, page, PROT_NONE) == 0)
+          prot = 1;
+        else
+          none = 1;
+      }
+      lo[slot - 1] = 1; /* the top page, where a coroutine starts */
+      i++;
+    }
+  }
+  for (size_t m = 0; m < maps; m++)
+    if (base[m]) munmap(base[m], len);
+  double secs = async_clock() - t0, cpu = cpu_clock() - c0;
+  free(base);
+  r->ns = per_op_ns(secs, n);
+  r->cpu_ns = per_op_ns(cpu, n);
+  r->guard = none ? "none" : prot ? "mprotect" : "madvise";
+  r->method = batched ? "batched" : "single";
+  return err;
+}
+
+static int run_floor(long n) {
+  floor_result r;
+  int rc = floor_probe(n, &r);
+  if (rc) return fail("floor", "mmap", rc);
+  char extra[96];
+  snprintf(extra, sizeof extra,
+           " cpu_ns_per_op=%.1f guard=%s method=%s stack_b=%zu", r.cpu_ns,
+           r.guard, r.method, default_stack_size());
+  report("floor", n, r.ns * (double)n / 1e9, r.ns, extra);
+  return 0;
+}
+
 /* ------------------------------------------------------------- sleepers */
 
 /* Inside a main task: spawn N tasks that each sleep 1.0 s, then await them
@@ -276,11 +398,17 @@ static int run_sleepers(long n) {
             job.secs);
     return EXIT_WRONG;
   }
+  /* The floor, measured now that the sleepers' stacks are gone. */
+  floor_result fl;
+  rc = floor_probe(n, &fl);
+  if (rc) return fail(w, "the floor probe", rc);
   double over = n > 0 ? job.secs - 1.0 : 0.0;
-  char extra[128];
+  char extra[192];
   snprintf(extra, sizeof extra,
-           " overhead_ms=%.1f cpu_ns_per_op=%.1f stack_b=%zu", over * 1e3,
-           per_op_ns(job.cpu, n), default_stack_size());
+           " overhead_ms=%.1f cpu_ns_per_op=%.1f stack_b=%zu"
+           " floor_ns_per_op=%.1f floor_cpu_ns_per_op=%.1f",
+           over * 1e3, per_op_ns(job.cpu, n), default_stack_size(), fl.ns,
+           fl.cpu_ns);
   report(w, n, job.secs, per_op_ns(over, n), extra);
   return 0;
 }
@@ -367,11 +495,100 @@ static int run_queue(long n) {
   return 0;
 }
 
+/* ------------------------------------------------------------- timers */
+
+/* N one-shot callbacks (async_loop_call_later, no task), each due `delay`
+ * from the moment it is scheduled, the delays the peers use. A callback
+ * whose deadline (async_handle_when: the one the loop orders by) is before
+ * one already fired is an inversion. ns_per_op is (secs - 1) / N. */
+
+/* The peers' delay sequence: xorshift64 from their seed, the top 53 bits
+ * scaled to [0, 1) s (../shared/peers/c/bench_common.h has the reference). */
+#define TIMERS_SEED 88172645463325252ull
+
+static double timers_delay(uint64_t *x) {
+  uint64_t v = *x;
+  v ^= v << 13;
+  v ^= v >> 7;
+  v ^= v << 17;
+  *x = v;
+  return (double)(v >> 11) / (double)(UINT64_C(1) << 53);
+}
+
+typedef struct timers_job {
+  async_loop *loop;
+  long n, fired, inversions;
+  double latest;    /* the latest deadline fired so far */
+  double worst;     /* the largest inversion, s */
+  double end, cend; /* clocks when the last one fired */
+  int err;
+} timers_job;
+
+static timers_job tj;
+
+static void timers_cb(void *arg) {
+  async_handle *h = *(async_handle **)arg;
+  double when = async_handle_when(h);
+  if (when < tj.latest) {
+    tj.inversions++;
+    if (tj.latest - when > tj.worst) tj.worst = tj.latest - when;
+  } else {
+    tj.latest = when;
+  }
+  if (async_handle_release(h) != 0 && !tj.err) tj.err = -EINVAL;
+  if (++tj.fired == tj.n) {
+    tj.end = async_clock();
+    tj.cend = cpu_clock();
+    async_loop_stop(tj.loop);
+  }
+}
+
+static int run_timers(long n) {
+  const char *w = "timers";
+  size_t count = n > 0 ? (size_t)n : 1;
+  double *delay = malloc(count * sizeof *delay);
+  async_handle **h = malloc(count * sizeof *h);
+  if (!delay || !h) return fail(w, "out of memory for the delays", 0);
+  uint64_t x = TIMERS_SEED;
+  for (long i = 0; i < n; i++) delay[i] = timers_delay(&x);
+  memset(h, 0, count * sizeof *h); /* faulted in before the clock */
+
+  int rc = async_loop_new(&tj.loop, NULL);
+  if (rc) return fail(w, "async_loop_new", rc);
+  tj.n = n;
+  double t0 = async_clock(), c0 = cpu_clock();
+  tj.end = t0;
+  tj.cend = c0;
+  for (long i = 0; i < n; i++) {
+    rc = async_loop_call_later(tj.loop, delay[i], timers_cb, &h[i], &h[i]);
+    if (rc) return fail(w, "async_loop_call_later", rc);
+  }
+  if (n > 0) rc = async_loop_run_forever(tj.loop);
+  if (rc) return fail(w, "async_loop_run_forever", rc);
+  double secs = tj.end - t0, cpu = tj.cend - c0;
+  rc = async_loop_free(tj.loop);
+  free(delay);
+  free(h);
+  if (rc) return fail(w, "async_loop_free", rc);
+  if (tj.err) return fail(w, "async_handle_release", tj.err);
+  if (tj.fired != n || tj.inversions) {
+    fprintf(stderr, "async_bench timers: %ld of %ld fired, %ld out of order\n",
+            tj.fired, n, tj.inversions);
+    return EXIT_WRONG;
+  }
+  char extra[128];
+  snprintf(extra, sizeof extra,
+           " inversions=%ld inv_max_ms=%.3f cpu_ns_per_op=%.1f", tj.inversions,
+           tj.worst * 1e3, per_op_ns(cpu, n));
+  report(w, n, secs, n > 0 ? per_op_ns(secs - 1.0, n) : 0.0, extra);
+  return 0;
+}
+
 /* ------------------------------------------------------------- main */
 
 static int usage(const char *prog) {
   fprintf(stderr,
-          "usage: %s switch|spawn|sleepers|queue|timers N\n"
+          "usage: %s switch|spawn|sleepers|queue|timers|floor N\n"
           "       %s echo-server PORT\n",
           prog, prog);
   return EXIT_USAGE;
@@ -400,7 +617,11 @@ int main(int argc, char **argv) {
     run = run_sleepers;
   else if (!strcmp(w, "queue"))
     run = run_queue;
-  else if (!strcmp(w, "timers") || !strcmp(w, "echo-server")) {
+  else if (!strcmp(w, "timers"))
+    run = run_timers;
+  else if (!strcmp(w, "floor"))
+    run = run_floor;
+  else if (!strcmp(w, "echo-server")) {
     fprintf(stderr, "async_bench: workload %s is not implemented yet\n", w);
     return EXIT_NOT_IMPLEMENTED;
   } else {

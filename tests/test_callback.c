@@ -134,6 +134,50 @@ static void test_callback_bad_arguments(void **state) {
   free_loop(loop);
 }
 
+/* when() is the deadline the loop orders by: on a virtual clock, exactly
+ * the time the callback runs at; NaN where there is none. */
+static double g_ran_at[2];
+static void when_cb(void *arg) {
+  async_loop *loop = async_loop_current();
+  g_ran_at[PTRI(arg)] = async_loop_time(loop);
+}
+
+static void test_callback_handle_when(void **state) {
+  (void)state;
+  async_loop_options o;
+  async_loop_options_init(&o);
+  o.virtual_clock = 1;
+  async_loop *loop = NULL;
+  assert_int_equal(async_loop_new(&loop, &o), 0);
+  async_handle *later, *at, *soon;
+  assert_int_equal(async_loop_call_later(loop, 0.25, when_cb, IPTR(0), &later),
+                   0);
+  assert_int_equal(async_loop_call_at(loop, 1.5, when_cb, IPTR(1), &at), 0);
+  assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(0), &soon), 0);
+  assert_true(async_handle_when(later) == 0.25);
+  assert_true(async_handle_when(at) == 1.5);
+  double w = async_handle_when(soon);
+  assert_true(w != w);
+  w = async_handle_when(NULL);
+  assert_true(w != w);
+  async_loop_call_at(loop, 2.0, stop_cb, loop, NULL);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  /* Still readable after the callback ran, and it ran at that time. */
+  assert_true(async_handle_when(later) == g_ran_at[0]);
+  assert_true(async_handle_when(at) == g_ran_at[1]);
+  assert_int_equal(async_handle_release(later), 0);
+  w = async_handle_when(at);
+  assert_int_equal(async_handle_release(at), 0);
+  assert_true(w == 1.5);
+  assert_int_equal(async_handle_release(soon), 0);
+  /* Given back while still scheduled: the loop holds it, and it says so. */
+  assert_int_equal(async_loop_call_later(loop, 10.0, log_cb, NULL, &later), 0);
+  assert_int_equal(async_handle_release(later), 0);
+  w = async_handle_when(later);
+  assert_true(w != w);
+  free_loop(loop);
+}
+
 static void test_callback_handle_outlives_loop(void **state) {
   (void)state;
   async_loop *loop = new_loop();
@@ -152,6 +196,7 @@ int main(void) {
       cmocka_unit_test(test_callback_release_keeps_it_scheduled),
       cmocka_unit_test(test_callback_scheduled_during_iteration_runs_next),
       cmocka_unit_test(test_callback_bad_arguments),
+      cmocka_unit_test(test_callback_handle_when),
       cmocka_unit_test(test_callback_handle_outlives_loop),
   };
   return cmocka_run_group_tests_name("callback", tests, NULL, NULL);

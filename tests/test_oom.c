@@ -195,6 +195,40 @@ static void test_oom_loop_calls(void **state) {
   free_loop(loop);
 }
 
+/* A timer the heap has no room for still fires in deadline order: arming
+ * never fails for want of memory. On a virtual clock: 3.0 and 1.0 form the
+ * run (its ends), so every deadline between needs the heap, whose first
+ * allocation (the one after the handle's) fails. */
+static int g_order[8], g_norder;
+static void order_cb(void *arg) { g_order[g_norder++] = PTRI(arg); }
+
+static void test_oom_timer_heap_full(void **state) {
+  (void)state;
+  async_loop_options o;
+  async_loop_options_init(&o);
+  o.virtual_clock = 1;
+  async_loop *loop = NULL;
+  assert_int_equal(async_loop_new(&loop, &o), 0);
+  g_norder = 0;
+  assert_int_equal(async_loop_call_at(loop, 3.0, order_cb, IPTR(5), NULL), 0);
+  assert_int_equal(async_loop_call_at(loop, 1.0, order_cb, IPTR(0), NULL), 0);
+  const double when[] = {2.0, 1.5, 2.5, 2.0};
+  const int id[] = {3, 1, 4, 2};
+  for (int i = 0; i < 4; i++) {
+    arm(2);
+    assert_int_equal(
+        async_loop_call_at(loop, when[i], order_cb, IPTR(id[i]), NULL), 0);
+    assert_true(disarm());
+  }
+  assert_int_equal(async_loop_call_at(loop, 4.0, stop_cb, loop, NULL), 0);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  assert_int_equal(g_norder, 6);
+  /* 2.0 armed first (id 3) fires before the later 2.0 (id 2): FIFO. */
+  const int want[] = {0, 1, 3, 2, 4, 5};
+  for (int i = 0; i < 6; i++) assert_int_equal(g_order[i], want[i]);
+  free_loop(loop);
+}
+
 /* ---- Inside a task ----------------------------------------------------- */
 
 static int op_first_run_without_a_stack(void *arg) {
@@ -391,6 +425,7 @@ int main(void) {
       cmocka_unit_test(test_oom_loop_new),
       cmocka_unit_test(test_oom_loop_calls),
       cmocka_unit_test(test_oom_inside_a_task),
+      cmocka_unit_test(test_oom_timer_heap_full),
   };
   return cmocka_run_group_tests_name("oom", tests, NULL, NULL);
 }

@@ -147,6 +147,15 @@ ASYNC_EXTERN int async_loop_call_at(async_loop *loop, double when,
  * Safe after the loop is closed. Suspends: no. */
 ASYNC_EXTERN int async_handle_cancel(async_handle *h);
 
+/** The loop time (see async_loop_time) at which a callback scheduled with
+ * async_loop_call_later or async_loop_call_at is due, in seconds: the
+ * deadline the loop orders it by, as asyncio's TimerHandle.when(). Valid
+ * until the handle is given back, also after the callback ran. NaN for
+ * NULL, for a handle from async_loop_call_soon, and for one given back
+ * while the loop still holds it (a handle given back is not to be used).
+ * Suspends: no. */
+ASYNC_EXTERN double async_handle_when(const async_handle *h);
+
 /** Gives the handle back without cancelling the callback.
  * Returns 0 or -EINVAL (NULL, a handle given back twice). */
 ASYNC_EXTERN int async_handle_release(async_handle *h);

@@ -57,21 +57,40 @@ static inline async__rnode *async__rq_pop(async__rq *q) {
 /* }==== */
 
 /* {==== Timers (timer.c) =================================================
- * A pointer-based binary min-heap ordered by (when, seq): equal deadlines
- * fire in the order they were armed. Insert and remove are O(log n) and
- * allocate nothing; the node lives in its owner (a task, a handle). */
+ * Timers ordered by (when, seq): equal deadlines fire in the order they
+ * were armed. Two structures share them. The run is a sorted list taking
+ * every timer that is due after all of it or before all of it, in O(1):
+ * timers armed with one delay (a thousand tasks sleeping 1 s, one idle
+ * timeout per connection) are armed in deadline order, and never touch the
+ * heap. The others go to a 4-ary heap in an array of (when, timer) pairs,
+ * O(log n) with one cache line of keys per level, grown by doubling and
+ * freed when it empties. When it cannot grow, the timer goes into the run
+ * by linear insertion: slow, but arming never fails. The node lives in its
+ * owner (a task, a handle). */
 
 typedef struct async__timer {
-  struct async__timer *left, *right, *parent;
-  int64_t when; /* nanoseconds on the loop's clock */
-  uint32_t seq; /* arming order, compared modulo 2^32 */
+  struct async__timer *prev, *next; /* in the run */
+  size_t slot;                      /* in the heap, or ASYNC__TIMER_RUN */
+  int64_t when;                     /* nanoseconds on the loop's clock */
+  uint32_t seq;                     /* arming order, compared modulo 2^32 */
   uint32_t armed;
   void (*fire)(struct async__timer *tm); /* called by the loop, unarmed */
 } async__timer;
 
+#define ASYNC__TIMER_RUN ((size_t)-1)
+
+typedef struct async__heap_ent {
+  int64_t when; /* a copy of tm->when, so that sifting reads no timer */
+  async__timer *tm;
+} async__heap_ent;
+
 typedef struct async__heap {
-  async__timer *root;
-  size_t n;
+  async__timer *root;        /* the earliest timer of all, NULL when none */
+  size_t n;                  /* timers in all */
+  async__timer *head, *tail; /* the run */
+  async__heap_ent *a;        /* the heap: a[0] the least, children 4i+1.. */
+  size_t len, cap;
+  void *mem; /* the block `a` lies in, aligned so that siblings share a line */
 } async__heap;
 
 void async__heap_insert(async__heap *h, async__timer *tm);
@@ -313,6 +332,7 @@ struct async_handle {
   uint8_t cancelled;
   uint8_t user_ref; /* where a future keeps its own */
   uint8_t loop_ref;
+  uint8_t timed; /* made by call_later/call_at: timer.when is its due time */
   async__rnode rn;
   async__timer timer;
   async_callback cb;

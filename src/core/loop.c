@@ -562,6 +562,7 @@ int async_loop_call_at(async_loop *loop, double when, async_callback cb,
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
   if (err) return err;
+  h->timed = 1;
   async__timer_start(loop, &h->timer, async__deadline_after(0, when));
   return 0;
 }
@@ -573,8 +574,15 @@ int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
   int err = handle_new(loop, cb, arg, out, &h);
   if (err) return err;
   int64_t when = async__deadline_after(async__loop_now(loop), delay);
+  h->timed = 1;
   async__timer_start(loop, &h->timer, when);
   return 0;
+}
+
+double async_handle_when(const async_handle *h) {
+  if (!async__handle_ok(h) || !h->timed)
+    return ASYNC__NAN;
+  return (double)h->timer.when / 1e9;
 }
 
 int async_handle_cancel(async_handle *h) {

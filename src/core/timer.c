@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* Timers: the deadline heap, the clock, and the loop's timer phase.
+/* Timers: the run and the heap (see core.h), the clock, and the loop's
+ * timer phase.
  *
- * The heap is pointer-based so that a timer is a node inside its owner and
- * arming one never allocates. Node n (1-based, breadth-first) is reached
- * from the root by the bits of n below its leading one: 0 left, 1 right. */
+ * Measured with callgrind at 100,000 sleepers, the pointer-based binary
+ * heap this replaces spent 1,050 instructions per timer, and 45% of the
+ * library's user time, walking 17 levels of nodes scattered over as many
+ * tasks; the run takes those timers in a handful of instructions. */
 #include "core.h"
 
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 /* Equal deadlines fire in arming order. The sequence wraps at 2^32, so it
@@ -16,107 +20,139 @@ static int timer_less(const async__timer *a, const async__timer *b) {
          (a->when == b->when && (int32_t)(a->seq - b->seq) < 0);
 }
 
-/* The node at 1-based position n (n <= h->n). */
-static async__timer *heap_at(const async__heap *h, size_t n) {
-  int bit = 0;
-  async__timer *x = h->root;
-  while ((n >> bit) > 1) bit++;
-  while (bit-- > 0) x = ((n >> bit) & 1) ? x->right : x->left;
-  return x;
+static int ent_less(const async__heap_ent *a, const async__heap_ent *b) {
+  return a->when < b->when ||
+         (a->when == b->when && (int32_t)(a->tm->seq - b->tm->seq) < 0);
 }
 
-/* Swaps parent p with its child c, fixing every link around them. */
-static void heap_swap(async__heap *h, async__timer *p, async__timer *c) {
-  async__timer *gp = p->parent, *cl = c->left, *cr = c->right, *sib;
-  if (p->left == c) {
-    sib = p->right;
-    c->left = p;
-    c->right = sib;
-  } else {
-    sib = p->left;
-    c->right = p;
-    c->left = sib;
-  }
-  if (sib) sib->parent = c;
-  p->left = cl;
-  p->right = cr;
-  if (cl) cl->parent = p;
-  if (cr) cr->parent = p;
-  p->parent = c;
-  c->parent = gp;
-  if (!gp)
-    h->root = c;
-  else if (gp->left == p)
-    gp->left = c;
+static void root_update(async__heap *h) {
+  async__timer *r = h->head;
+  if (h->len && (!r || timer_less(h->a[0].tm, r))) r = h->a[0].tm;
+  h->root = r;
+}
+
+/* ---- The run: a sorted doubly-linked list. */
+
+static void run_link(async__heap *h, async__timer *tm, async__timer *prev) {
+  async__timer *next = prev ? prev->next : h->head;
+  tm->slot = ASYNC__TIMER_RUN;
+  tm->prev = prev;
+  tm->next = next;
+  if (prev)
+    prev->next = tm;
   else
-    gp->right = c;
+    h->head = tm;
+  if (next)
+    next->prev = tm;
+  else
+    h->tail = tm;
 }
 
-static void heap_up(async__heap *h, async__timer *x) {
-  while (x->parent && timer_less(x, x->parent)) heap_swap(h, x->parent, x);
+static void run_unlink(async__heap *h, async__timer *tm) {
+  if (tm->prev)
+    tm->prev->next = tm->next;
+  else
+    h->head = tm->next;
+  if (tm->next)
+    tm->next->prev = tm->prev;
+  else
+    h->tail = tm->prev;
+  tm->prev = tm->next = NULL;
 }
 
-static void heap_down(async__heap *h, async__timer *x) {
+/* ---- The heap. Children of i are 4i+1 .. 4i+4: for a million timers ten
+ * levels instead of twenty, each one aligned line of four keys. */
+
+static void heap_place(async__heap *h, size_t i, async__heap_ent e) {
+  h->a[i] = e;
+  e.tm->slot = i;
+}
+
+static void heap_up(async__heap *h, size_t i, async__heap_ent e) {
+  while (i > 0) {
+    size_t p = (i - 1) >> 2;
+    if (!ent_less(&e, &h->a[p])) break;
+    heap_place(h, i, h->a[p]);
+    i = p;
+  }
+  heap_place(h, i, e);
+}
+
+static void heap_down(async__heap *h, size_t i, async__heap_ent e) {
   for (;;) {
-    async__timer *m = x;
-    if (x->left && timer_less(x->left, m)) m = x->left;
-    if (x->right && timer_less(x->right, m)) m = x->right;
-    if (m == x) return;
-    heap_swap(h, x, m);
+    size_t c = 4 * i + 1, m = c, end = c + 4;
+    if (c >= h->len) break;
+    if (end > h->len) end = h->len;
+    for (size_t k = c + 1; k < end; k++)
+      if (ent_less(&h->a[k], &h->a[m])) m = k;
+    if (!ent_less(&h->a[m], &e)) break;
+    heap_place(h, i, h->a[m]);
+    i = m;
+  }
+  heap_place(h, i, e);
+}
+
+/* Doubles the array; 0 or -1 when memory is short. */
+static int heap_grow(async__heap *h) {
+  size_t cap = h->cap ? 2 * h->cap : 64;
+  if (cap > (SIZE_MAX - 64) / sizeof(async__heap_ent)) return -1;
+  /* malloc aligns to 16 bytes: 48 spare bytes put a[1] on a 64-byte
+   * boundary, and with it every group of four siblings. */
+  char *mem = malloc(cap * sizeof(async__heap_ent) + 48);
+  if (!mem) return -1;
+  uintptr_t line = ((uintptr_t)mem + 16 + 63) & ~(uintptr_t)63;
+  async__heap_ent *a =
+      (async__heap_ent *)(void *)(mem + (line - 16 - (uintptr_t)mem));
+  if (h->len) memcpy(a, h->a, h->len * sizeof *a);
+  free(h->mem);
+  h->mem = mem;
+  h->a = a;
+  h->cap = cap;
+  return 0;
+}
+
+static void heap_delete(async__heap *h, size_t i) {
+  async__heap_ent last = h->a[--h->len];
+  if (i < h->len) {
+    if (i > 0 && ent_less(&last, &h->a[(i - 1) >> 2]))
+      heap_up(h, i, last);
+    else
+      heap_down(h, i, last);
+  } else if (h->len == 0) {
+    free(h->mem);
+    h->mem = NULL;
+    h->a = NULL;
+    h->cap = 0;
   }
 }
 
 void async__heap_insert(async__heap *h, async__timer *tm) {
-  size_t n = ++h->n;
-  tm->left = tm->right = tm->parent = NULL;
-  if (n == 1) {
-    h->root = tm;
-    return;
+  h->n++;
+  if (!h->tail || !timer_less(tm, h->tail)) {
+    run_link(h, tm, h->tail);
+  } else if (timer_less(tm, h->head)) {
+    run_link(h, tm, NULL);
+  } else if (h->len < h->cap || heap_grow(h) == 0) {
+    async__heap_ent e = {tm->when, tm};
+    heap_up(h, h->len++, e);
+  } else {
+    /* Out of memory: into the run, from its late end, where a new
+     * deadline most likely falls. */
+    async__timer *p = h->tail;
+    while (timer_less(tm, p)) p = p->prev;
+    run_link(h, tm, p);
   }
-  async__timer *p = heap_at(h, n >> 1);
-  if (n & 1)
-    p->right = tm;
-  else
-    p->left = tm;
-  tm->parent = p;
-  heap_up(h, tm);
+  root_update(h);
 }
 
 void async__heap_remove(async__heap *h, async__timer *tm) {
-  size_t n = h->n;
-  async__timer *last;
-  ASYNC__ASSERT(n > 0);
-  if (n == 1) {
-    last = h->root;
-    h->root = NULL;
-  } else {
-    async__timer *p = heap_at(h, n >> 1);
-    if (n & 1) {
-      last = p->right;
-      p->right = NULL;
-    } else {
-      last = p->left;
-      p->left = NULL;
-    }
-  }
+  ASYNC__ASSERT(h->n > 0);
   h->n--;
-  if (last != tm) {
-    /* The last node takes tm's place, then finds its level. */
-    last->left = tm->left;
-    last->right = tm->right;
-    last->parent = tm->parent;
-    if (last->left) last->left->parent = last;
-    if (last->right) last->right->parent = last;
-    if (!tm->parent)
-      h->root = last;
-    else if (tm->parent->left == tm)
-      tm->parent->left = last;
-    else
-      tm->parent->right = last;
-    heap_down(h, last);
-    heap_up(h, last);
-  }
-  tm->left = tm->right = tm->parent = NULL;
+  if (tm->slot == ASYNC__TIMER_RUN)
+    run_unlink(h, tm);
+  else
+    heap_delete(h, tm->slot);
+  root_update(h);
 }
 
 int64_t async__clock_ns(void) {
