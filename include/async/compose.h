@@ -221,7 +221,8 @@ typedef struct async_timeout {
  * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
  * deadline has already passed and cancels the task at its next
  * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
- * task), -EBUSY (tmo is entered already and not exited). Suspends: no. */
+ * task), -EBUSY (tmo is entered already and not exited, by this task or
+ * by another one; the scope entered stays as it was). Suspends: no. */
 ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
 
 /* asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline

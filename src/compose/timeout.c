@@ -67,9 +67,23 @@ static int scope_listed(const scope *s, const async__task *t) {
   return 0;
 }
 
+/* Whether s is entered by another task of t's loop. The struct may be
+ * fresh, uninitialised memory, so s->task is only followed once it is
+ * found among the loop's tasks: a scope always belongs to a task not done
+ * (exits and kills mark it dead first). The walk runs only when the magic
+ * matches, which fresh memory hardly ever does. */
+static int scope_held_by_other(const scope *s, const async__task *t) {
+  if (s->magic != ASYNC__MAGIC_SCOPE || s->task == t) return 0;
+  const async__list *tasks = &t->fut.loop->tasks;
+  for (const async__list *l = tasks->next; l != tasks; l = l->next)
+    if (async__container_of(l, async__task, fut.objects) == s->task)
+      return scope_listed(s, s->task);
+  return 0;
+}
+
 static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
   scope *s = scope_of(tmo);
-  if (scope_listed(s, t)) return -EBUSY;
+  if (scope_listed(s, t) || scope_held_by_other(s, t)) return -EBUSY;
   memset(tmo, 0, sizeof *tmo);
   s->timer.fire = scope_fire;
   s->task = t;
