@@ -122,7 +122,8 @@ ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
  * call goes on where this one stopped. The futures are not cancelled.
  * One task at a time may wait in next.
  * Returns 1, 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (outside a task),
- * -EBUSY (another task waits in next), -EXDEV (a task of another loop),
+ * -EBUSY (another task waits in next, or was woken there and has not run
+ * yet: what woke it is its), -EXDEV (a task of another loop),
  * -EDEADLK (the calling task is among the futures left). Suspends: yes
  * (not when a future is ready to be handed back, nor when none is left). */
 ASYNC_EXTERN int async_as_completed_next(async_as_completed *it,
@@ -134,8 +135,10 @@ ASYNC_EXTERN long async_as_completed_left(const async_as_completed *it);
 /* Frees the iterator and drops its references (a future the caller no
  * longer holds may then be freed). NULL is a harmless no-op. The futures
  * are not cancelled. Safe after the loop is closed.
- * Returns 0, -EINVAL, -EBUSY (a task waits in next: nothing is freed).
- * Suspends: no. */
+ * Returns 0, -EINVAL, -EBUSY (a task waits in next, or was woken or
+ * cancelled there and has not run yet: it still reads the iterator when it
+ * resumes, so the free is refused rather than deferred, and nothing is
+ * freed; free it once that next has returned). Suspends: no. */
 ASYNC_EXTERN int async_as_completed_free(async_as_completed *it);
 
 /* When async_wait returns (asyncio's return_when). */
