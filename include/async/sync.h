@@ -231,8 +231,10 @@ typedef struct async_condition async_condition;
 ASYNC_EXTERN int async_condition_new(async_condition **out, async_lock *lock);
 
 /* Frees the condition (and its own lock). Returns 0, -EINVAL, -EBUSY (a
- * task waits on it, or was notified and has not taken the lock back yet,
- * or, for its own lock, waits on the lock). Suspends: no. */
+ * task waits on it, or was notified or cancelled and has not taken the
+ * lock back yet: it still reads the condition, so the free is refused
+ * rather than deferred; or, for its own lock, a task waits on the lock).
+ * Suspends: no. */
 ASYNC_EXTERN int async_condition_free(async_condition *c);
 
 /* The condition's lock (borrowed), or NULL for an invalid c. */
