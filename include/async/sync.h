@@ -391,7 +391,7 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * (and again at every later call); the producer's error, once, when it
  * failed (return async_fail(err)), then ASYNC_GEN_DONE; -ESHUTDOWN after
  * async_gen_close; -EBUSY while another task waits in async_gen_next on
- * the same generator; -EDEADLK when called by the producer itself; -EXDEV
+ * the same generator (or was woken there and has not run yet); -EDEADLK when called by the producer itself; -EXDEV
  * from a task of another loop than the producer's; -EPERM outside a task;
  * -EINVAL (NULL g); -ENOMEM (the producer could not be created);
  * -ECANCELED when the consumer was cancelled before it asked (nothing
@@ -424,7 +424,8 @@ ASYNC_EXTERN int async_gen_yield(void *value);
  * cleanup is done. A generator never started is closed without running.
  * Closing again, or closing a finished generator, does nothing.
  * Returns 0, or the producer's error if it failed with another code than
- * -EPIPE; -EBUSY (a task waits in async_gen_next), -EDEADLK (called by
+ * -EPIPE; -EBUSY (a task waits in async_gen_next, or was woken there and
+ * has not run yet), -EDEADLK (called by
  * the producer itself), -ECANCELED (the closing task was cancelled while
  * it waited: the producer was cancelled too), -EXDEV, -EPERM, -EINVAL.
  * Suspends: yes (not when nothing runs). */
@@ -434,8 +435,10 @@ ASYNC_EXTERN int async_gen_close(async_gen *g);
  * async_gen_close but without waiting: it sees -EPIPE at its yield, and
  * the generator's memory is released once it has returned. NULL is a
  * harmless no-op; freeing twice is undefined.
- * Returns 0, -EINVAL, -EBUSY (a task waits in async_gen_next: nothing is
- * freed). Suspends: no. */
+ * Returns 0, -EINVAL, -EBUSY (a task waits in async_gen_next, or was
+ * woken there, by a value or by the producer's end, and has not run yet:
+ * it still reads the generator when it resumes, so the free is refused
+ * rather than deferred, and nothing is freed). Suspends: no. */
 ASYNC_EXTERN int async_gen_free(async_gen *g);
 
 /* The async comprehension ([v async for v in g]): calls async_gen_next
