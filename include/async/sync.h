@@ -153,7 +153,13 @@ ASYNC_EXTERN int async_queue_full(const async_queue *q);
  * Barrier. Each is an opaque object made by its _new function and freed
  * by its _free function (NULL is a harmless no-op; freeing twice is
  * undefined; freeing one a task waits on returns -EBUSY and frees
- * nothing). They are not bound to a loop but belong to one thread, and the
+ * nothing). A task woken from a wait, but not yet run, no longer waits:
+ * the wake handed it what it waited for (the lock, a permit, an item, its
+ * barrier index, the event), and it does not read the object again, so a
+ * free in that window goes ahead and the task still gets its 0. The
+ * condition is the exception: its woken or cancelled waiter has yet to
+ * take the lock back, and the free is refused until it has. They are not
+ * bound to a loop but belong to one thread, and the
  * tasks that wait on one at the same time must belong to the same loop.
  *
  * All of them are FIFO-fair: waiters are served in the order they came,
