@@ -3,6 +3,9 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,6 +182,76 @@ static void test_fd_bad_arguments(void **state) {
   free_loop(loop);
 }
 
+/* {==== Huge fd numbers (issue 9.4) ====================================== */
+
+/* The process's resident memory, KiB, read while the loop lives: a table
+ * grown for one fd number stays committed until the loop is freed. */
+static long peak_kib(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  fclose(f);
+  return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+#define HUGE_FD_BUDGET_KIB 2048
+
+static void test_fd_huge_bad_number_costs_nothing(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  long before = peak_kib();
+  waitc w = {.fd = INT_MAX - 1, .events = ASYNC_READABLE, .timeout = 0};
+  assert_int_equal(run_task(loop, waiter, &w, NULL), 0);
+  assert_int_equal(w.got, -EBADF);
+  w.fd = INT_MAX;
+  assert_int_equal(run_task(loop, waiter, &w, NULL), 0);
+  assert_int_equal(w.got, -EBADF);
+  long grew = peak_kib() - before;
+  free_loop(loop);
+  if (grew > HUGE_FD_BUDGET_KIB)
+    fprintf(stderr, "resident memory grew %ld KiB\n", grew);
+  assert_true(grew <= HUGE_FD_BUDGET_KIB);
+}
+
+static void test_fd_huge_valid_number(void **state) {
+  (void)state;
+  struct rlimit old, lim;
+  assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+  /* 1 << 20 where the hard limit allows (or root may raise it). */
+  lim.rlim_cur = lim.rlim_max = 1u << 20;
+  if (lim.rlim_max < old.rlim_max) lim.rlim_cur = lim.rlim_max = old.rlim_max;
+  if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+    lim.rlim_cur = lim.rlim_max = old.rlim_max;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &lim), 0);
+  }
+  int high = lim.rlim_cur > INT_MAX ? INT_MAX : (int)lim.rlim_cur - 1;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  assert_int_equal(dup2(p[0], high), high);
+  async_loop *loop = new_loop();
+  long before = peak_kib();
+  waitc w = {.fd = high, .events = ASYNC_READABLE, .timeout = 5};
+  async_task *t;
+  async_task_spawn(loop, &t, waiter, &w, NULL);
+  async_task_spawn(loop, NULL, writer, &p[1], NULL);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  async_task_release(t);
+  assert_int_equal(w.got, ASYNC_READABLE);
+  long grew = peak_kib() - before;
+  assert_int_equal(async_fd_forget(loop, high), 0);
+  free_loop(loop);
+  close(high);
+  close(p[0]);
+  close(p[1]);
+  setrlimit(RLIMIT_NOFILE, &old);
+  if (grew > HUGE_FD_BUDGET_KIB)
+    fprintf(stderr, "fd %d: resident memory grew %ld KiB\n", high, grew);
+  assert_true(grew <= HUGE_FD_BUDGET_KIB);
+}
+
+/* }==== */
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fd_readable_after_write),
@@ -187,6 +260,8 @@ int main(void) {
       cmocka_unit_test(test_fd_forget_wakes_waiters_with_ebadf),
       cmocka_unit_test(test_fd_number_reused_after_close),
       cmocka_unit_test(test_fd_bad_arguments),
+      cmocka_unit_test(test_fd_huge_bad_number_costs_nothing),
+      cmocka_unit_test(test_fd_huge_valid_number),
   };
   return cmocka_run_group_tests_name("fd", tests, NULL, NULL);
 }

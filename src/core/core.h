@@ -289,10 +289,11 @@ typedef struct async__fdent {
   int next_dirty;
 } async__fdent;
 
+/* Entries by fd number in a sparse array (memory in proportion to the
+ * numbers in use). A zeroed entry, waiters.next == NULL, was never used. */
 typedef struct async__fdtab {
-  async__fdent **pages;
-  int npages;
-  int dirty_head; /* -1: none */
+  async__sparse ents; /* async__fdent */
+  int dirty_head;     /* -1: none */
 } async__fdtab;
 
 void async__fd_poll_cb(void *ud, int fd, unsigned revents);

@@ -10,8 +10,7 @@
  * and a re-add each time. */
 #include "core.h"
 
-#include <stdlib.h>
-#include <string.h>
+#include <fcntl.h>
 
 typedef struct fd_waiter {
   async__list link;
@@ -19,41 +18,20 @@ typedef struct fd_waiter {
   unsigned events;
 } fd_waiter;
 
-/* Entries live in pages of FD_PAGE that never move, since waiter lists
- * point back at their heads; only the array of page pointers grows. */
-#define FD_PAGE 256
-
+/* Entries never move (waiter lists point back at their heads): the
+ * sparse array keeps its slots in place. */
 static async__fdent *fd_lookup(const async_loop *loop, int fd) {
-  const async__fdtab *tab = &loop->fds;
-  if (fd < 0 || fd / FD_PAGE >= tab->npages || !tab->pages[fd / FD_PAGE])
-    return NULL;
-  return &tab->pages[fd / FD_PAGE][fd % FD_PAGE];
+  async__fdent *ent = async__sparse_find(&loop->fds.ents, fd);
+  return ent && ent->waiters.next ? ent : NULL;
 }
 
 static async__fdent *fd_entry(async_loop *loop, int fd) {
-  async__fdtab *tab = &loop->fds;
-  int p = fd / FD_PAGE;
-  if (p >= tab->npages) {
-    int n = tab->npages ? tab->npages : 4;
-    while (n <= p) n *= 2;
-    async__fdent **pages = realloc(tab->pages, (size_t)n * sizeof *pages);
-    if (!pages) return NULL;
-    memset(pages + tab->npages, 0, (size_t)(n - tab->npages) * sizeof *pages);
-    tab->pages = pages;
-    tab->npages = n;
+  async__fdent *ent = async__sparse_get(&loop->fds.ents, fd);
+  if (ent && !ent->waiters.next) {
+    async__list_init(&ent->waiters);
+    ent->next_dirty = -1;
   }
-  if (!tab->pages[p]) {
-    async__fdent *page = malloc(FD_PAGE * sizeof *page);
-    if (!page) return NULL;
-    for (int i = 0; i < FD_PAGE; i++) {
-      async__list_init(&page[i].waiters);
-      page[i].interest = 0;
-      page[i].dirty = 0;
-      page[i].next_dirty = -1;
-    }
-    tab->pages[p] = page;
-  }
-  return &tab->pages[p][fd % FD_PAGE];
+  return ent;
 }
 
 static unsigned wanted(const async__fdent *ent) {
@@ -90,8 +68,12 @@ int async_fd_wait(int fd, int events, double timeout) {
   if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
   if (fd == loop->wake_fd[0] || fd == loop->wake_fd[1]) return -EINVAL;
-  async__fdent *ent = fd_entry(loop, fd);
-  if (!ent) return -ENOMEM;
+  async__fdent *ent = fd_lookup(loop, fd);
+  if (!ent) {
+    /* A number never seen: check it before any table grows for it. */
+    if (fcntl(fd, F_GETFD) < 0) return -errno;
+    if (!(ent = fd_entry(loop, fd))) return -ENOMEM;
+  }
   unsigned want = (unsigned)events;
   unsigned next =
       async__list_empty(&ent->waiters) ? want : ent->interest | want;
@@ -190,9 +172,6 @@ int async_fd_forget(async_loop *loop, int fd) {
 }
 
 void async__fd_close_all(async_loop *loop) {
-  for (int p = 0; p < loop->fds.npages; p++) free(loop->fds.pages[p]);
-  free(loop->fds.pages);
-  loop->fds.pages = NULL;
-  loop->fds.npages = 0;
+  async__sparse_free(&loop->fds.ents);
   loop->fds.dirty_head = -1;
 }

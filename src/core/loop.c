@@ -121,6 +121,7 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   async__rq_init(&loop->ts_queue);
   async__list_init(&loop->tasks);
   async__list_init(&loop->objects);
+  async__sparse_init(&loop->fds.ents, sizeof(async__fdent));
   loop->fds.dirty_head = -1;
   loop->wake_fd[0] = loop->wake_fd[1] = -1;
   loop->stack_size =

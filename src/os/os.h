@@ -7,6 +7,7 @@
  *   ctx      the context switch (ctx.c, ctx_*.S, ctx_ucontext.c)
  *   stack    task stacks: pools, guards, overflow reports (stack.c)
  *   poll     the poller backends (backend.c, poll_*.c)
+ *   sparse   arrays indexed by fd number, in proportion to use (sparse.c)
  *
  * Nothing here knows about loops or tasks. */
 #ifndef ASYNC_OS_H
@@ -227,6 +228,31 @@ int async__stack_reporter_install(void);
 /* Process-wide knobs for tests: forget the madvise guard (as on an older
  * kernel), and the mprotect budget (number of guards allowed). */
 void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
+
+/* }==== */
+
+/* {==== sparse ============================================================ */
+
+/* An array of fixed-size slots indexed by a non-negative int (an fd
+ * number), allocated a leaf of 256 slots at a time, zeroed, where numbers
+ * are used: the memory is in proportion to the numbers in use, not to the
+ * largest. A slot's address never changes until the array is freed. */
+typedef struct async__sparse {
+  void ***dirs; /* dirs[key >> 18][(key >> 8) & 1023]: a leaf, or NULL */
+  size_t ndirs;
+  size_t slot_size;
+} async__sparse;
+
+void async__sparse_init(async__sparse *s, size_t slot_size);
+/* The slot of key, or NULL if its leaf was never made (or key < 0). */
+void *async__sparse_find(const async__sparse *s, int key);
+/* The slot of key, making its leaf (zeroed) if needed; NULL when memory is
+ * short or key < 0. */
+void *async__sparse_get(async__sparse *s, int key);
+/* The smallest key >= `key` whose leaf exists, or -1: walks the slots made
+ * without visiting the empty ranges. */
+int async__sparse_next(const async__sparse *s, int key);
+void async__sparse_free(async__sparse *s);
 
 /* }==== */
 

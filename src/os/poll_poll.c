@@ -3,7 +3,7 @@
  * against.
  *
  * The set is a dense array of struct pollfd handed to the kernel as it is,
- * plus a table indexed by fd that says where each fd sits in the array, so
+ * plus a sparse table by fd that says where each fd sits in the array, so
  * that adding, changing and removing an fd cost O(1): a removal moves the
  * last entry into the hole. A wait costs O(number of fds), as poll does.
  *
@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 /* Not <poll.h>: with src/ on the include path that name finds this
  * library's own poll.h. <sys/poll.h> is the same header everywhere this
@@ -41,15 +40,15 @@ struct async__poller {
   struct pollfd *fds; /* the watched fds, densely packed */
   size_t len;
   size_t cap;
-  /* slot[fd] is fd's index in fds plus one; 0 means fd is not watched, so
-   * the zeroed tail of a grown table needs no initialisation. */
-  size_t *slot;
-  size_t nslot;
+  /* fd's uint32_t slot is its index in fds plus one; 0 means fd is not
+   * watched, so a new (zeroed) leaf needs no initialisation. */
+  async__sparse slot;
 };
 
 static int async__poll_init(async__poller **out) {
   async__poller *p = calloc(1, sizeof(*p));
   if (p == NULL) return -ENOMEM;
+  async__sparse_init(&p->slot, sizeof(uint32_t));
   *out = p;
   return 0;
 }
@@ -57,7 +56,7 @@ static int async__poll_init(async__poller **out) {
 static void async__poll_close(async__poller *p) {
   if (p == NULL) return;
   free(p->fds);
-  free(p->slot);
+  async__sparse_free(&p->slot);
   free(p);
 }
 
@@ -68,22 +67,9 @@ static short async__poll_events(unsigned dirs) {
   return events;
 }
 
-/* Makes room for fd in the slot table and for one more entry in fds. Both
- * grow by doubling, so a sequence of additions costs amortised O(1). */
-static int async__poll_reserve(async__poller *p, int fd) {
-  size_t need = (size_t)fd + 1;
-
-  if (need > p->nslot) {
-    size_t n = p->nslot < 64 ? 64 : p->nslot;
-    size_t *slot;
-
-    while (n < need) n *= 2;
-    slot = realloc(p->slot, n * sizeof(*slot));
-    if (slot == NULL) return -ENOMEM;
-    memset(slot + p->nslot, 0, (n - p->nslot) * sizeof(*slot));
-    p->slot = slot;
-    p->nslot = n;
-  }
+/* Makes room for one more entry in fds, doubling so that a sequence of
+ * additions costs amortised O(1). */
+static int async__poll_reserve(async__poller *p) {
   if (p->len == p->cap) {
     size_t n = p->cap < 16 ? 16 : p->cap * 2;
     struct pollfd *fds = realloc(p->fds, n * sizeof(*fds));
@@ -97,6 +83,7 @@ static int async__poll_reserve(async__poller *p, int fd) {
 
 static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
                            unsigned next) {
+  uint32_t *slot;
   size_t i;
   int err;
 
@@ -106,7 +93,8 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
    * looked at for the no-op all backends agree on: a stale prev from the
    * loop does no harm. */
   if ((prev & ASYNC__POLL_DIRS) == 0 && next == 0) return 0;
-  i = (size_t)fd < p->nslot ? p->slot[fd] : 0;
+  slot = async__sparse_find(&p->slot, fd);
+  i = slot != NULL ? *slot : 0;
 
   if (next == 0) {
     size_t last;
@@ -115,10 +103,10 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
     last = p->len - 1;
     if (i - 1 != last) {
       p->fds[i - 1] = p->fds[last];
-      p->slot[p->fds[i - 1].fd] = i;
+      *(uint32_t *)async__sparse_find(&p->slot, p->fds[i - 1].fd) = (uint32_t)i;
     }
     p->len = last;
-    p->slot[fd] = 0;
+    *slot = 0;
     return 0;
   }
 
@@ -131,13 +119,15 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
    * loop the same -EBADF as epoll and kqueue, when it can still tell the
    * caller, for one cheap system call per added fd. */
   if (fcntl(fd, F_GETFD) < 0) return -errno;
-  err = async__poll_reserve(p, fd);
+  err = async__poll_reserve(p);
   if (err != 0) return err;
+  slot = async__sparse_get(&p->slot, fd);
+  if (slot == NULL) return -ENOMEM;
   p->fds[p->len].fd = fd;
   p->fds[p->len].events = async__poll_events(next);
   p->fds[p->len].revents = 0;
   p->len++;
-  p->slot[fd] = p->len;
+  *slot = (uint32_t)p->len;
   return 0;
 }
 
