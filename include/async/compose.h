@@ -210,8 +210,12 @@ ASYNC_EXTERN int async_wait_for(async_future *f, double timeout, void **result);
  * async_timeout_exit by the same task on every path, before the memory
  * goes away. A task whose function returns inside a scope is reported on
  * stderr and the process aborts (the timer would outlive its memory); a
- * task ended at loop close inside scopes has their timers disarmed. The
- * fields are private. */
+ * task ended at loop close inside scopes has their timers disarmed. A
+ * struct that is not a local of the entering task (a static, or heap
+ * memory tasks share) must be zeroed before its first enter, so that an
+ * enter by a second task while the first is inside is recognised
+ * (-EBUSY); a local is never read before it is entered. The fields are
+ * private. */
 typedef struct async_timeout {
   union {
     long long ll[16];

@@ -67,12 +67,17 @@ static int scope_listed(const scope *s, const async__task *t) {
   return 0;
 }
 
-/* Whether s is entered by another task of t's loop. The struct may be
- * fresh, uninitialised memory, so s->task is only followed once it is
- * found among the loop's tasks: a scope always belongs to a task not done
- * (exits and kills mark it dead first). The walk runs only when the magic
- * matches, which fresh memory hardly ever does. */
+/* Whether s is entered by another task of t's loop. A struct among t's own
+ * locals (the usual case, and wait_for's) is left unread: it is fresh,
+ * uninitialised memory that only t uses. Elsewhere (static, heap, shared)
+ * the header asks for it to start zeroed, so its magic can be read; and
+ * s->task is only followed once it is found among the loop's tasks: a
+ * scope always belongs to a task not done (exits and kills mark it dead
+ * first). */
 static int scope_held_by_other(const scope *s, const async__task *t) {
+  const char *lo = async__stack_lo(t->stack);
+  const char *p = (const char *)s;
+  if (p >= lo && p < lo + async__stack_size(t->stack)) return 0;
   if (s->magic != ASYNC__MAGIC_SCOPE || s->task == t) return 0;
   const async__list *tasks = &t->fut.loop->tasks;
   for (const async__list *l = tasks->next; l != tasks; l = l->next)
