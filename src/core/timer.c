@@ -155,7 +155,8 @@ void async__timer_stop(async_loop *loop, async__timer *tm) {
 
 void async__timers_run(async_loop *loop) {
   async__timer *tm;
-  while ((tm = loop->timers.root) && tm->when <= loop->now) {
+  while ((tm = loop->timers.root) && tm->when <= loop->now &&
+         tm->when != ASYNC__TIME_NEVER) {
     async__heap_remove(&loop->timers, tm);
     tm->armed = 0;
     tm->fire(tm);
