@@ -16,7 +16,8 @@ extern "C" {
 #define ASYNC_WRITABLE 2
 
 /* Suspends the current task until fd is ready for `events` (ASYNC_READABLE
- * and/or ASYNC_WRITABLE) or `timeout` seconds have passed (< 0: no limit).
+ * and/or ASYNC_WRITABLE) or `timeout` seconds have passed (< 0 or
+ * INFINITY: no limit).
  * An error or hang-up on fd counts as ready for both. Several tasks may
  * wait on one fd.
  * Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED, -EINVAL (bad fd
