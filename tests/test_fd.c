@@ -252,6 +252,84 @@ static void test_fd_huge_valid_number(void **state) {
 
 /* }==== */
 
+/* {==== An fd closed while waited on, its number reused (issue 9.8) ===== */
+
+static double real_now(void) { return async_clock(); }
+
+/* The old waiter gets -EBADF as soon as a new waiter registers the number
+ * for the new file, and the new waiter wakes for the new file's data. */
+static void
+test_fd_closed_while_waited_then_reused_by_a_new_waiter(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int fd = p[0];
+  waitc a = {.fd = fd, .events = ASYNC_READABLE, .timeout = 3};
+  async_task *ta, *tb;
+  async_task_spawn(loop, &ta, waiter, &a, NULL);
+  spin(loop);  /* a waits */
+  close(p[0]); /* misuse: no async_fd_forget */
+  close(p[1]);
+  int q[2];
+  assert_int_equal(pipe(q), 0);
+  assert_int_equal(q[0], fd);
+  waitc b = {.fd = q[0], .events = ASYNC_READABLE, .timeout = 3};
+  double t0 = real_now();
+  async_task_spawn(loop, &tb, waiter, &b, NULL);
+  async_task_spawn(loop, NULL, writer, &q[1], NULL);
+  async_loop_run_until_complete(loop, tb, NULL);
+  async_loop_run_until_complete(loop, ta, NULL);
+  double took = real_now() - t0;
+  async_task_release(ta);
+  async_task_release(tb);
+  assert_int_equal(a.got, -EBADF);
+  assert_int_equal(b.got, ASYNC_READABLE);
+  assert_true(took < 2.5); /* neither waited for its timeout */
+  async_fd_forget(loop, q[0]);
+  close(q[0]);
+  close(q[1]);
+  free_loop(loop);
+}
+
+/* Data on the new file must never wake the old waiter as if its own file
+ * were ready. poll watches numbers and sees the new file: it tells the
+ * old waiter -EBADF. epoll watches files: the closed one's registration
+ * went with it, and the old waiter sleeps to its timeout. */
+static void test_fd_closed_while_waited_then_reused_with_data(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  int fd = p[0];
+  waitc a = {.fd = fd, .events = ASYNC_READABLE, .timeout = 0.5};
+  async_task *ta;
+  async_task_spawn(loop, &ta, waiter, &a, NULL);
+  spin(loop);
+  close(p[0]);
+  close(p[1]);
+  int q[2];
+  assert_int_equal(pipe(q), 0);
+  assert_int_equal(q[0], fd);
+  assert_int_equal(write(q[1], "x", 1), 1);
+  async_loop_run_until_complete(loop, ta, NULL);
+  async_task_release(ta);
+  if (strcmp(async_loop_backend(loop), "poll") == 0)
+    assert_int_equal(a.got, -EBADF);
+  else
+    assert_int_equal(a.got, -ETIMEDOUT);
+  /* The number works for a new waiter. */
+  waitc b = {.fd = q[0], .events = ASYNC_READABLE, .timeout = 3};
+  assert_int_equal(run_task(loop, waiter, &b, NULL), 0);
+  assert_int_equal(b.got, ASYNC_READABLE);
+  async_fd_forget(loop, q[0]);
+  close(q[0]);
+  close(q[1]);
+  free_loop(loop);
+}
+
+/* }==== */
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fd_readable_after_write),
@@ -262,6 +340,8 @@ int main(void) {
       cmocka_unit_test(test_fd_bad_arguments),
       cmocka_unit_test(test_fd_huge_bad_number_costs_nothing),
       cmocka_unit_test(test_fd_huge_valid_number),
+      cmocka_unit_test(test_fd_closed_while_waited_then_reused_by_a_new_waiter),
+      cmocka_unit_test(test_fd_closed_while_waited_then_reused_with_data),
   };
   return cmocka_run_group_tests_name("fd", tests, NULL, NULL);
 }

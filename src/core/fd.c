@@ -4,7 +4,11 @@
  * The loop keeps one entry per fd number: the tasks waiting on it and the
  * interest the backend was last told. A new wait always re-tells the
  * backend (one system call), which also repairs a registration the kernel
- * dropped when the user closed and reopened the fd number. Interest is
+ * dropped when the user closed and reopened the fd number; a wait that
+ * joins others tells it too, since that is when the backend can say the
+ * number now names another file (ctl returns 1): the waits made for the
+ * old file then end with -EBADF, as a wake-up the backend reports stale
+ * does. Interest is
  * dropped lazily: only an event that wakes nobody clears it, so a task
  * that waits on the same fd again and again does not pay for a removal
  * and a re-add each time. */
@@ -58,6 +62,16 @@ static void fd_timeout(async__timer *tm) {
   async__task_wake(t, -ETIMEDOUT);
 }
 
+/* The waiters of a file closed without async_fd_forget, whose number now
+ * names another file or none: misuse, told as -EBADF. */
+static void wake_stale(async_loop *loop, async__fdent *ent) {
+  while (!async__list_empty(&ent->waiters)) {
+    fd_waiter *w = async__container_of(ent->waiters.next, fd_waiter, link);
+    waiter_unlink(loop, w->t);
+    async__task_wake(w->t, -EBADF);
+  }
+}
+
 int async_fd_wait(int fd, int events, double timeout) {
   int err = 0;
   async__task *t = async__task_require(&err);
@@ -77,17 +91,16 @@ int async_fd_wait(int fd, int events, double timeout) {
   unsigned want = (unsigned)events;
   unsigned next =
       async__list_empty(&ent->waiters) ? want : ent->interest | want;
-  if (async__list_empty(&ent->waiters) || next != ent->interest) {
-    err = loop->backend->ctl(loop->poller, fd, ent->interest, next);
-    if (err < 0) {
-      if (ent->interest && async__list_empty(&ent->waiters)) {
-        loop->backend->ctl(loop->poller, fd, ent->interest, 0);
-        ent->interest = 0;
-      }
-      return err;
+  err = loop->backend->ctl(loop->poller, fd, ent->interest, next);
+  if (err < 0) {
+    if (ent->interest && async__list_empty(&ent->waiters)) {
+      loop->backend->ctl(loop->poller, fd, ent->interest, 0);
+      ent->interest = 0;
     }
-    ent->interest = next;
+    return err;
   }
+  if (err > 0) wake_stale(loop, ent);
+  ent->interest = next;
   fd_waiter w = {.t = t, .events = want};
   async__list_push(&ent->waiters, &w.link);
   loop->fd_waiters++;
@@ -123,6 +136,11 @@ void async__fd_poll_cb(void *ud, int fd, unsigned revents) {
   }
   async__fdent *ent = fd_lookup(loop, fd);
   if (!ent) return;
+  if (async__unlikely(revents & ASYNC__POLL_STALE)) {
+    wake_stale(loop, ent);
+    mark_dirty(loop, fd, ent); /* nobody left: the registration goes */
+    return;
+  }
   int woken = 0;
   async__list *n = ent->waiters.next;
   while (n != &ent->waiters) {

@@ -131,6 +131,7 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
   struct epoll_event ev;
   uint32_t entry;
   uint32_t *slot;
+  int stale;
   int op;
   int err;
 
@@ -168,9 +169,12 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
    * forgotten, and ADD finds it. Either way the other operation does what
    * was meant. */
   op = async__epoll_entry(p, fd) != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  stale = 0;
   if (epoll_ctl(p->epfd, op, fd, &ev) < 0) {
+    /* A MOD that finds nothing: the file registered under fd is gone, and
+     * fd, if the ADD works, names another one. */
     if (op == EPOLL_CTL_MOD && errno == ENOENT)
-      op = EPOLL_CTL_ADD;
+      op = EPOLL_CTL_ADD, stale = 1;
     else if (op == EPOLL_CTL_ADD && errno == EEXIST)
       op = EPOLL_CTL_MOD;
     else
@@ -189,7 +193,7 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
     return -ENOMEM;
   }
   *slot = entry;
-  return 0;
+  return stale;
 }
 
 /* The millisecond timeout for epoll_wait, rounded up: rounding down would

@@ -16,7 +16,6 @@
 #endif
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <time.h>
@@ -24,6 +23,7 @@
  * library's own poll.h. <sys/poll.h> is the same header everywhere this
  * builds (glibc, musl, macOS, the BSDs). */
 #include <sys/poll.h>
+#include <sys/stat.h>
 
 #include "os.h"
 
@@ -36,8 +36,16 @@
 
 #define ASYNC__POLL_DIRS (ASYNC__POLL_IN | ASYNC__POLL_OUT)
 
+/* Which file an fd named when it was added: a number closed and reused
+ * behind the loop's back names another. */
+typedef struct async__poll_id {
+  dev_t dev;
+  ino_t ino;
+} async__poll_id;
+
 struct async__poller {
-  struct pollfd *fds; /* the watched fds, densely packed */
+  struct pollfd *fds;  /* the watched fds, densely packed */
+  async__poll_id *ids; /* ids[i] is the file of fds[i] */
   size_t len;
   size_t cap;
   /* fd's uint32_t slot is its index in fds plus one; 0 means fd is not
@@ -56,6 +64,7 @@ static int async__poll_init(async__poller **out) {
 static void async__poll_close(async__poller *p) {
   if (p == NULL) return;
   free(p->fds);
+  free(p->ids);
   async__sparse_free(&p->slot);
   free(p);
 }
@@ -73,16 +82,34 @@ static int async__poll_reserve(async__poller *p) {
   if (p->len == p->cap) {
     size_t n = p->cap < 16 ? 16 : p->cap * 2;
     struct pollfd *fds = realloc(p->fds, n * sizeof(*fds));
+    async__poll_id *ids;
 
     if (fds == NULL) return -ENOMEM;
     p->fds = fds;
+    ids = realloc(p->ids, n * sizeof(*ids));
+    if (ids == NULL) return -ENOMEM;
+    p->ids = ids;
     p->cap = n;
   }
   return 0;
 }
 
+static int async__poll_same(const async__poll_id *id, const struct stat *st) {
+  return id->dev == st->st_dev && id->ino == st->st_ino;
+}
+
+/* Whether fds[i] is closed or names another file than when it was added:
+ * one fstat per ready fd, the price of watching numbers. */
+static int async__poll_stale(const async__poller *p, size_t i, short re) {
+  struct stat st;
+
+  if (re & POLLNVAL) return 1;
+  return fstat(p->fds[i].fd, &st) < 0 || !async__poll_same(&p->ids[i], &st);
+}
+
 static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
                            unsigned next) {
+  struct stat st;
   uint32_t *slot;
   size_t i;
   int err;
@@ -103,6 +130,7 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
     last = p->len - 1;
     if (i - 1 != last) {
       p->fds[i - 1] = p->fds[last];
+      p->ids[i - 1] = p->ids[last];
       *(uint32_t *)async__sparse_find(&p->slot, p->fds[i - 1].fd) = (uint32_t)i;
     }
     p->len = last;
@@ -110,15 +138,20 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
     return 0;
   }
 
-  if (i != 0) {
-    p->fds[i - 1].events = async__poll_events(next);
-    return 0;
-  }
-
   /* poll would only say POLLNVAL at the next wait; checking here gives the
    * loop the same -EBADF as epoll and kqueue, when it can still tell the
-   * caller, for one cheap system call per added fd. */
-  if (fcntl(fd, F_GETFD) < 0) return -errno;
+   * caller, for one cheap system call per added or changed fd, which also
+   * tells a number reused by another file. */
+  if (fstat(fd, &st) < 0) return -errno;
+  if (i != 0) {
+    int stale = !async__poll_same(&p->ids[i - 1], &st);
+
+    p->fds[i - 1].events = async__poll_events(next);
+    p->ids[i - 1].dev = st.st_dev;
+    p->ids[i - 1].ino = st.st_ino;
+    return stale;
+  }
+
   err = async__poll_reserve(p);
   if (err != 0) return err;
   slot = async__sparse_get(&p->slot, fd);
@@ -126,6 +159,8 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
   p->fds[p->len].fd = fd;
   p->fds[p->len].events = async__poll_events(next);
   p->fds[p->len].revents = 0;
+  p->ids[p->len].dev = st.st_dev;
+  p->ids[p->len].ino = st.st_ino;
   p->len++;
   *slot = (uint32_t)p->len;
   return 0;
@@ -180,6 +215,8 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
      * must wake every waiter so that the loop notices and forgets it. */
     if (re & (POLLERR | POLLHUP | POLLNVAL)) revents |= ASYNC__POLL_ERR | asked;
     revents &= asked | ASYNC__POLL_ERR;
+    if (revents != 0 && async__poll_stale(p, i, re))
+      revents |= ASYNC__POLL_STALE | ASYNC__POLL_ERR | asked;
     if (revents == 0) continue;
     cb(ud, p->fds[i].fd, revents);
     reported++;
