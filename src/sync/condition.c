@@ -101,6 +101,17 @@ static void cond_unlink(async__task *t) {
   }
 }
 
+/* The lock wait that takes the lock back: a task killed at close there
+ * (parked, or handed the lock and not run) gives its count back too. */
+static void cond_relock_unlink(async__task *t) {
+  cond_waiter *cw = t->wait_obj;
+  async__waitq_unlink(t);
+  if (t->killed && cw->w.item) {
+    cw->c->resuming--;
+    cw->w.item = NULL;
+  }
+}
+
 int async_condition_wait(async_condition *c) {
   int err = 0;
   async__task *t = async__task_require(&err);
@@ -114,7 +125,9 @@ int async_condition_wait(async_condition *c) {
   int rc = async__waitq_park(&c->waiters, &cw.w, t, cond_unlink, "condition");
   /* Take the lock back, however many times we are cancelled meanwhile. */
   int cancelled_again = 0;
-  while ((err = async_lock_acquire(c->lock)) == -ECANCELED) cancelled_again = 1;
+  while ((err = async__lock_acquire_as(c->lock, &cw.w, cond_relock_unlink)) ==
+         -ECANCELED)
+    cancelled_again = 1;
   if (cw.w.item) c->resuming--; /* done with c: it may be freed now */
   if (err) return err;          /* only if the lock was freed under us */
   if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
