@@ -258,8 +258,9 @@ static double real_now(void) { return async_clock(); }
 
 /* The old waiter gets -EBADF as soon as a new waiter registers the number
  * for the new file, and the new waiter wakes for the new file's data. */
-static void
-test_fd_closed_while_waited_then_reused_by_a_new_waiter(void **state) {
+/* `before`: the number was waited on once already, so the loop keeps its
+ * interest and the second wait only re-tells the backend. */
+static void closed_then_reused_by_a_new_waiter(void **state, int before) {
   (void)state;
   async_loop *loop = new_loop();
   int p[2];
@@ -267,6 +268,13 @@ test_fd_closed_while_waited_then_reused_by_a_new_waiter(void **state) {
   int fd = p[0];
   waitc a = {.fd = fd, .events = ASYNC_READABLE, .timeout = 3};
   async_task *ta, *tb;
+  if (before) {
+    char c;
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_int_equal(run_task(loop, waiter, &a, NULL), 0);
+    assert_int_equal(a.got, ASYNC_READABLE);
+    assert_int_equal(read(p[0], &c, 1), 1);
+  }
   async_task_spawn(loop, &ta, waiter, &a, NULL);
   spin(loop);  /* a waits */
   close(p[0]); /* misuse: no async_fd_forget */
@@ -290,6 +298,12 @@ test_fd_closed_while_waited_then_reused_by_a_new_waiter(void **state) {
   close(q[0]);
   close(q[1]);
   free_loop(loop);
+}
+
+static void
+test_fd_closed_while_waited_then_reused_by_a_new_waiter(void **state) {
+  for (int before = 0; before < 2; before++)
+    closed_then_reused_by_a_new_waiter(state, before);
 }
 
 /* Data on the new file must never wake the old waiter as if its own file

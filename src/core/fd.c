@@ -166,8 +166,9 @@ void async__fd_sync_dirty(async_loop *loop) {
     ent->next_dirty = -1;
     unsigned next = wanted(ent);
     if (next != ent->interest) {
-      if (loop->backend->ctl(loop->poller, fd, ent->interest, next) < 0)
-        next = 0; /* the fd is gone: forget it */
+      int r = loop->backend->ctl(loop->poller, fd, ent->interest, next);
+      if (r < 0) next = 0; /* the fd is gone: forget it */
+      if (r > 0) wake_stale(loop, ent);
       ent->interest = next;
     }
   }
