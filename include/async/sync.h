@@ -397,8 +397,9 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * (and again at every later call); the producer's error, once, when it
  * failed (return async_fail(err)), then ASYNC_GEN_DONE; -ESHUTDOWN after
  * async_gen_close; -EBUSY while another task waits in async_gen_next on
- * the same generator (or was woken there and has not run yet); -EDEADLK when called by the producer itself; -EXDEV
- * from a task of another loop than the producer's; -EPERM outside a task;
+ * the same generator (or was woken there and has not run yet); -EDEADLK
+ * when called by the producer itself; -EXDEV from a task of another loop
+ * than the producer's; -EPERM outside a task;
  * -EINVAL (NULL g); -ENOMEM (the producer could not be created);
  * -ECANCELED when the consumer was cancelled before it asked (nothing
  * resumed).
