@@ -123,7 +123,8 @@ ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
  * One task at a time may wait in next.
  * Returns 1, 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (outside a task),
  * -EBUSY (another task waits in next, or was woken there and has not run
- * yet: what woke it is its), -EXDEV (a task of another loop),
+ * yet: the future that woke it is that task's), -EXDEV (a task of another
+ * loop),
  * -EDEADLK (the calling task is among the futures left). Suspends: yes
  * (not when a future is ready to be handed back, nor when none is left). */
 ASYNC_EXTERN int async_as_completed_next(async_as_completed *it,

@@ -159,8 +159,8 @@ ASYNC_EXTERN int async_queue_full(const async_queue *q);
  * free in that window goes ahead and the task still gets its 0. The
  * condition is the exception: its woken or cancelled waiter has yet to
  * take the lock back, and the free is refused until it has. They are not
- * bound to a loop but belong to one thread, and the
- * tasks that wait on one at the same time must belong to the same loop.
+ * bound to a loop but belong to one thread, and the tasks that wait on
+ * one at the same time must belong to the same loop.
  *
  * All of them are FIFO-fair: waiters are served in the order they came,
  * and a newcomer never overtakes a waiter (the lock or permit released
@@ -432,9 +432,9 @@ ASYNC_EXTERN int async_gen_yield(void *value);
  * Closing again, or closing a finished generator, does nothing.
  * Returns 0, or the producer's error if it failed with another code than
  * -EPIPE; -EBUSY (a task waits in async_gen_next, or was woken there and
- * has not run yet), -EDEADLK (called by
- * the producer itself), -ECANCELED (the closing task was cancelled while
- * it waited: the producer was cancelled too), -EXDEV, -EPERM, -EINVAL.
+ * has not run yet), -EDEADLK (called by the producer itself), -ECANCELED
+ * (the closing task was cancelled while it waited: the producer was
+ * cancelled too), -EXDEV, -EPERM, -EINVAL.
  * Suspends: yes (not when nothing runs). */
 ASYNC_EXTERN int async_gen_close(async_gen *g);
 
