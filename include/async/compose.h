@@ -124,8 +124,7 @@ ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
  * Returns 1, 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (outside a task),
  * -EBUSY (another task waits in next, or was woken there and has not run
  * yet: the future that woke it is that task's), -EXDEV (a task of another
- * loop),
- * -EDEADLK (the calling task is among the futures left). Suspends: yes
+ * loop), -EDEADLK (the calling task is among the futures left). Suspends: yes
  * (not when a future is ready to be handed back, nor when none is left). */
 ASYNC_EXTERN int async_as_completed_next(async_as_completed *it,
                                          async_future **f);
