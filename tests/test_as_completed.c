@@ -282,6 +282,58 @@ static void test_as_completed_misuse(void **state) {
   free_loop(other);
 }
 
+/* The window between a future's wake-up of the task in next and that
+ * task's resumption: another task's next is refused and takes nothing, and
+ * the free is refused (the woken task still reads the iterator). */
+typedef struct {
+  async_future *f;
+  async_as_completed *it;
+  int first_rc, second_rc, free_in_window, free_after;
+  async_future *first_got, *second_got;
+} window;
+
+static void *window_first(void *arg) {
+  window *w = arg;
+  w->first_rc = async_as_completed_next(w->it, &w->first_got);
+  return NULL;
+}
+
+static void *window_second(void *arg) {
+  window *w = arg;
+  w->second_rc = async_as_completed_next(w->it, &w->second_got);
+  w->free_in_window = async_as_completed_free(w->it);
+  return NULL;
+}
+
+static void *window_main(void *arg) {
+  window *w = arg;
+  async_future_new(async_loop_current(), &w->f);
+  async_as_completed_new(&w->it, &w->f, 1, -1);
+  async_task *first = async_spawn(window_first, w);
+  async_yield(); /* first parks in next */
+  async_task *second = async_spawn(window_second, w);
+  async_future_set_result(w->f, NULL); /* wakes first, queued after second */
+  async_await(first, NULL);
+  async_await(second, NULL);
+  w->free_after = async_as_completed_free(w->it);
+  async_task_release(first);
+  async_task_release(second);
+  async_future_release(w->f);
+  return NULL;
+}
+
+static void test_as_completed_free_between_wake_and_resumption(void **state) {
+  (void)state;
+  window w = {.second_got = (async_future *)1};
+  assert_int_equal(vrun(window_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.second_rc, -EBUSY);
+  assert_null(w.second_got);
+  assert_int_equal(w.free_in_window, -EBUSY);
+  assert_int_equal(w.first_rc, 1);
+  assert_ptr_equal(w.first_got, w.f);
+  assert_int_equal(w.free_after, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_as_completed_order),
@@ -293,6 +345,7 @@ int main(void) {
       cmocka_unit_test(test_as_completed_one_waiter_at_a_time),
       cmocka_unit_test(test_as_completed_outlives_the_loop),
       cmocka_unit_test(test_as_completed_misuse),
+      cmocka_unit_test(test_as_completed_free_between_wake_and_resumption),
   };
   return cmocka_run_group_tests_name("as_completed", tests, NULL, NULL);
 }

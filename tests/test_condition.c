@@ -319,6 +319,53 @@ static void test_condition_misuse(void **state) {
   free_loop(loop);
 }
 
+/* A waiter cancelled while parked, not run yet: it will still take the
+ * lock back and read the condition, so the free is refused until then. */
+static void
+test_condition_free_refused_until_the_cancelled_resume(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  assert_int_equal(async_condition_new(&c, NULL), 0);
+  cw w[1];
+  async_task *t[1];
+  spawn_waiters(loop, c, w, t, 1, NULL);
+  assert_int_equal(async_future_cancel(t[0]), 1);
+  assert_int_equal(async_condition_free(c), -EBUSY);
+  run_all(loop, t, 1);
+  assert_int_equal(w[0].rc, -ECANCELED);
+  assert_int_equal(w[0].held, 1);
+  assert_int_equal(async_condition_free(c), 0);
+  free_loop(loop);
+}
+
+/* A notified waiter that cannot take the lock back (held outside any
+ * task) ignores the close's cancellations there and is given up: its
+ * count must go with it, or the condition could never be freed. */
+static void *cond_waiter_stuck(void *arg) {
+  async_condition *c = arg;
+  if (async_condition_acquire(c) != 0) return NULL;
+  async_condition_wait(c);
+  return NULL;
+}
+
+static void
+test_condition_free_after_close_killed_a_resuming_waiter(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_condition *c;
+  assert_int_equal(async_condition_new(&c, NULL), 0);
+  async_task_spawn(loop, NULL, cond_waiter_stuck, c, NULL);
+  spin(loop); /* it waits, the lock free */
+  assert_int_equal(async_lock_try_acquire(async_condition_lock(c)), 0);
+  assert_int_equal(async_condition_notify(c, 1), 1);
+  spin(loop); /* it now waits for the lock, which nobody will release */
+  assert_int_equal(async_condition_free(c), -EBUSY);
+  free_loop(loop); /* cancels it (ignored there), then gives it up */
+  async_condition_release(c);
+  assert_int_equal(async_condition_free(c), 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_condition_free_refused_until_the_notified_resume),
@@ -331,6 +378,9 @@ int main(void) {
           test_condition_cancelled_before_notify_waits_for_the_lock),
       cmocka_unit_test(test_condition_wait_for_predicate),
       cmocka_unit_test(test_condition_misuse),
+      cmocka_unit_test(test_condition_free_refused_until_the_cancelled_resume),
+      cmocka_unit_test(
+          test_condition_free_after_close_killed_a_resuming_waiter),
   };
   return cmocka_run_group_tests_name("condition", tests, NULL, NULL);
 }

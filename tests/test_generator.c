@@ -521,6 +521,43 @@ static void test_generator_misuse(void **state) {
 
 /* }==== */
 
+/* The producer returns; before the consumer resumes from next, another
+ * task frees the generator: refused, since the consumer still reads it. */
+typedef struct {
+  async_gen *g;
+  int free_in_window, next_rc, free_after;
+} endwin;
+
+static void *endwin_freer(void *arg) {
+  endwin *e = arg;
+  e->free_in_window = async_gen_free(e->g);
+  return NULL;
+}
+
+static void *endwin_producer(void *arg) {
+  async_task_spawn(async_loop_current(), NULL, endwin_freer, arg, NULL);
+  return NULL; /* wakes the consumer, queued after the freer */
+}
+
+static void *endwin_consumer(void *arg) {
+  endwin *e = arg;
+  e->next_rc = async_gen_next(e->g, NULL);
+  e->free_after = async_gen_free(e->g);
+  return NULL;
+}
+
+static void test_generator_free_between_end_and_resumption(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  endwin e = {0};
+  assert_int_equal(async_gen_new(&e.g, endwin_producer, &e, NULL), 0);
+  assert_int_equal(run_task(loop, endwin_consumer, &e, NULL), 0);
+  free_loop(loop);
+  assert_int_equal(e.free_in_window, -EBUSY);
+  assert_int_equal(e.next_rc, ASYNC_GEN_DONE);
+  assert_int_equal(e.free_after, 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_generator_collects_every_value),
@@ -539,6 +576,7 @@ int main(void) {
       cmocka_unit_test(test_generator_nested),
       cmocka_unit_test(test_generator_loop_close_ends_the_producer),
       cmocka_unit_test(test_generator_misuse),
+      cmocka_unit_test(test_generator_free_between_end_and_resumption),
   };
   return cmocka_run_group_tests_name("generator", tests, NULL, NULL);
 }

@@ -659,6 +659,47 @@ static void test_timeout_enter_twice_and_exit_out_of_order(void **state) {
   assert_true(end == 1.0);
 }
 
+/* One struct entered by a second task while the first is inside it: the
+ * second enter must be refused, and the first scope's timer, still in the
+ * heap, must keep working. */
+typedef struct {
+  async_timeout tmo;
+  int first_enter, second_enter, second_exit, body, first_exit;
+  double first_at;
+} shared;
+
+static void *shared_second(void *arg) {
+  shared *sh = arg;
+  sh->second_enter = async_timeout_enter(&sh->tmo, 5);
+  sh->second_exit = async_timeout_exit(&sh->tmo);
+  return NULL;
+}
+
+static void *shared_first(void *arg) {
+  shared *sh = arg;
+  sh->first_enter = async_timeout_enter(&sh->tmo, 1);
+  async_task *t = async_spawn(shared_second, sh);
+  sh->body = async_sleep(10);
+  sh->first_at = vnow();
+  sh->first_exit = async_timeout_exit(&sh->tmo);
+  async_await(t, NULL);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_timeout_struct_shared_by_two_tasks(void **state) {
+  (void)state;
+  shared sh;
+  memset(&sh, 0, sizeof sh);
+  assert_int_equal(vrun(shared_first, &sh, NULL, NULL), 0);
+  assert_int_equal(sh.first_enter, 0);
+  assert_int_equal(sh.second_enter, -EBUSY);
+  assert_int_equal(sh.second_exit, -EPERM); /* still the first's */
+  assert_int_equal(sh.body, -ECANCELED);
+  assert_true(sh.first_at == 1.0);
+  assert_int_equal(sh.first_exit, -ETIMEDOUT);
+}
+
 /* }==== */
 
 int main(void) {
@@ -688,6 +729,7 @@ int main(void) {
       cmocka_unit_test(test_timeout_task_killed_inside_scopes),
       cmocka_unit_test(test_timeout_returning_inside_a_scope_aborts),
       cmocka_unit_test(test_timeout_enter_twice_and_exit_out_of_order),
+      cmocka_unit_test(test_timeout_struct_shared_by_two_tasks),
   };
   return cmocka_run_group_tests_name("timeout", tests, NULL, NULL);
 }

@@ -124,8 +124,9 @@ ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
  * call goes on where this one stopped. The futures are not cancelled.
  * One task at a time may wait in next.
  * Returns 1, 0, -ETIMEDOUT, -ECANCELED, -EINVAL, -EPERM (outside a task),
- * -EBUSY (another task waits in next), -EXDEV (a task of another loop),
- * -EDEADLK (the calling task is among the futures left). Suspends: yes
+ * -EBUSY (another task waits in next, or was woken there and has not run
+ * yet: the future that woke it is that task's), -EXDEV (a task of another
+ * loop), -EDEADLK (the calling task is among the futures left). Suspends: yes
  * (not when a future is ready to be handed back, nor when none is left). */
 ASYNC_EXTERN int async_as_completed_next(async_as_completed *it,
                                          async_future **f);
@@ -136,8 +137,10 @@ ASYNC_EXTERN long async_as_completed_left(const async_as_completed *it);
 /** Frees the iterator and drops its references (a future the caller no
  * longer holds may then be freed). NULL is a harmless no-op. The futures
  * are not cancelled. Safe after the loop is closed.
- * Returns 0, -EINVAL, -EBUSY (a task waits in next: nothing is freed).
- * Suspends: no. */
+ * Returns 0, -EINVAL, -EBUSY (a task waits in next, or was woken or
+ * cancelled there and has not run yet: it still reads the iterator when it
+ * resumes, so the free is refused rather than deferred, and nothing is
+ * freed; free it once that next has returned). Suspends: no. */
 ASYNC_EXTERN int async_as_completed_free(async_as_completed *it);
 
 /** When async_wait returns (asyncio's return_when). */
@@ -209,8 +212,12 @@ ASYNC_EXTERN int async_wait_for(async_future *f, double timeout, void **result);
  * async_timeout_exit by the same task on every path, before the memory
  * goes away. A task whose function returns inside a scope is reported on
  * stderr and the process aborts (the timer would outlive its memory); a
- * task ended at loop close inside scopes has their timers disarmed. The
- * fields are private. */
+ * task ended at loop close inside scopes has their timers disarmed. A
+ * struct that is not a local of the entering task (a static, or heap
+ * memory tasks share) must be zeroed before its first enter, so that an
+ * enter by a second task while the first is inside is recognised
+ * (-EBUSY); a local is never read before it is entered. The fields are
+ * private. */
 typedef struct async_timeout {
   union {
     long long ll[16];
@@ -223,7 +230,8 @@ typedef struct async_timeout {
  * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
  * deadline has already passed and cancels the task at its next
  * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
- * task), -EBUSY (tmo is entered already and not exited). Suspends: no. */
+ * task), -EBUSY (tmo is entered already and not exited, by this task or
+ * by another one; the scope entered stays as it was). Suspends: no. */
 ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
 
 /** asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline

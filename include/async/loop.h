@@ -48,7 +48,10 @@ typedef struct async_loop_options {
                           time waited. async_loop_time() and every delay
                           and deadline of the loop (sleeps, call_later,
                           timeouts) use this clock; async_clock() stays
-                          the real one */
+                          the real one. An infinite delay never passes:
+                          the clock does not jump to it, and a loop whose
+                          tasks all wait forever blocks as it would on
+                          the real clock */
 } async_loop_options;
 
 /** Fills *opts with the defaults. */

@@ -156,8 +156,14 @@ ASYNC_EXTERN int async_queue_full(const async_queue *q);
  * Barrier. Each is an opaque object made by its _new function and freed
  * by its _free function (NULL is a harmless no-op; freeing twice is
  * undefined; freeing one a task waits on returns -EBUSY and frees
- * nothing). They are not bound to a loop but belong to one thread, and the
- * tasks that wait on one at the same time must belong to the same loop.
+ * nothing). A task woken from a wait, but not yet run, no longer waits:
+ * the wake handed it what it waited for (the lock, a permit, an item, its
+ * barrier index, the event), and it does not read the object again, so a
+ * free in that window goes ahead and the task still gets its 0. The
+ * condition is the exception: its woken or cancelled waiter has yet to
+ * take the lock back, and the free is refused until it has. They are not
+ * bound to a loop but belong to one thread, and the tasks that wait on
+ * one at the same time must belong to the same loop.
  *
  * All of them are FIFO-fair: waiters are served in the order they came,
  * and a newcomer never overtakes a waiter (the lock or permit released
@@ -234,8 +240,10 @@ typedef struct async_condition async_condition;
 ASYNC_EXTERN int async_condition_new(async_condition **out, async_lock *lock);
 
 /** Frees the condition (and its own lock). Returns 0, -EINVAL, -EBUSY (a
- * task waits on it, or was notified and has not taken the lock back yet,
- * or, for its own lock, waits on the lock). Suspends: no. */
+ * task waits on it, or was notified or cancelled and has not taken the
+ * lock back yet: it still reads the condition, so the free is refused
+ * rather than deferred; or, for its own lock, a task waits on the lock).
+ * Suspends: no. */
 ASYNC_EXTERN int async_condition_free(async_condition *c);
 
 /** The condition's lock (borrowed), or NULL for an invalid c. */
@@ -394,8 +402,9 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * (and again at every later call); the producer's error, once, when it
  * failed (return async_fail(err)), then ASYNC_GEN_DONE; -ESHUTDOWN after
  * async_gen_close; -EBUSY while another task waits in async_gen_next on
- * the same generator; -EDEADLK when called by the producer itself; -EXDEV
- * from a task of another loop than the producer's; -EPERM outside a task;
+ * the same generator (or was woken there and has not run yet); -EDEADLK
+ * when called by the producer itself; -EXDEV from a task of another loop
+ * than the producer's; -EPERM outside a task;
  * -EINVAL (NULL g); -ENOMEM (the producer could not be created);
  * -ECANCELED when the consumer was cancelled before it asked (nothing
  * resumed).
@@ -427,9 +436,10 @@ ASYNC_EXTERN int async_gen_yield(void *value);
  * cleanup is done. A generator never started is closed without running.
  * Closing again, or closing a finished generator, does nothing.
  * Returns 0, or the producer's error if it failed with another code than
- * -EPIPE; -EBUSY (a task waits in async_gen_next), -EDEADLK (called by
- * the producer itself), -ECANCELED (the closing task was cancelled while
- * it waited: the producer was cancelled too), -EXDEV, -EPERM, -EINVAL.
+ * -EPIPE; -EBUSY (a task waits in async_gen_next, or was woken there and
+ * has not run yet), -EDEADLK (called by the producer itself), -ECANCELED
+ * (the closing task was cancelled while it waited: the producer was
+ * cancelled too), -EXDEV, -EPERM, -EINVAL.
  * Suspends: yes (not when nothing runs). */
 ASYNC_EXTERN int async_gen_close(async_gen *g);
 
@@ -437,8 +447,10 @@ ASYNC_EXTERN int async_gen_close(async_gen *g);
  * async_gen_close but without waiting: it sees -EPIPE at its yield, and
  * the generator's memory is released once it has returned. NULL is a
  * harmless no-op; freeing twice is undefined.
- * Returns 0, -EINVAL, -EBUSY (a task waits in async_gen_next: nothing is
- * freed). Suspends: no. */
+ * Returns 0, -EINVAL, -EBUSY (a task waits in async_gen_next, or was
+ * woken there, by a value or by the producer's end, and has not run yet:
+ * it still reads the generator when it resumes, so the free is refused
+ * rather than deferred, and nothing is freed). Suspends: no. */
 ASYNC_EXTERN int async_gen_free(async_gen *g);
 
 /** The async comprehension ([v async for v in g]): calls async_gen_next

@@ -77,6 +77,8 @@ ASYNC_EXTERN long async_loop_dump(async_loop *loop, FILE *out);
 ASYNC_EXTERN int async_yield(void);
 
 /** Suspends the current task for `seconds` (<= 0 behaves as async_yield).
+ * INFINITY, or any delay past the clock's range (about 292 years), never
+ * passes, on either clock: only a cancellation ends such a sleep.
  * Returns 0 after the time has passed, -ECANCELED if the task is cancelled
  * before it runs again (even after the time has passed), -EINVAL for NaN,
  * -EPERM outside a task. Suspends: yes. */

@@ -50,10 +50,12 @@ static int ac_past_deadline(async_as_completed *it) {
          async__loop_now(it->loop) >= it->deadline;
 }
 
+/* `waiter` stays set until the woken task is back in next: it still reads
+ * the iterator there, so the free and a second next are refused until
+ * then. */
 static void ac_wake(async_as_completed *it) {
   async__task *t = it->waiter;
-  if (t) {
-    it->waiter = NULL;
+  if (t && t->state == ASYNC__T_SUSPENDED) {
     async__task_wake(t, 0);
   }
 }
@@ -71,10 +73,13 @@ static void ac_notify(async__fwaiter *w, async_future *f) {
   ac_wake(it);
 }
 
+/* A cancelled waiter is still in next until it runs; a killed one never
+ * comes back, so it is taken off here. Either way `it` is alive: the free
+ * is refused while `waiter` is set. The deadline timer is
+ * async__task_park_until's. */
 static void ac_unlink(async__task *t) {
-  if (t->state != ASYNC__T_SUSPENDED) return; /* woken: it may be freed */
   async_as_completed *it = t->wait_obj;
-  it->waiter = NULL;
+  if (t->killed) it->waiter = NULL;
 }
 
 int async_as_completed_new(async_as_completed **out, async_future *const futs[],

@@ -67,9 +67,28 @@ static int scope_listed(const scope *s, const async__task *t) {
   return 0;
 }
 
+/* Whether s is entered by another task of t's loop. A struct among t's own
+ * locals (the usual case, and wait_for's) is left unread: it is fresh,
+ * uninitialised memory that only t uses. Elsewhere (static, heap, shared)
+ * the header asks for it to start zeroed, so its magic can be read; and
+ * s->task is only followed once it is found among the loop's tasks: a
+ * scope always belongs to a task not done (exits and kills mark it dead
+ * first). */
+static int scope_held_by_other(const scope *s, const async__task *t) {
+  const char *lo = async__stack_lo(t->stack);
+  const char *p = (const char *)s;
+  if (p >= lo && p < lo + async__stack_size(t->stack)) return 0;
+  if (s->magic != ASYNC__MAGIC_SCOPE || s->task == t) return 0;
+  const async__list *tasks = &t->fut.loop->tasks;
+  for (const async__list *l = tasks->next; l != tasks; l = l->next)
+    if (async__container_of(l, async__task, fut.objects) == s->task)
+      return scope_listed(s, s->task);
+  return 0;
+}
+
 static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
   scope *s = scope_of(tmo);
-  if (scope_listed(s, t)) return -EBUSY;
+  if (scope_listed(s, t) || scope_held_by_other(s, t)) return -EBUSY;
   memset(tmo, 0, sizeof *tmo);
   s->timer.fire = scope_fire;
   s->task = t;

@@ -96,6 +96,11 @@ typedef struct async__heap {
 void async__heap_insert(async__heap *h, async__timer *tm);
 void async__heap_remove(async__heap *h, async__timer *tm);
 
+/* The end of the clock's range, about 292 years: a deadline there (an
+ * infinite delay, or one beyond the range) is never reached, and its timer
+ * never fires. The clocks saturate one below. */
+#define ASYNC__TIME_NEVER INT64_MAX
+
 int64_t async__clock_ns(void);
 /* Seconds from now to an absolute deadline in ns, saturating; NaN → -1. */
 int64_t async__deadline_after(int64_t now, double seconds);
@@ -388,10 +393,11 @@ typedef struct async__fdent {
   int next_dirty;
 } async__fdent;
 
+/* Entries by fd number in a sparse array (memory in proportion to the
+ * numbers in use). A zeroed entry, waiters.next == NULL, was never used. */
 typedef struct async__fdtab {
-  async__fdent **pages;
-  int npages;
-  int dirty_head; /* -1: none */
+  async__sparse ents; /* async__fdent */
+  int dirty_head;     /* -1: none */
 } async__fdtab;
 
 /* A stopped watcher of fd calling cb. Allocates nothing. */

@@ -4,50 +4,33 @@
  * The loop keeps one entry per fd number: its started watchers and the
  * interest the backend was last told. Starting a watcher always re-tells
  * the backend (one system call), which also repairs a registration the
- * kernel dropped when the user closed and reopened the fd number. Interest
- * is dropped lazily: only an event that no watcher wants clears it, so a
- * task that waits on the same fd again and again does not pay for a
- * removal and a re-add each time. */
+ * kernel dropped when the user closed and reopened the fd number; a
+ * watcher that joins others tells it too, since that is when the backend
+ * can say the number now names another file (ctl returns 1): the watchers
+ * started for the old file are then told it is gone (ASYNC__IO_GONE), as
+ * when the backend reports a wake-up stale. Interest is dropped lazily:
+ * only an event that no watcher wants clears it, so a task that waits on
+ * the same fd again and again does not pay for a removal and a re-add each
+ * time. */
 #include "core.h"
 
-#include <stdlib.h>
-#include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 
-/* Entries live in pages of FD_PAGE that never move, since waiter lists
- * point back at their heads; only the array of page pointers grows. */
-#define FD_PAGE 256
-
+/* Entries never move (watcher lists point back at their heads): the
+ * sparse array keeps its slots in place. */
 static async__fdent *fd_lookup(const async_loop *loop, int fd) {
-  const async__fdtab *tab = &loop->fds;
-  if (fd < 0 || fd / FD_PAGE >= tab->npages || !tab->pages[fd / FD_PAGE])
-    return NULL;
-  return &tab->pages[fd / FD_PAGE][fd % FD_PAGE];
+  async__fdent *ent = async__sparse_find(&loop->fds.ents, fd);
+  return ent && ent->watchers.next ? ent : NULL;
 }
 
 static async__fdent *fd_entry(async_loop *loop, int fd) {
-  async__fdtab *tab = &loop->fds;
-  int p = fd / FD_PAGE;
-  if (p >= tab->npages) {
-    int n = tab->npages ? tab->npages : 4;
-    while (n <= p) n *= 2;
-    async__fdent **pages = realloc(tab->pages, (size_t)n * sizeof *pages);
-    if (!pages) return NULL;
-    memset(pages + tab->npages, 0, (size_t)(n - tab->npages) * sizeof *pages);
-    tab->pages = pages;
-    tab->npages = n;
+  async__fdent *ent = async__sparse_get(&loop->fds.ents, fd);
+  if (ent && !ent->watchers.next) {
+    async__list_init(&ent->watchers);
+    ent->next_dirty = -1;
   }
-  if (!tab->pages[p]) {
-    async__fdent *page = malloc(FD_PAGE * sizeof *page);
-    if (!page) return NULL;
-    for (int i = 0; i < FD_PAGE; i++) {
-      async__list_init(&page[i].watchers);
-      page[i].interest = 0;
-      page[i].dirty = 0;
-      page[i].next_dirty = -1;
-    }
-    tab->pages[p] = page;
-  }
-  return &tab->pages[p][fd % FD_PAGE];
+  return ent;
 }
 
 static unsigned wanted(const async__fdent *ent) {
@@ -57,6 +40,20 @@ static unsigned wanted(const async__fdent *ent) {
     ev |= async__list_item(n, async__io, link)->events;
   }
   return ev;
+}
+
+/* Tells every watcher of ent that its fd is gone, and returns how many:
+ * after async_fd_forget, or when the backend finds the number now names
+ * another file or none (a file closed without async_fd_forget: misuse). */
+static int watchers_gone(async_loop *loop, async__fdent *ent) {
+  int n = 0;
+  while (!async__list_empty(&ent->watchers)) {
+    async__io *w = async__list_item(ent->watchers.next, async__io, link);
+    async__io_stop(loop, w);
+    w->cb(loop, w, ASYNC__IO_GONE);
+    n++;
+  }
+  return n;
 }
 
 /* {==== Watchers ======================================================== */
@@ -71,21 +68,24 @@ void async__io_init(async__io *w, int fd, async__io_cb cb) {
 
 int async__io_start(async_loop *loop, async__io *w, unsigned events) {
   ASYNC__ASSERT(async__list_empty(&w->link) && events);
-  async__fdent *ent = fd_entry(loop, w->fd);
-  if (!ent) return -ENOMEM;
+  async__fdent *ent = fd_lookup(loop, w->fd);
+  if (!ent) {
+    /* A number never seen: check it before any table grows for it. */
+    if (fcntl(w->fd, F_GETFD) < 0) return -errno;
+    if (!(ent = fd_entry(loop, w->fd))) return -ENOMEM;
+  }
   int idle = async__list_empty(&ent->watchers);
   unsigned next = idle ? events : ent->interest | events;
-  if (idle || next != ent->interest) {
-    int err = loop->backend->ctl(loop->poller, w->fd, ent->interest, next);
-    if (err < 0) {
-      if (ent->interest && idle) {
-        loop->backend->ctl(loop->poller, w->fd, ent->interest, 0);
-        ent->interest = 0;
-      }
-      return err;
+  int err = loop->backend->ctl(loop->poller, w->fd, ent->interest, next);
+  if (err < 0) {
+    if (ent->interest && idle) {
+      loop->backend->ctl(loop->poller, w->fd, ent->interest, 0);
+      ent->interest = 0;
     }
-    ent->interest = next;
+    return err;
   }
+  if (err > 0) watchers_gone(loop, ent);
+  ent->interest = next;
   w->events = events;
   async__list_push(&ent->watchers, &w->link);
   if (!w->unref) loop->fd_waiters++;
@@ -161,6 +161,11 @@ void async__fd_poll_cb(void *ud, int fd, unsigned revents) {
   async_loop *loop = ud;
   async__fdent *ent = fd_lookup(loop, fd);
   if (!ent) return;
+  if (async__unlikely(revents & ASYNC__POLL_STALE)) {
+    watchers_gone(loop, ent);
+    mark_dirty(loop, fd, ent); /* nobody left: the registration goes */
+    return;
+  }
   int called = 0;
   async__list *n, *next;
   async__list_each_safe(n, next, &ent->watchers) {
@@ -183,8 +188,9 @@ void async__fd_sync_dirty(async_loop *loop) {
     ent->next_dirty = -1;
     unsigned next = wanted(ent);
     if (next != ent->interest) {
-      if (loop->backend->ctl(loop->poller, fd, ent->interest, next) < 0)
-        next = 0; /* the fd is gone: forget it */
+      int r = loop->backend->ctl(loop->poller, fd, ent->interest, next);
+      if (r < 0) next = 0; /* the fd is gone: forget it */
+      if (r > 0) watchers_gone(loop, ent);
       ent->interest = next;
     }
   }
@@ -194,22 +200,13 @@ int async_fd_forget(async_loop *loop, int fd) {
   if (!async__loop_ok(loop) || fd < 0) return -EINVAL;
   async__fdent *ent = fd_lookup(loop, fd);
   if (loop->closed || !ent || async__loop_owns_fd(loop, fd)) return 0;
-  int woken = 0;
-  while (!async__list_empty(&ent->watchers)) {
-    async__io *w = async__list_item(ent->watchers.next, async__io, link);
-    async__io_stop(loop, w);
-    w->cb(loop, w, ASYNC__IO_GONE);
-    woken++;
-  }
+  int woken = watchers_gone(loop, ent);
   if (ent->interest) loop->backend->ctl(loop->poller, fd, ent->interest, 0);
   ent->interest = 0;
   return woken;
 }
 
 void async__fd_close_all(async_loop *loop) {
-  for (int p = 0; p < loop->fds.npages; p++) free(loop->fds.pages[p]);
-  free(loop->fds.pages);
-  loop->fds.pages = NULL;
-  loop->fds.npages = 0;
+  async__sparse_free(&loop->fds.ents);
   loop->fds.dirty_head = -1;
 }

@@ -132,6 +132,7 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   async__rq_init(&loop->ts_queue);
   async__list_init(&loop->tasks);
   async__list_init(&loop->objects);
+  async__sparse_init(&loop->fds.ents, sizeof(async__fdent));
   loop->fds.dirty_head = -1;
   loop->wake_fd[0] = loop->wake_fd[1] = -1;
   loop->stack_size =
@@ -209,6 +210,9 @@ static void run_item(async_loop *loop, async__rnode *rn) {
  * clock by what was waited. `deadline` is on the real clock (closing). */
 static int64_t vclock_timeout(async_loop *loop, int64_t deadline) {
   async__timer *next = loop->timers.root;
+  /* Only timers that never fire are left: no jump to the end of time; the
+   * loop waits as when no timer is armed at all. */
+  if (next && next->when == ASYNC__TIME_NEVER) next = NULL;
   if (next && !loop->fd_waiters && !atomic_load(&loop->ts_signalled)) {
     if (next->when > loop->now) loop->now = next->when;
     return 0;
@@ -224,12 +228,16 @@ static int64_t vclock_timeout(async_loop *loop, int64_t deadline) {
 }
 
 /* After a blocking poll: the virtual clock advances by the real time
- * waited, never past the poll's timeout (the next timer). */
+ * waited, never past the poll's timeout (the next timer), and saturates
+ * short of ASYNC__TIME_NEVER. */
 static void vclock_advance(async_loop *loop, int64_t started, int64_t timeout) {
   int64_t waited = async__clock_ns() - started;
   if (waited < 0) waited = 0;
   if (timeout >= 0 && waited > timeout) waited = timeout;
-  loop->now += waited;
+  if (waited >= ASYNC__TIME_NEVER - 1 - loop->now)
+    loop->now = ASYNC__TIME_NEVER - 1;
+  else
+    loop->now += waited;
 }
 
 /* While work is ready, every POLL_EVERY-th iteration polls without

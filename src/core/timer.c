@@ -185,7 +185,8 @@ void async__timer_start(async_loop *loop, async__timer *tm, int64_t when) {
 
 void async__timers_run(async_loop *loop) {
   async__timer *tm;
-  while ((tm = loop->timers.root) && tm->when <= loop->now) {
+  while ((tm = loop->timers.root) && tm->when <= loop->now &&
+         tm->when != ASYNC__TIME_NEVER) {
     async__heap_remove(&loop->timers, tm);
     tm->armed = 0;
     tm->fire(tm);

@@ -7,6 +7,7 @@
  *   ctx      the context switch (ctx.c, ctx_*.S, ctx_ucontext.c)
  *   stack    task stacks: pools, guards, overflow reports (stack.c)
  *   poll     the poller backends (backend.c, poll_*.c)
+ *   sparse   arrays indexed by fd number, in proportion to use (sparse.c)
  *
  * Nothing here knows about loops or tasks. */
 #ifndef ASYNC_OS_H
@@ -246,6 +247,31 @@ void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
 
 /* }==== */
 
+/* {==== sparse ============================================================ */
+
+/* An array of fixed-size slots indexed by a non-negative int (an fd
+ * number), allocated a leaf of 256 slots at a time, zeroed, where numbers
+ * are used: the memory is in proportion to the numbers in use, not to the
+ * largest. A slot's address never changes until the array is freed. */
+typedef struct async__sparse {
+  void ***dirs; /* dirs[key >> 18][(key >> 8) & 1023]: a leaf, or NULL */
+  size_t ndirs;
+  size_t slot_size;
+} async__sparse;
+
+void async__sparse_init(async__sparse *s, size_t slot_size);
+/* The slot of key, or NULL if its leaf was never made (or key < 0). */
+void *async__sparse_find(const async__sparse *s, int key);
+/* The slot of key, making its leaf (zeroed) if needed; NULL when memory is
+ * short or key < 0. */
+void *async__sparse_get(async__sparse *s, int key);
+/* The smallest key >= `key` whose leaf exists, or -1: walks the slots made
+ * without visiting the empty ranges. */
+int async__sparse_next(const async__sparse *s, int key);
+void async__sparse_free(async__sparse *s);
+
+/* }==== */
+
 /* {==== poll ============================================================== */
 
 /* Poller backends: the small interface between the loop and the kernel's
@@ -269,12 +295,16 @@ void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
  *           -EBADF, but the backend has forgotten it all the same); any
  *           later report of that orphan is dropped and the backend rebuilds
  *           its epoll set without it, so the loop does not spin.
- *   poll    watches the number. A closed one is reported as ASYNC__POLL_ERR
- *           (POLLNVAL) at every wait until the loop forgets it; a reused
- *           number is simply watched as the new file.
+ *   poll    watches the number, and the file's identity (st_dev, st_ino)
+ *           taken when it was added. A closed one, or one whose number now
+ *           names another file, is reported as ASYNC__POLL_STALE at every
+ *           wait until the loop forgets it or tells `ctl` again (which
+ *           then watches the new file and returns 1).
  *   kqueue  filters belong to the descriptor: gone with it, never reported.
  * In every backend a number the user reuses is watched correctly as soon
- * as the loop tells `ctl` its interest again, even with a stale prev.
+ * as the loop tells `ctl` its interest again, even with a stale prev; epoll
+ * and poll then return 1, so that the loop can end the waits made for the
+ * old file.
  *
  * None of this survives fork: a child must not use its parent's poller (an
  * epoll set is shared with the parent, a kqueue is not inherited). */
@@ -283,7 +313,8 @@ void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
 
 #define ASYNC__POLL_IN 1u
 #define ASYNC__POLL_OUT 2u
-#define ASYNC__POLL_ERR 4u /* error or hang-up: wakes both directions */
+#define ASYNC__POLL_ERR 4u   /* error or hang-up: wakes both directions */
+#define ASYNC__POLL_STALE 8u /* the file watched is closed or replaced */
 
 /* What a backend reports for an fd watched for `asked` when the kernel
  * said `got` (IN/OUT bits) and `broken` (an error, a hang-up, a closed fd):
@@ -309,7 +340,9 @@ typedef struct async__backend {
    * what it has registered, so adding twice just updates, removing an fd
    * that is not watched succeeds, and changing the interest of an fd that
    * was closed and reopened behind the loop's back watches the new file.
-   * Returns 0 or a negative errno:
+   * Returns 0; 1 when fd had a registration that turned out to be for
+   * another file than fd names now (closed and reused behind the loop's
+   * back: the new file is now watched); or a negative errno:
    *   -EBADF   fd is not open (or fd < 0) when adding, in every backend
    *            (poll checks with fcntl). When changing or removing, epoll
    *            and kqueue say -EBADF too; poll succeeds, and a closed fd
@@ -339,7 +372,9 @@ typedef struct async__backend {
    * a write draws a reset, then ERR) or shutdown(SHUT_WR). A hang-up (a
    * pipe's writer or a Unix socket's peer gone) is ERR | IN for a reader
    * with epoll and poll, IN with kqueue; a writer whose reader is gone gets
-   * ERR | OUT everywhere. */
+   * ERR | OUT everywhere. poll adds ASYNC__POLL_STALE (with ERR and the
+   * asked directions) for an fd closed, or replaced by another file, since
+   * it was added. */
   int (*wait)(async__poller *p, int64_t timeout_ns, async__poll_cb cb,
               void *ud);
 } async__backend;

@@ -61,9 +61,8 @@ struct async__poller {
   /* Cleared the first time epoll_pwait2 turns out to be missing, so that
    * the failing call is made once rather than on every wait. */
   int use_pwait2;
-  uint32_t gen;  /* the last generation handed out */
-  uint32_t *tab; /* indexed by fd */
-  size_t ntab;
+  uint32_t gen;      /* the last generation handed out */
+  async__sparse tab; /* a uint32_t entry per fd, in proportion to use */
   struct epoll_event events[ASYNC__EPOLL_BATCH];
 };
 
@@ -76,6 +75,7 @@ static int async__epoll_init(async__poller **out) {
     free(p);
     return -err;
   }
+  async__sparse_init(&p->tab, sizeof(uint32_t));
 #ifdef ASYNC__EPOLL_HAVE_PWAIT2
   p->use_pwait2 = 1;
 #endif
@@ -86,26 +86,14 @@ static int async__epoll_init(async__poller **out) {
 static void async__epoll_close(async__poller *p) {
   if (p == NULL) return;
   close(p->epfd);
-  free(p->tab);
+  async__sparse_free(&p->tab);
   free(p);
 }
 
-/* Makes room for fd in the table, doubling so that additions cost
- * amortised O(1). */
-static int async__epoll_reserve(async__poller *p, int fd) {
-  size_t need = (size_t)fd + 1;
-  size_t n;
-  uint32_t *tab;
-
-  if (need <= p->ntab) return 0;
-  n = p->ntab < 64 ? 64 : p->ntab;
-  while (n < need) n *= 2;
-  tab = realloc(p->tab, n * sizeof(*tab));
-  if (tab == NULL) return -ENOMEM;
-  memset(tab + p->ntab, 0, (n - p->ntab) * sizeof(*tab));
-  p->tab = tab;
-  p->ntab = n;
-  return 0;
+/* fd's entry, 0 if it is not registered. */
+static uint32_t async__epoll_entry(const async__poller *p, int fd) {
+  const uint32_t *e = async__sparse_find(&p->tab, fd);
+  return e ? *e : 0;
 }
 
 static void async__epoll_event(struct epoll_event *ev, int fd, uint32_t entry) {
@@ -122,15 +110,17 @@ static void async__epoll_event(struct epoll_event *ev, int fd, uint32_t entry) {
  * a new epoll) the old set stays, and its orphans go on being dropped. */
 static void async__epoll_rebuild(async__poller *p) {
   int epfd = epoll_create1(EPOLL_CLOEXEC);
-  size_t fd;
+  int fd;
 
   if (epfd < 0) return;
-  for (fd = 0; fd < p->ntab; fd++) {
+  for (fd = async__sparse_next(&p->tab, 0); fd >= 0;
+       fd = fd < INT_MAX ? async__sparse_next(&p->tab, fd + 1) : -1) {
+    uint32_t *e = async__sparse_find(&p->tab, fd);
     struct epoll_event ev;
 
-    if (p->tab[fd] == 0) continue;
-    async__epoll_event(&ev, (int)fd, p->tab[fd]);
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, (int)fd, &ev) < 0) p->tab[fd] = 0;
+    if (*e == 0) continue;
+    async__epoll_event(&ev, fd, *e);
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) *e = 0;
   }
   close(p->epfd);
   p->epfd = epfd;
@@ -140,6 +130,8 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
                             unsigned next) {
   struct epoll_event ev;
   uint32_t entry;
+  uint32_t *slot;
+  int stale;
   int op;
   int err;
 
@@ -151,7 +143,8 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
     /* Whatever the outcome, the fd is no longer ours: should its
      * registration outlive this (the fd was closed while a duplicate
      * lives), its reports will not match the table. */
-    if ((size_t)fd < p->ntab) p->tab[fd] = 0;
+    slot = async__sparse_find(&p->tab, fd);
+    if (slot != NULL) *slot = 0;
     /* Kernels before 2.6.9 insist on a non-NULL event even for a delete,
      * so one is always passed. */
     memset(&ev, 0, sizeof(ev));
@@ -161,8 +154,6 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
     return errno == ENOENT ? 0 : -errno;
   }
 
-  err = async__epoll_reserve(p, fd);
-  if (err != 0) return err;
   /* Every change takes a new generation: MOD rewrites the user data of
    * the registration of the file now open as fd, never that of an orphan
    * left by a file that had the number before. */
@@ -177,22 +168,32 @@ static int async__epoll_ctl(async__poller *p, int fd, unsigned prev,
    * finds nothing; or a registration may exist that the table has
    * forgotten, and ADD finds it. Either way the other operation does what
    * was meant. */
-  op = p->tab[fd] != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  op = async__epoll_entry(p, fd) != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+  stale = 0;
   if (epoll_ctl(p->epfd, op, fd, &ev) < 0) {
+    /* A MOD that finds nothing: the file registered under fd is gone, and
+     * fd, if the ADD works, names another one. */
     if (op == EPOLL_CTL_MOD && errno == ENOENT)
-      op = EPOLL_CTL_ADD;
+      op = EPOLL_CTL_ADD, stale = 1;
     else if (op == EPOLL_CTL_ADD && errno == EEXIST)
       op = EPOLL_CTL_MOD;
     else
       op = -1;
     if (op < 0 || epoll_ctl(p->epfd, op, fd, &ev) < 0) {
       err = errno;
-      p->tab[fd] = 0;
+      slot = async__sparse_find(&p->tab, fd);
+      if (slot != NULL) *slot = 0;
       return -err;
     }
   }
-  p->tab[fd] = entry;
-  return 0;
+  /* Only now, for an fd the kernel took: a bad number costs no memory. */
+  slot = async__sparse_get(&p->tab, fd);
+  if (slot == NULL) {
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &ev);
+    return -ENOMEM;
+  }
+  *slot = entry;
+  return stale;
 }
 
 /* The millisecond timeout for epoll_wait, rounded up: rounding down would
@@ -243,7 +244,7 @@ static int async__epoll_wait(async__poller *p, int64_t timeout_ns,
     unsigned asked = entry & ASYNC__EPOLL_DIRS;
     unsigned revents = 0;
 
-    if ((size_t)fd >= p->ntab || p->tab[fd] != entry) {
+    if (async__epoll_entry(p, fd) != entry) {
       orphans = 1;
       continue;
     }

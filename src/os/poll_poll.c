@@ -3,7 +3,7 @@
  * against.
  *
  * The set is a dense array of struct pollfd handed to the kernel as it is,
- * plus a table indexed by fd that says where each fd sits in the array, so
+ * plus a sparse table by fd that says where each fd sits in the array, so
  * that adding, changing and removing an fd cost O(1): a removal moves the
  * last entry into the hole. A wait costs O(number of fds), as poll does.
  *
@@ -16,15 +16,14 @@
 #endif
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 /* Not <poll.h>: with src/ on the include path that name finds this
  * library's own poll.h. <sys/poll.h> is the same header everywhere this
  * builds (glibc, musl, macOS, the BSDs). */
 #include <sys/poll.h>
+#include <sys/stat.h>
 
 #include "os.h"
 
@@ -37,19 +36,27 @@
 
 #define ASYNC__POLL_DIRS (ASYNC__POLL_IN | ASYNC__POLL_OUT)
 
+/* Which file an fd named when it was added: a number closed and reused
+ * behind the loop's back names another. */
+typedef struct async__poll_id {
+  dev_t dev;
+  ino_t ino;
+} async__poll_id;
+
 struct async__poller {
-  struct pollfd *fds; /* the watched fds, densely packed */
+  struct pollfd *fds;  /* the watched fds, densely packed */
+  async__poll_id *ids; /* ids[i] is the file of fds[i] */
   size_t len;
   size_t cap;
-  /* slot[fd] is fd's index in fds plus one; 0 means fd is not watched, so
-   * the zeroed tail of a grown table needs no initialisation. */
-  size_t *slot;
-  size_t nslot;
+  /* fd's uint32_t slot is its index in fds plus one; 0 means fd is not
+   * watched, so a new (zeroed) leaf needs no initialisation. */
+  async__sparse slot;
 };
 
 static int async__poll_init(async__poller **out) {
   async__poller *p = calloc(1, sizeof(*p));
   if (p == NULL) return -ENOMEM;
+  async__sparse_init(&p->slot, sizeof(uint32_t));
   *out = p;
   return 0;
 }
@@ -57,7 +64,8 @@ static int async__poll_init(async__poller **out) {
 static void async__poll_close(async__poller *p) {
   if (p == NULL) return;
   free(p->fds);
-  free(p->slot);
+  free(p->ids);
+  async__sparse_free(&p->slot);
   free(p);
 }
 
@@ -68,35 +76,41 @@ static short async__poll_events(unsigned dirs) {
   return events;
 }
 
-/* Makes room for fd in the slot table and for one more entry in fds. Both
- * grow by doubling, so a sequence of additions costs amortised O(1). */
-static int async__poll_reserve(async__poller *p, int fd) {
-  size_t need = (size_t)fd + 1;
-
-  if (need > p->nslot) {
-    size_t n = p->nslot < 64 ? 64 : p->nslot;
-    size_t *slot;
-
-    while (n < need) n *= 2;
-    slot = realloc(p->slot, n * sizeof(*slot));
-    if (slot == NULL) return -ENOMEM;
-    memset(slot + p->nslot, 0, (n - p->nslot) * sizeof(*slot));
-    p->slot = slot;
-    p->nslot = n;
-  }
+/* Makes room for one more entry in fds, doubling so that a sequence of
+ * additions costs amortised O(1). */
+static int async__poll_reserve(async__poller *p) {
   if (p->len == p->cap) {
     size_t n = p->cap < 16 ? 16 : p->cap * 2;
     struct pollfd *fds = realloc(p->fds, n * sizeof(*fds));
+    async__poll_id *ids;
 
     if (fds == NULL) return -ENOMEM;
     p->fds = fds;
+    ids = realloc(p->ids, n * sizeof(*ids));
+    if (ids == NULL) return -ENOMEM;
+    p->ids = ids;
     p->cap = n;
   }
   return 0;
 }
 
+static int async__poll_same(const async__poll_id *id, const struct stat *st) {
+  return id->dev == st->st_dev && id->ino == st->st_ino;
+}
+
+/* Whether fds[i] is closed or names another file than when it was added:
+ * one fstat per ready fd, the price of watching numbers. */
+static int async__poll_stale(const async__poller *p, size_t i, short re) {
+  struct stat st;
+
+  if (re & POLLNVAL) return 1;
+  return fstat(p->fds[i].fd, &st) < 0 || !async__poll_same(&p->ids[i], &st);
+}
+
 static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
                            unsigned next) {
+  struct stat st;
+  uint32_t *slot;
   size_t i;
   int err;
 
@@ -106,7 +120,8 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
    * looked at for the no-op all backends agree on: a stale prev from the
    * loop does no harm. */
   if ((prev & ASYNC__POLL_DIRS) == 0 && next == 0) return 0;
-  i = (size_t)fd < p->nslot ? p->slot[fd] : 0;
+  slot = async__sparse_find(&p->slot, fd);
+  i = slot != NULL ? *slot : 0;
 
   if (next == 0) {
     size_t last;
@@ -115,29 +130,39 @@ static int async__poll_ctl(async__poller *p, int fd, unsigned prev,
     last = p->len - 1;
     if (i - 1 != last) {
       p->fds[i - 1] = p->fds[last];
-      p->slot[p->fds[i - 1].fd] = i;
+      p->ids[i - 1] = p->ids[last];
+      *(uint32_t *)async__sparse_find(&p->slot, p->fds[i - 1].fd) = (uint32_t)i;
     }
     p->len = last;
-    p->slot[fd] = 0;
-    return 0;
-  }
-
-  if (i != 0) {
-    p->fds[i - 1].events = async__poll_events(next);
+    *slot = 0;
     return 0;
   }
 
   /* poll would only say POLLNVAL at the next wait; checking here gives the
    * loop the same -EBADF as epoll and kqueue, when it can still tell the
-   * caller, for one cheap system call per added fd. */
-  if (fcntl(fd, F_GETFD) < 0) return -errno;
-  err = async__poll_reserve(p, fd);
+   * caller, for one cheap system call per added or changed fd, which also
+   * tells a number reused by another file. */
+  if (fstat(fd, &st) < 0) return -errno;
+  if (i != 0) {
+    int stale = !async__poll_same(&p->ids[i - 1], &st);
+
+    p->fds[i - 1].events = async__poll_events(next);
+    p->ids[i - 1].dev = st.st_dev;
+    p->ids[i - 1].ino = st.st_ino;
+    return stale;
+  }
+
+  err = async__poll_reserve(p);
   if (err != 0) return err;
+  slot = async__sparse_get(&p->slot, fd);
+  if (slot == NULL) return -ENOMEM;
   p->fds[p->len].fd = fd;
   p->fds[p->len].events = async__poll_events(next);
   p->fds[p->len].revents = 0;
+  p->ids[p->len].dev = st.st_dev;
+  p->ids[p->len].ino = st.st_ino;
   p->len++;
-  p->slot[fd] = p->len;
+  *slot = (uint32_t)p->len;
   return 0;
 }
 
@@ -190,6 +215,8 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
      * must wake every waiter so that the loop notices and forgets it. */
     revents =
         async__poll_report(asked, revents, re & (POLLERR | POLLHUP | POLLNVAL));
+    if (revents != 0 && async__poll_stale(p, i, re))
+      revents |= ASYNC__POLL_STALE | ASYNC__POLL_ERR | asked;
     if (revents == 0) continue;
     cb(ud, p->fds[i].fd, revents);
     reported++;

@@ -14,9 +14,10 @@
 
 #define COND_MAGIC 0x434f4e44u /* "COND" */
 
-/* `resuming` counts the waiters notified that have not taken the lock
- * back yet: they still read the condition when they run, so it must not
- * be freed under them. */
+/* `resuming` counts the waiters out of the FIFO, notified or cancelled,
+ * that have not taken the lock back yet: they still read the condition
+ * when they run, so it must not be freed under them. A record's `item` is
+ * the condition while it is counted there. */
 struct async_condition {
   uint32_t magic;
   uint8_t own_lock;
@@ -79,12 +80,35 @@ int async_condition_locked(const async_condition *c) {
   return cond_ok(c) ? async_lock_locked(c->lock) : -EINVAL;
 }
 
-/* Unlinks a parked waiter; for one killed at loop close after it was
- * notified, gives back its count in `resuming` (it will not run again). */
+typedef struct cond_waiter {
+  async__waiter w; /* first */
+  async_condition *c;
+} cond_waiter;
+
+/* Unlinks a parked waiter. A cancelled one is counted in `resuming` until
+ * it has the lock back; one killed at loop close will not run again and
+ * gives its count back. */
 static void cond_unlink(async__task *t) {
-  async__waiter *w = t->wait_obj;
-  async__list_remove(&w->link);
-  if (t->killed && w->item) ((async_condition *)w->item)->resuming--;
+  cond_waiter *cw = t->wait_obj;
+  async__list_remove(&cw->w.link);
+  if (t->killed) {
+    if (cw->w.item) cw->c->resuming--;
+    cw->w.item = NULL;
+  } else if (!cw->w.item) {
+    cw->w.item = cw->c;
+    cw->c->resuming++;
+  }
+}
+
+/* The lock wait that takes the lock back: a task killed at close there
+ * (parked, or handed the lock and not run) gives its count back too. */
+static void cond_relock_unlink(async__task *t) {
+  cond_waiter *cw = t->wait_obj;
+  async__waitq_unlink(t);
+  if (t->killed && cw->w.item) {
+    cw->c->resuming--;
+    cw->w.item = NULL;
+  }
 }
 
 int async_condition_wait(async_condition *c) {
@@ -96,14 +120,15 @@ int async_condition_wait(async_condition *c) {
   /* A pending cancellation: delivered here, with the lock still held. */
   if ((err = async__task_take_cancel(t))) return err;
   async_lock_release(c->lock);
-  async__waiter w;
-  w.item = NULL;
-  int rc = async__waitq_park(&c->waiters, &w, t, cond_unlink, "condition");
+  cond_waiter cw = {.w.item = NULL, .c = c};
+  int rc = async__waitq_park(&c->waiters, &cw.w, t, cond_unlink, "condition");
   /* Take the lock back, however many times we are cancelled meanwhile. */
   int cancelled_again = 0;
-  while ((err = async_lock_acquire(c->lock)) == -ECANCELED) cancelled_again = 1;
-  if (w.item) c->resuming--; /* done with c: it may be freed now */
-  if (err) return err;       /* only if the lock was freed under us */
+  while ((err = async__lock_acquire_as(c->lock, &cw.w, cond_relock_unlink)) ==
+         -ECANCELED)
+    cancelled_again = 1;
+  if (cw.w.item) c->resuming--; /* done with c: it may be freed now */
+  if (err) return err;          /* only if the lock was freed under us */
   if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
   return rc;
 }

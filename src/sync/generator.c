@@ -79,12 +79,10 @@ static void gen_done(async__fwaiter *w, async_future *f) {
   g->parked = NULL;
   /* The answer to a close, not an error anyone needs to read. */
   if (g->closed && f->err == -EPIPE) f->err_read = 1;
-  if (g->consumer) {
-    async__task *c = g->consumer;
-    g->consumer = NULL;
-    g->slot = NULL;
-    async__task_wake(c, GEN_END);
-  }
+  /* A consumer already woken by a yield gets its value and finds the
+   * generator done at its next call. */
+  if (g->consumer && g->consumer->state == ASYNC__T_SUSPENDED)
+    async__task_wake(g->consumer, GEN_END);
   if (g->orphaned) gen_destroy(g);
 }
 
@@ -122,8 +120,10 @@ static void resume_producer(async_gen *g, int code) {
 
 /* {==== Consumer side =================================================== */
 
+/* `consumer` stays set until the consumer is back in next, woken or not:
+ * it reads the generator there, so free, close and another next are
+ * refused until then. Only a consumer killed at close never comes back. */
 static void next_unlink(async__task *t) {
-  if (t->state != ASYNC__T_SUSPENDED) return; /* woken: g may be gone */
   gen_slot *s = t->wait_obj;
   s->g->consumer = NULL;
   s->g->slot = NULL;
@@ -182,6 +182,8 @@ int async_gen_next(async_gen *g, void **value) {
   t->wait_obj = &slot;
   int rc = async__task_park(loop, t, next_unlink, next_cancel, "gen next");
   t->wait_obj = NULL;
+  g->consumer = NULL;
+  g->slot = NULL;
   if (rc == 0) {
     if (value) *value = slot.value;
     return 0;
@@ -272,18 +274,16 @@ int async_gen_yield(void *value) {
   if (g->closed) return -EPIPE;
   if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
-  while (!g->consumer) {
-    /* Nobody asked: our previous wait was cancelled from outside and we
-     * went on. Wait for a consumer before delivering. */
+  while (!g->consumer || g->consumer->state != ASYNC__T_SUSPENDED) {
+    /* Nobody asked (or the consumer has yet to pick up the last value):
+     * our previous wait was cancelled from outside and we went on. Wait
+     * for a consumer before delivering. */
     g->parked = t;
     err = async__task_park(loop, t, yield_unlink, NULL, "gen yield");
     if (err) return err;
   }
-  async__task *c = g->consumer;
   g->slot->value = value;
-  g->consumer = NULL;
-  g->slot = NULL;
-  async__task_wake(c, 0);
+  async__task_wake(g->consumer, 0);
   g->parked = t;
   return async__task_park(loop, t, yield_unlink, NULL, "gen yield");
 }

@@ -55,6 +55,12 @@ int async_lock_free(async_lock *l) {
 }
 
 int async_lock_acquire(async_lock *l) {
+  async__waiter w;
+  return async__lock_acquire_as(l, &w, NULL);
+}
+
+int async__lock_acquire_as(async_lock *l, async__waiter *w,
+                           async__unlink_fn unlink) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
@@ -66,9 +72,8 @@ int async_lock_acquire(async_lock *l) {
   }
   if (async__lock_held_by(l, t)) return -EDEADLK;
   if ((err = async__task_take_cancel(t))) return err;
-  async__waiter w;
   /* 0: the releaser made us the owner before waking us. */
-  return async__waitq_park(&l->waiters, &w, t, NULL, "lock");
+  return async__waitq_park(&l->waiters, w, t, unlink, "lock");
 }
 
 int async_lock_try_acquire(async_lock *l) {

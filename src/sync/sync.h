@@ -78,5 +78,9 @@ static inline size_t async__waitq_wake_all(async__list *q, int code) {
 
 /* The lock's internals that condition.c needs. */
 int async__lock_held_by(const async_lock *l, const async__task *t);
+/* async_lock_acquire with the caller's record and unlink hook (NULL: the
+ * default), for a waiter that holds more than the lock wait itself. */
+int async__lock_acquire_as(async_lock *l, async__waiter *w,
+                           async__unlink_fn unlink);
 
 #endif
