@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/* The program tests/gdb/run.sh debugs. Six named tasks: "sleeper" sleeps,
+ * "getter" waits in a queue get, "awaiter" awaits a bare future, "joiner"
+ * awaits the sleeper, "idle" has not started, and "runner" runs and calls
+ * gdb_target_pause(), where the debugger stops. Each waiting task parks
+ * below a function of its own, so that its backtrace has names to look
+ * for. Resumed, the runner wakes every task, and the program exits 0 only
+ * if each ended as expected: the debugger left their stacks as it found
+ * them. The loop runs on the virtual clock, so the sleeper's deadline is
+ * exactly 1000 s of loop time.
+ *
+ *   gdb_target [mprotect] [abort]
+ *     mprotect  guard the stacks with mprotect'd pages, not madvise guards
+ *               (linked with the static library only: a test knob of
+ *               src/os, hidden in the shared one)
+ *     abort     die of SIGABRT at the pause, for a kernel core dump */
+#include "os/os.h"
+
+#include <async.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static async_queue *queue;
+static async_future *promise;
+static async_task *sleeper;
+static int dump_core; /* "abort": die of SIGABRT at the pause */
+
+/* The debugger's breakpoint; noinline and not empty, so that it stays a
+ * call. */
+void gdb_target_pause(void);
+__attribute__((noinline)) void gdb_target_pause(void) {
+  __asm__ volatile("" ::: "memory");
+  if (dump_core) abort();
+}
+
+__attribute__((noinline)) static int sleeper_nap(double s) {
+  return async_sleep(s);
+}
+static void *sleeper_main(void *arg) {
+  (void)arg;
+  /* The runner cancels it: anything else is a failure. */
+  return sleeper_nap(1000.0) == -ECANCELED ? arg : async_fail(-EPROTO);
+}
+
+__attribute__((noinline)) static int getter_take(void **item) {
+  return async_queue_get(queue, item);
+}
+static void *getter_main(void *arg) {
+  void *item = NULL;
+  int err = getter_take(&item);
+  (void)arg;
+  return err ? async_fail(err) : item;
+}
+
+__attribute__((noinline)) static int awaiter_hold(void **out) {
+  return async_await(promise, out);
+}
+static void *awaiter_main(void *arg) {
+  void *out = NULL;
+  int err = awaiter_hold(&out);
+  (void)arg;
+  return err ? async_fail(err) : out;
+}
+
+__attribute__((noinline)) static int joiner_wait(void) {
+  return async_await(sleeper, NULL);
+}
+static void *joiner_main(void *arg) {
+  int err = joiner_wait();
+  return err ? async_fail(err) : arg;
+}
+
+static void *idle_main(void *arg) { return arg; }
+
+static void *runner_main(void *arg) {
+  async_loop *loop = async_loop_current();
+  async_task_options o;
+  int err;
+  (void)arg;
+  async_task_options_init(&o);
+  o.name = "idle";
+  if ((err = async_task_spawn(loop, NULL, idle_main, NULL, &o)))
+    return async_fail(err);
+  gdb_target_pause();
+  if ((err = async_queue_put_nowait(queue, &queue)) ||
+      (err = async_future_set_result(promise, &promise)))
+    return async_fail(err);
+  if (async_future_cancel(sleeper) != 1) return async_fail(-EPROTO);
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  static const struct {
+    const char *name;
+    async_fn fn;
+  } spec[] = {{"sleeper", sleeper_main},
+              {"getter", getter_main},
+              {"awaiter", awaiter_main},
+              {"joiner", joiner_main},
+              {"runner", runner_main}};
+  enum { N = sizeof spec / sizeof spec[0] };
+  async_task *tasks[N];
+  async_loop_options lo;
+  async_loop *loop;
+  int err = 0;
+
+  /* gdb's gcore gives up on a whole mapping at the first page it cannot
+   * read, and a MADV_GUARD_INSTALL guard (Linux 6.13+) is such a page:
+   * "mprotect" makes the guards mappings of their own, which it skips. */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "mprotect") == 0) {
+#if defined(GDB_TARGET_STATIC)
+      async__stack_test_config(0, -1);
+#else
+      fprintf(stderr, "gdb_target: mprotect needs the static library\n");
+      return 2;
+#endif
+    } else if (strcmp(argv[i], "abort") == 0)
+      dump_core = 1;
+  }
+  async_loop_options_init(&lo);
+  lo.virtual_clock = 1;
+  if (async_loop_new(&loop, &lo) || async_queue_new(&queue, 0, NULL) ||
+      async_future_new(loop, &promise)) {
+    fprintf(stderr, "gdb_target: setup failed\n");
+    return 1;
+  }
+  for (int i = 0; i < N; i++) {
+    async_task_options o;
+    async_task_options_init(&o);
+    o.name = spec[i].name;
+    if (async_task_spawn(loop, &tasks[i], spec[i].fn, NULL, &o)) {
+      fprintf(stderr, "gdb_target: spawn failed\n");
+      return 1;
+    }
+  }
+  sleeper = tasks[0];
+  for (int i = 0; i < N && !err; i++)
+    err = async_loop_run_until_complete(loop, tasks[i], NULL);
+  for (int i = 0; i < N; i++) async_future_release(tasks[i]);
+  async_future_release(promise);
+  async_queue_free(queue);
+  async_loop_free(loop);
+  if (err) fprintf(stderr, "gdb_target: a task failed: %d\n", err);
+  return err ? 1 : 0;
+}

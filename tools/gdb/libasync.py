@@ -1,0 +1,420 @@
+# SPDX-License-Identifier: MIT
+"""gdb support for libasync: the tasks of a loop and their backtraces.
+
+    info async-tasks [LOOP]      every task not done: id, name, state, what
+                                 it waits on, its deadline (loop seconds)
+    async-task bt ID|loop [OPT]  the backtrace of a suspended task, or of the
+                                 loop's own stack while a task runs; OPT is
+                                 passed to gdb's backtrace (full, -frame-...)
+
+LOOP is an expression for an async_loop pointer; by default the loop
+running on the selected thread (the thread-local async__tls_loop).
+
+A suspended task's registers are not in any thread: its context switch
+left them in a frame on the task's own stack (src/os/ctx_x86_64_sysv.S) or
+in a ucontext_t (the ASYNC_USE_UCONTEXT build). `async-task bt` lets an
+unwinder, for the duration of one backtrace, say that the innermost frame
+of the selected thread was called from that saved state; a frame filter
+hides that one borrowed frame. Nothing is written to the inferior, so it
+works the same on a live process and on a core file.
+
+Every structure is read through the debug information, field by field and
+by name, so the script follows the library's structures as they change; it
+needs libasync built with -g (RelWithDebInfo, the default, or Debug).
+Loaded by hand with `source PATH/libasync.py`, or automatically: see the
+README's "Debugging" section.
+"""
+
+import gdb
+import gdb.unwinder
+
+# Lists longer than this are taken for corrupt (a cycle, a stray pointer).
+_MAX_TASKS = 1 << 24
+
+
+class _Error(gdb.GdbError):
+    pass
+
+
+def _type(name):
+    try:
+        return gdb.lookup_type(name)
+    except gdb.error:
+        raise _Error(
+            "libasync: no type '%s' in the debug information; "
+            "is libasync linked in and built with -g?" % name
+        )
+
+
+def _offsetof(typ, path):
+    """Byte offset of a member, 'a.b' for a nested one, found by name."""
+    off = 0
+    for part in path.split("."):
+        typ = typ.strip_typedefs()
+        for f in typ.fields():
+            if f.name == part:
+                off += f.bitpos // 8
+                typ = f.type
+                break
+        else:
+            raise _Error("libasync: %s has no field '%s'" % (typ, part))
+    return off
+
+
+def _has_field(typ, name):
+    return any(f.name == name for f in typ.strip_typedefs().fields())
+
+
+def _enum_names(name):
+    """{value: enumerator} of an enum of the library, {} if absent."""
+    try:
+        return {f.enumval: f.name for f in gdb.lookup_type(name).fields()}
+    except gdb.error:
+        return {}
+
+
+def _ptr(value):
+    return int(value.cast(_type("unsigned long")))
+
+
+def _string(value):
+    if _ptr(value) == 0:
+        return None
+    try:
+        return value.string()[:256]
+    except (gdb.MemoryError, gdb.error, UnicodeDecodeError):
+        return "<unreadable %#x>" % _ptr(value)
+
+
+# {==== Loops and tasks ====================================================
+
+
+def _loop(arg):
+    """The async_loop * named by arg, or the one running on this thread."""
+    loop_ptr = _type("struct async_loop").pointer()
+    if arg and arg.strip():
+        try:
+            loop = gdb.parse_and_eval(arg)
+        except gdb.error as e:
+            raise _Error("libasync: cannot evaluate '%s': %s" % (arg, e))
+        if loop.type.strip_typedefs().code != gdb.TYPE_CODE_PTR:
+            loop = loop.address if loop.address is not None else loop
+        loop = loop.cast(loop_ptr)
+    else:
+        try:
+            loop = gdb.parse_and_eval("async__tls_loop")
+        except gdb.error as e:
+            raise _Error(
+                "libasync: cannot read async__tls_loop (%s); name the loop: "
+                "info async-tasks EXPR" % e
+            )
+        if _ptr(loop) == 0:
+            raise _Error(
+                "libasync: no loop runs on this thread; name one: "
+                "info async-tasks EXPR"
+            )
+    magic = _enum_or_macro("ASYNC__MAGIC_LOOP", 0x4C4F4F50)
+    try:
+        ok = int(loop["magic"]) == magic
+    except gdb.MemoryError:
+        ok = False
+    if not ok:
+        raise _Error("libasync: %#x is not a live async_loop" % _ptr(loop))
+    return loop
+
+
+def _enum_or_macro(name, default):
+    # Macros are in the debug information only with -g3; the value is also
+    # written down here for the usual -g.
+    try:
+        return int(gdb.parse_and_eval(name))
+    except gdb.error:
+        return default
+
+
+def _tasks(loop):
+    """The loop's tasks not done, in creation order (loop->tasks)."""
+    task_t = _type("struct async__task")
+    link = _offsetof(task_t, "fut.objects")
+    head = _ptr(loop["tasks"].address)
+    node_ptr = _type("struct async__list").pointer()
+    node = _ptr(loop["tasks"]["next"])
+    seen = 0
+    while node != head:
+        if node == 0 or seen > _MAX_TASKS:
+            raise _Error("libasync: the loop's task list is corrupt")
+        yield gdb.Value(node - link).cast(task_t.pointer())
+        node = _ptr(gdb.Value(node).cast(node_ptr)["next"])
+        seen += 1
+
+
+def _name(t):
+    name = _string(t["name"])
+    return name if name is not None else "Task-%d" % int(t["id"])
+
+
+_STATES = {
+    "ASYNC__T_READY": "ready",
+    "ASYNC__T_RUNNING": "running",
+    "ASYNC__T_SUSPENDED": "waiting",
+    "ASYNC__T_DONE": "done",
+}
+
+
+def _state(t):
+    names = _enum_names("enum async__tstate")
+    raw = names.get(int(t["state"]), "state %d" % int(t["state"]))
+    state = _STATES.get(raw, raw.lower())
+    if state == "ready" and not int(t["started"]):
+        state = "not started"
+    return state
+
+
+def _wait(t):
+    what = _string(t["wait_what"])
+    if what in ("await", "shield") and _ptr(t["wait_obj"]):
+        # The awaited future is in the await's record (future.c).
+        try:
+            rec = t["wait_obj"].cast(_type("struct await_waiter").pointer())
+            f = rec["f"]
+            kinds = _enum_names("enum async__fkind")
+            if kinds.get(int(f["kind"])) == "ASYNC__KIND_TASK":
+                ft = f.cast(_type("struct async__task").pointer())
+                what += " %s (%d)" % (_name(ft), int(ft["id"]))
+            else:
+                what += " future %#x" % _ptr(f)
+        except (gdb.error, gdb.MemoryError, _Error):
+            pass
+    return what
+
+
+def _deadline(t, now):
+    """Seconds on the loop clock of the earliest armed timer of the task:
+    its own (sleep, wait with a timeout) or a deadline scope's."""
+    best = None
+    if int(t["timer"]["armed"]):
+        best = (int(t["timer"]["when"]), "")
+    s = t["scopes"]
+    n = 0
+    while _ptr(s) and n < 1024:
+        if int(s["timer"]["armed"]):
+            when = int(s["timer"]["when"])
+            if best is None or when < best[0]:
+                best = (when, " (timeout)")
+        s = s["outer"]
+        n += 1
+    if best is None:
+        return "-"
+    return "%.3f (+%.3f)%s" % (best[0] / 1e9, (best[0] - now) / 1e9, best[1])
+
+
+class _InfoTasks(gdb.Command):
+    """List the tasks of a libasync loop that are not done.
+Usage: info async-tasks [LOOP]
+LOOP is an expression for an async_loop pointer, by default the loop running
+on the selected thread. Columns: id, name, state (running, waiting, ready,
+not started), what a waiting task waits on, and the deadline of its earliest
+armed timer in seconds of the loop's clock. '*' marks the running task."""
+
+    def __init__(self):
+        super().__init__("info async-tasks", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        loop = _loop(arg)
+        now = int(loop["now"])
+        current = _ptr(loop["current"])
+        rows = []
+        for t in _tasks(loop):
+            flag = " cancelling" if int(t["cancel_req"]) else ""
+            rows.append(
+                (
+                    "*" if _ptr(t) == current else " ",
+                    str(int(t["id"])),
+                    _name(t),
+                    _state(t) + flag,
+                    _wait(t) or "-",
+                    _deadline(t, now),
+                )
+            )
+        clock = "virtual" if int(loop["virtual_clock"]) else "monotonic"
+        gdb.write(
+            "loop %#x: %d tasks, now %.3f s (%s clock)\n"
+            % (_ptr(loop), len(rows), now / 1e9, clock)
+        )
+        head = (" ", "Id", "Name", "State", "Waits on", "Deadline")
+        width = [max(len(r[i]) for r in rows + [head]) for i in range(6)]
+        for r in [head] + rows:
+            cells = [r[i].ljust(width[i]) for i in range(5)] + [r[5]]
+            gdb.write(" ".join(cells).rstrip() + "\n")
+
+
+# }====
+
+# {==== Saved contexts ====================================================
+
+# glibc's x86-64 gregs indices (sys/ucontext.h, the kernel's sigcontext).
+_UC_X86_64 = {
+    "r8": 0, "r9": 1, "r10": 2, "r11": 3, "r12": 4, "r13": 5, "r14": 6,
+    "r15": 7, "rdi": 8, "rsi": 9, "rbp": 10, "rbx": 11, "rdx": 12,
+    "rax": 13, "rcx": 14, "rsp": 15, "rip": 16,
+}
+
+
+def _arch():
+    return gdb.selected_inferior().architecture().name()
+
+
+def _saved_regs(ctx):
+    """The registers of the code that called the switch which saved ctx
+    (a struct async__ctx): {register name: integer}."""
+    arch = _arch()
+    if not arch.startswith("i386:x86-64"):
+        raise _Error("libasync: task backtraces are not supported on %s" % arch)
+    if _has_field(ctx.type, "uc"):
+        gregs = ctx["uc"]["uc_mcontext"]["gregs"]
+        return {r: int(gregs[i]) & (1 << 64) - 1 for r, i in _UC_X86_64.items()}
+    # ctx.sp points at the frame async__ctx_swap pushed; ctx.c describes it.
+    frame_t = _type("struct async__ctx_frame")
+    sp = _ptr(ctx["sp"])
+    f = gdb.Value(sp).cast(frame_t.pointer()).dereference()
+    regs = {r: _ptr(f[r]) for r in ("rbx", "rbp", "r12", "r13", "r14", "r15")}
+    regs["rip"] = _ptr(f["ret"])
+    regs["rsp"] = sp + frame_t.sizeof  # the return address popped
+    return regs
+
+
+class _FrameId:
+    def __init__(self, sp, pc):
+        self.sp = sp
+        self.pc = pc
+
+
+class _ContextUnwinder(gdb.unwinder.Unwinder):
+    """While `regs` is set, says the innermost frame it is asked about was
+    called from those registers, which moves the rest of the backtrace onto
+    the saved context's stack."""
+
+    def __init__(self):
+        super().__init__("libasync-context")
+        self.regs = None
+        self.level = None  # the level of the borrowed frame
+
+    def __call__(self, pending):
+        if self.regs is None:
+            return None
+        if self.level is None:
+            self.level = pending.level()
+        if pending.level() != self.level:
+            return None
+        u64 = _type("unsigned long")
+        pc = pending.read_register("rip")
+        # The borrowed frame's id lies just below the saved stack pointer:
+        # gdb stops a backtrace whose caller's frame looks inner to its
+        # callee, and the task's stack may lie anywhere in memory.
+        sp = gdb.Value(self.regs["rsp"] - 16).cast(u64)
+        info = pending.create_unwind_info(_FrameId(sp, pc))
+        for reg, val in self.regs.items():
+            info.add_saved_register(reg, gdb.Value(val).cast(u64))
+        return info
+
+
+class _HideBorrowed:
+    """Hides the borrowed frame from backtraces while a context is shown."""
+
+    def __init__(self, unwinder):
+        self.name = "libasync-context"
+        self.priority = 100
+        self.enabled = True
+        self.unwinder = unwinder
+
+    def filter(self, frames):
+        u = self.unwinder
+        if u.regs is None:
+            return frames
+        return (
+            d for d in frames if u.level is None or d.inferior_frame().level() > u.level
+        )
+
+
+_unwinder = _ContextUnwinder()
+
+
+def _show_context(regs, bt_args):
+    frame = gdb.selected_frame()
+    _unwinder.regs = regs
+    _unwinder.level = None
+    gdb.invalidate_cached_frames()
+    try:
+        gdb.execute("backtrace " + bt_args)
+    finally:
+        _unwinder.regs = None
+        _unwinder.level = None
+        gdb.invalidate_cached_frames()
+        try:
+            frame.select()
+        except gdb.error:
+            pass
+
+
+class _TaskPrefix(gdb.Command):
+    """Commands for the tasks of a libasync loop: async-task bt."""
+
+    def __init__(self):
+        super().__init__("async-task", gdb.COMMAND_STACK, prefix=True)
+
+
+class _TaskBt(gdb.Command):
+    """Backtrace of a libasync task.
+Usage: async-task bt ID|loop [BACKTRACE-OPTIONS]
+ID is a task id from 'info async-tasks', of the loop running on the selected
+thread. A suspended task (or a ready one that has run) shows the stack it
+left at its last switch; the running task is the thread's own backtrace;
+'loop' shows the loop's stack, saved while a task runs. The options go to
+gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
+
+    def __init__(self):
+        super().__init__("async-task bt", gdb.COMMAND_STACK)
+
+    def invoke(self, arg, from_tty):
+        words = arg.split(None, 1)
+        if not words:
+            raise _Error("usage: async-task bt ID|loop [BACKTRACE-OPTIONS]")
+        rest = words[1] if len(words) > 1 else ""
+        loop = _loop(None)
+        current = _ptr(loop["current"])
+        if words[0] == "loop":
+            if not current:
+                gdb.write("the loop's own code is running: its stack is the thread's\n")
+                gdb.execute("backtrace " + rest)
+                return
+            _show_context(_saved_regs(loop["ctx"]), rest)
+            return
+        try:
+            want = int(words[0], 0)
+        except ValueError:
+            raise _Error("libasync: '%s' is not a task id" % words[0])
+        for t in _tasks(loop):
+            if int(t["id"]) == want:
+                break
+        else:
+            raise _Error("libasync: no task %d in loop %#x" % (want, _ptr(loop)))
+        gdb.write("task %d '%s', %s\n" % (want, _name(t), _state(t)))
+        if _ptr(t) == current:
+            gdb.execute("backtrace " + rest)
+        elif not _ptr(t["stack"]) or not int(t["started"]):
+            gdb.write("not started: no stack yet\n")
+        else:
+            _show_context(_saved_regs(t["ctx"]), rest)
+
+
+def _register():
+    gdb.unwinder.register_unwinder(None, _unwinder, replace=True)
+    gdb.frame_filters["libasync-context"] = _HideBorrowed(_unwinder)
+    _InfoTasks()
+    _TaskPrefix()
+    _TaskBt()
+
+
+# }====
+
+_register()
