@@ -319,7 +319,10 @@ class _ContextUnwinder(gdb.unwinder.Unwinder):
 
 
 class _HideBorrowed:
-    """Hides the borrowed frame from backtraces while a context is shown."""
+    """While a context is shown, hides the borrowed frame from backtraces
+    and ends them at the context's first frame (the ucontext build's
+    trampoline has libc's __start_context above it, and garbage above
+    that)."""
 
     def __init__(self, unwinder):
         self.name = "libasync-context"
@@ -328,18 +331,27 @@ class _HideBorrowed:
         self.unwinder = unwinder
 
     def filter(self, frames):
-        u = self.unwinder
-        if u.regs is None:
+        if self.unwinder.regs is None:
             return frames
-        return (
-            d for d in frames if u.level is None or d.inferior_frame().level() > u.level
-        )
+        return self._shown(frames)
+
+    def _shown(self, frames):
+        for d in frames:
+            f = d.inferior_frame()
+            level = self.unwinder.level
+            if level is not None and f.level() <= level:
+                continue
+            yield d
+            if f.name() == "async__ctx_trampoline":
+                return
 
 
 _unwinder = _ContextUnwinder()
 
 
 def _show_context(regs, bt_args):
+    if not hasattr(gdb.PendingFrame, "level"):
+        raise _Error("libasync: task backtraces need gdb 12 or later")
     frame = gdb.selected_frame()
     _unwinder.regs = regs
     _unwinder.level = None
