@@ -283,6 +283,18 @@ def _saved_regs(ctx):
     return regs
 
 
+def _check_saved(regs, what):
+    # A core without the stack (gdb's gcore skips a mapping at its first
+    # unreadable page, such as a madvise guard) reads as zeros there.
+    if regs["rip"] == 0:
+        raise _Error(
+            "libasync: the saved context of %s reads as zeros: the core "
+            "file lacks its stack (gcore stops at a guard page on Linux "
+            "6.13+; a kernel core dump has it)" % what
+        )
+    return regs
+
+
 class _FrameId:
     def __init__(self, sp, pc):
         self.sp = sp
@@ -399,7 +411,7 @@ gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
                 gdb.write("the loop's own code is running: its stack is the thread's\n")
                 gdb.execute("backtrace " + rest)
                 return
-            _show_context(_saved_regs(loop["ctx"]), rest)
+            _show_context(_check_saved(_saved_regs(loop["ctx"]), "the loop"), rest)
             return
         try:
             want = int(words[0], 0)
@@ -416,7 +428,8 @@ gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
         elif not _ptr(t["stack"]) or not int(t["started"]):
             gdb.write("not started: no stack yet\n")
         else:
-            _show_context(_saved_regs(t["ctx"]), rest)
+            regs = _check_saved(_saved_regs(t["ctx"]), "task %d" % want)
+            _show_context(regs, rest)
 
 
 def _register():
