@@ -90,6 +90,11 @@ echo @@btloop\n
 async-task bt loop
 echo @@btfull\n
 async-task bt 2 full
+echo @@conv\n
+set $async_loop = async__tls_loop
+info async-tasks
+async-task bt 2
+python gdb.set_convenience_variable("async_loop", None)
 echo @@after\n
 bt
 echo @@errors\n
@@ -147,6 +152,7 @@ check() { # LOG WHERE
   has bt6 "^task 6 'idle', not started$" '^not started: no stack yet$'
   has btloop ' async_loop_run_until_complete ' ' main '
   has btfull ' getter_main ' '^ +item = '
+  has conv '^  2 +getter +waiting +queue get' ' getter_main '
   # The backtrace is the thread's own again.
   has after '^#0 ' ' runner_main '
   has errors '^libasync: no task 99 in loop 0x[0-9a-f]+$' \

@@ -7,8 +7,10 @@
                                  loop's own stack while a task runs; OPT is
                                  passed to gdb's backtrace (full, -frame-...)
 
-LOOP is an expression for an async_loop pointer; by default the loop
-running on the selected thread (the thread-local async__tls_loop).
+LOOP is an expression for an async_loop pointer; by default the loop in
+the convenience variable $async_loop if set, else the loop running on the
+selected thread (the thread-local async__tls_loop, which gdb cannot read
+in every program: a static executable without libthread_db).
 
 A suspended task's registers are not in any thread: its context switch
 left them in a frame on the task's own stack (src/os/ctx_x86_64_sysv.S) or
@@ -90,32 +92,38 @@ def _string(value):
 
 
 def _loop(arg):
-    """The async_loop * named by arg, or the one running on this thread."""
+    """The async_loop * named by arg, else by $async_loop, else the one
+    running on the selected thread."""
     loop_ptr = _type("struct async_loop").pointer()
     if arg and arg.strip():
         try:
             loop = gdb.parse_and_eval(arg)
         except gdb.error as e:
             raise _Error("libasync: cannot evaluate '%s': %s" % (arg, e))
-        if loop.type.strip_typedefs().code != gdb.TYPE_CODE_PTR:
-            loop = loop.address if loop.address is not None else loop
-        loop = loop.cast(loop_ptr)
+    else:
+        loop = gdb.convenience_variable("async_loop")
+    if loop is not None:
+        if loop.type.strip_typedefs().code == gdb.TYPE_CODE_STRUCT:
+            loop = loop.address
+        try:
+            loop = loop.cast(loop_ptr)
+        except (gdb.error, AttributeError):
+            raise _Error("libasync: '%s' is not a loop pointer" % arg)
     else:
         try:
             loop = gdb.parse_and_eval("async__tls_loop")
         except gdb.error as e:
             raise _Error(
                 "libasync: cannot read async__tls_loop (%s); name the loop: "
-                "info async-tasks EXPR" % e
+                "set $async_loop = EXPR" % e
             )
         if _ptr(loop) == 0:
             raise _Error(
                 "libasync: no loop runs on this thread; name one: "
-                "info async-tasks EXPR"
+                "set $async_loop = EXPR"
             )
-    magic = _enum_or_macro("ASYNC__MAGIC_LOOP", 0x4C4F4F50)
     try:
-        ok = int(loop["magic"]) == magic
+        ok = int(loop["magic"]) == _macro("ASYNC__MAGIC_LOOP", 0x4C4F4F50)
     except gdb.MemoryError:
         ok = False
     if not ok:
@@ -123,8 +131,8 @@ def _loop(arg):
     return loop
 
 
-def _enum_or_macro(name, default):
-    # Macros are in the debug information only with -g3; the value is also
+def _macro(name, default):
+    # Macros are in the debug information only with -g3: the value is also
     # written down here for the usual -g.
     try:
         return int(gdb.parse_and_eval(name))
@@ -211,8 +219,8 @@ def _deadline(t, now):
 class _InfoTasks(gdb.Command):
     """List the tasks of a libasync loop that are not done.
 Usage: info async-tasks [LOOP]
-LOOP is an expression for an async_loop pointer, by default the loop running
-on the selected thread. Columns: id, name, state (running, waiting, ready,
+LOOP is an expression for an async_loop pointer; by default $async_loop if
+set, else the loop running on the selected thread. Columns: id, name, state (running, waiting, ready,
 not started), what a waiting task waits on, and the deadline of its earliest
 armed timer in seconds of the loop's clock. '*' marks the running task."""
 
@@ -390,8 +398,8 @@ class _TaskPrefix(gdb.Command):
 class _TaskBt(gdb.Command):
     """Backtrace of a libasync task.
 Usage: async-task bt ID|loop [BACKTRACE-OPTIONS]
-ID is a task id from 'info async-tasks', of the loop running on the selected
-thread. A suspended task (or a ready one that has run) shows the stack it
+ID is a task id from 'info async-tasks', of the loop $async_loop if set,
+else of the one running on the selected thread. A suspended task (or a ready one that has run) shows the stack it
 left at its last switch; the running task is the thread's own backtrace;
 'loop' shows the loop's stack, saved while a task runs. The options go to
 gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
