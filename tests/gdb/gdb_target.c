@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* The program tests/gdb/run.sh debugs. Six named tasks: "sleeper" sleeps,
+/* The program tests/gdb/run.sh debugs. Eight named tasks: "sleeper" sleeps,
  * "getter" waits in a queue get, "awaiter" awaits a bare future, "joiner"
- * awaits the sleeper, "idle" has not started, and "runner" runs and calls
- * gdb_target_pause(), where the debugger stops. Each waiting task parks
- * below a function of its own, so that its backtrace has names to look
- * for. Resumed, the runner wakes every task, and the program exits 0 only
- * if each ended as expected: the debugger left their stacks as it found
- * them. The loop runs on the virtual clock, so the sleeper's deadline is
- * exactly 1000 s of loop time.
+ * awaits the sleeper, "timed" waits for an event inside a deadline scope,
+ * "yielder" yields (ready, with a saved context), "idle" has not started,
+ * and "runner" runs and calls gdb_target_pause(), where the debugger stops.
+ * Each waiting task parks below a function of its own, so that its
+ * backtrace has names to look for. Resumed, the runner wakes every task,
+ * and the program exits 0 only if each ended as expected: the debugger
+ * left their stacks as it found them. The loop runs on the virtual clock,
+ * so deadlines are exact: 1000 s for the sleeper, 500 s for the scope.
  *
  *   gdb_target [mprotect] [abort]
  *     mprotect  guard the stacks with mprotect'd pages, not madvise guards
@@ -25,6 +26,8 @@
 static async_queue *queue;
 static async_future *promise;
 static async_task *sleeper;
+static async_event *event;
+static int released;  /* the runner is past the pause */
 static int dump_core; /* "abort": die of SIGABRT at the pause */
 
 /* The debugger's breakpoint; noinline and not empty, so that it stays a
@@ -72,6 +75,27 @@ static void *joiner_main(void *arg) {
   return err ? async_fail(err) : arg;
 }
 
+__attribute__((noinline)) static int timed_wait(void) {
+  async_timeout tmo;
+  int err = async_timeout_enter(&tmo, 500.0);
+  if (err) return err;
+  err = async_event_wait(event);
+  int terr = async_timeout_exit(&tmo);
+  return err ? err : terr;
+}
+static void *timed_main(void *arg) {
+  int err = timed_wait();
+  return err ? async_fail(err) : arg;
+}
+
+static void *yielder_main(void *arg) {
+  while (!released) {
+    int err = async_yield();
+    if (err) return async_fail(err);
+  }
+  return arg;
+}
+
 static void *idle_main(void *arg) { return arg; }
 
 static void *runner_main(void *arg) {
@@ -84,6 +108,8 @@ static void *runner_main(void *arg) {
   if ((err = async_task_spawn(loop, NULL, idle_main, NULL, &o)))
     return async_fail(err);
   gdb_target_pause();
+  released = 1;
+  if (async_event_set(event) != 1) return async_fail(-EPROTO);
   if ((err = async_queue_put_nowait(queue, &queue)) ||
       (err = async_future_set_result(promise, &promise)))
     return async_fail(err);
@@ -95,10 +121,9 @@ int main(int argc, char **argv) {
   static const struct {
     const char *name;
     async_fn fn;
-  } spec[] = {{"sleeper", sleeper_main},
-              {"getter", getter_main},
-              {"awaiter", awaiter_main},
-              {"joiner", joiner_main},
+  } spec[] = {{"sleeper", sleeper_main}, {"getter", getter_main},
+              {"awaiter", awaiter_main}, {"joiner", joiner_main},
+              {"timed", timed_main},     {"yielder", yielder_main},
               {"runner", runner_main}};
   enum { N = sizeof spec / sizeof spec[0] };
   async_task *tasks[N];
@@ -123,7 +148,7 @@ int main(int argc, char **argv) {
   async_loop_options_init(&lo);
   lo.virtual_clock = 1;
   if (async_loop_new(&loop, &lo) || async_queue_new(&queue, 0, NULL) ||
-      async_future_new(loop, &promise)) {
+      async_future_new(loop, &promise) || async_event_new(&event)) {
     fprintf(stderr, "gdb_target: setup failed\n");
     return 1;
   }
@@ -142,6 +167,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < N; i++) async_future_release(tasks[i]);
   async_future_release(promise);
   async_queue_free(queue);
+  async_event_free(event);
   async_loop_free(loop);
   if (err) fprintf(stderr, "gdb_target: a task failed: %d\n", err);
   return err ? 1 : 0;

@@ -86,10 +86,16 @@ echo @@bt5\n
 async-task bt 5
 echo @@bt6\n
 async-task bt 6
+echo @@bt7\n
+async-task bt 7
+echo @@bt8\n
+async-task bt 8
 echo @@btloop\n
 async-task bt loop
 echo @@btfull\n
 async-task bt 2 full
+echo @@btall\n
+async-task bt all
 echo @@conv\n
 set $async_loop = async__tls_loop
 info async-tasks
@@ -130,34 +136,41 @@ check() { # LOG WHERE
   has autoload '^Yes +/.*/libasync\.py' "full name: $stage/.*/libasync\\.py\$"
   for sec in tasks tasks-expr; do
     has "$sec" \
-      '^loop 0x[0-9a-f]+: 6 tasks, now 0\.000 s \(virtual clock\)$' \
+      '^loop 0x[0-9a-f]+: 8 tasks, now 0\.000 s \(virtual clock\)$' \
       '^  1 +sleeper +waiting +sleep +1000\.000 \(\+1000\.000\)$' \
       '^  2 +getter +waiting +queue get +-$' \
       '^  3 +awaiter +waiting +await future 0x[0-9a-f]+ +-$' \
       '^  4 +joiner +waiting +await sleeper \(1\) +-$' \
-      '^\* 5 +runner +running +- +-$' \
-      '^  6 +idle +not started +- +-$'
+      '^  5 +timed +waiting +event +500\.000 \(\+500\.000\) \(timeout\)$' \
+      '^  6 +yielder +ready +- +-$' \
+      '^\* 7 +runner +running +- +-$' \
+      '^  8 +idle +not started +- +-$'
   done
-  has bt1 "^task 1 'sleeper', waiting$" ' async_sleep ' ' sleeper_nap ' \
-    ' sleeper_main ' ' task_entry '
+  has bt1 "^task 1 'sleeper', waiting\$" ' async_sleep ' ' sleeper_nap ' \
+    ' sleeper_main ' ' task_entry ' ' async__ctx_trampoline '
   has bt2 ' async_queue_get ' ' getter_take ' ' getter_main '
   has bt3 ' async_await ' ' awaiter_hold ' ' awaiter_main '
   has bt4 ' async_await ' ' joiner_wait ' ' joiner_main '
-  for sec in bt1 bt2 bt3 bt4 btloop; do
+  has bt5 ' async_event_wait ' ' timed_wait ' ' timed_main '
+  has bt6 "^task 6 'yielder', ready\$" ' async_yield ' ' yielder_main '
+  for sec in bt1 bt2 bt3 bt4 bt5 bt6 btloop; do
     # The thread's own frames must not leak into a saved context's.
     lacks "$sec" 'runner_main|gdb_target_pause'
     lacks "$sec" 'Backtrace stopped|corrupt stack'
   done
-  has bt5 "^task 5 'runner', running$" ' runner_main '
-  has bt6 "^task 6 'idle', not started$" '^not started: no stack yet$'
+  has bt7 "^task 7 'runner', running\$" ' runner_main '
+  has bt8 "^task 8 'idle', not started\$" '^not started: no stack yet$'
   has btloop ' async_loop_run_until_complete ' ' main '
   has btfull ' getter_main ' '^ +item = '
+  has btall "^task 1 'sleeper', waiting\$" "^task 8 'idle', not started\$" \
+    ' sleeper_nap ' ' getter_take ' ' awaiter_hold ' ' joiner_wait ' \
+    ' timed_wait ' ' yielder_main ' ' runner_main '
   has conv '^  2 +getter +waiting +queue get' ' getter_main '
   # The backtrace is the thread's own again.
   has after '^#0 ' ' runner_main '
   has errors '^libasync: no task 99 in loop 0x[0-9a-f]+$' \
     "^libasync: 'nope' is not a task id\$" \
-    '^usage: async-task bt ID\|loop' \
+    '^usage: async-task bt ID\|all\|loop' \
     '^libasync: 0x[0-9a-f]+ is not a live async_loop$' \
     '^libasync: 0x8 is not a live async_loop$'
   grep -q '^@@end$' "$log" || fail "the session stopped early"

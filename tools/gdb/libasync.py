@@ -3,9 +3,10 @@
 
     info async-tasks [LOOP]      every task not done: id, name, state, what
                                  it waits on, its deadline (loop seconds)
-    async-task bt ID|loop [OPT]  the backtrace of a suspended task, or of the
-                                 loop's own stack while a task runs; OPT is
-                                 passed to gdb's backtrace (full, -frame-...)
+    async-task bt ID|all|loop [OPT]
+                                 the backtrace of a suspended task, of each
+                                 task, or of the loop's own stack while a
+                                 task runs; OPT goes to gdb's backtrace
 
 LOOP is an expression for an async_loop pointer; by default the loop in
 the convenience variable $async_loop if set, else the loop running on the
@@ -397,12 +398,14 @@ class _TaskPrefix(gdb.Command):
 
 class _TaskBt(gdb.Command):
     """Backtrace of a libasync task.
-Usage: async-task bt ID|loop [BACKTRACE-OPTIONS]
+Usage: async-task bt ID|all|loop [BACKTRACE-OPTIONS]
 ID is a task id from 'info async-tasks', of the loop $async_loop if set,
-else of the one running on the selected thread. A suspended task (or a ready one that has run) shows the stack it
-left at its last switch; the running task is the thread's own backtrace;
-'loop' shows the loop's stack, saved while a task runs. The options go to
-gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
+else of the one running on the selected thread; 'all' is every task of it.
+A suspended task (or a ready one that has run) shows the stack it left at
+its last switch, from frame 1 (frame 0, the thread's own, is hidden); the
+running task is the thread's own backtrace; 'loop' shows the loop's stack,
+saved while a task runs. The options go to gdb's backtrace command (full,
+-full, -frame-arguments all, a count)."""
 
     def __init__(self):
         super().__init__("async-task bt", gdb.COMMAND_STACK)
@@ -410,16 +413,26 @@ gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
     def invoke(self, arg, from_tty):
         words = arg.split(None, 1)
         if not words:
-            raise _Error("usage: async-task bt ID|loop [BACKTRACE-OPTIONS]")
+            raise _Error("usage: async-task bt ID|all|loop [BACKTRACE-OPTIONS]")
         rest = words[1] if len(words) > 1 else ""
         loop = _loop(None)
         current = _ptr(loop["current"])
         if words[0] == "loop":
             if not current:
-                gdb.write("the loop's own code is running: its stack is the thread's\n")
+                gdb.write("the loop's own code runs: its stack is the thread's\n")
                 gdb.execute("backtrace " + rest)
-                return
-            _show_context(_check_saved(_saved_regs(loop["ctx"]), "the loop"), rest)
+            else:
+                regs = _check_saved(_saved_regs(loop["ctx"]), "the loop")
+                _show_context(regs, rest)
+            return
+        if words[0] == "all":
+            for i, t in enumerate(list(_tasks(loop))):
+                if i:
+                    gdb.write("\n")
+                try:
+                    self._one(t, current, rest)
+                except _Error as e:
+                    gdb.write("%s\n" % e)
             return
         try:
             want = int(words[0], 0)
@@ -427,17 +440,21 @@ gdb's backtrace command (full, -full, -frame-arguments all, a count)."""
             raise _Error("libasync: '%s' is not a task id" % words[0])
         for t in _tasks(loop):
             if int(t["id"]) == want:
-                break
-        else:
-            raise _Error("libasync: no task %d in loop %#x" % (want, _ptr(loop)))
-        gdb.write("task %d '%s', %s\n" % (want, _name(t), _state(t)))
+                self._one(t, current, rest)
+                return
+        raise _Error("libasync: no task %d in loop %#x" % (want, _ptr(loop)))
+
+    @staticmethod
+    def _one(t, current, bt_args):
+        tid = int(t["id"])
+        gdb.write("task %d '%s', %s\n" % (tid, _name(t), _state(t)))
         if _ptr(t) == current:
-            gdb.execute("backtrace " + rest)
+            gdb.execute("backtrace " + bt_args)
         elif not _ptr(t["stack"]) or not int(t["started"]):
             gdb.write("not started: no stack yet\n")
         else:
-            regs = _check_saved(_saved_regs(t["ctx"]), "task %d" % want)
-            _show_context(regs, rest)
+            regs = _check_saved(_saved_regs(t["ctx"]), "task %d" % tid)
+            _show_context(regs, bt_args)
 
 
 def _register():
