@@ -292,14 +292,35 @@ def _saved_regs(ctx):
     return regs
 
 
-def _check_saved(regs, what):
-    # A core without the stack (gdb's gcore skips a mapping at its first
-    # unreadable page, such as a madvise guard) reads as zeros there.
-    if regs["rip"] == 0:
+def _task_regs(t):
+    """The saved registers of a task that has run, checked against its
+    stack: a core may lack it (gdb's gcore skips a mapping at its first
+    unreadable page, such as a madvise guard), and memory may be corrupt."""
+    tid = int(t["id"])
+    stack_t = _type("struct async__stack")
+    desc = t["stack"].cast(stack_t.pointer())
+    try:
+        owner = _ptr(desc["owner"])
+        size = int(desc["size"])
+    except gdb.MemoryError:
+        owner, size = None, 0
+    if owner != _ptr(t):
         raise _Error(
-            "libasync: the saved context of %s reads as zeros: the core "
-            "file lacks its stack (gcore stops at a guard page on Linux "
-            "6.13+; a kernel core dump has it)" % what
+            "libasync: task %d's stack is not in memory as it should be%s"
+            % (
+                tid,
+                ": the core file lacks it (gcore stops at a guard page on "
+                "Linux 6.13+; a kernel core dump has it)"
+                if owner == 0
+                else "",
+            )
+        )
+    regs = _saved_regs(t["ctx"])
+    top = _ptr(desc)  # the descriptor sits right above the usable range
+    if not top - size <= regs["rsp"] <= top:
+        raise _Error(
+            "libasync: task %d's saved stack pointer %#x is outside its "
+            "stack [%#x, %#x)" % (tid, regs["rsp"], top - size, top)
         )
     return regs
 
@@ -339,6 +360,11 @@ class _ContextUnwinder(gdb.unwinder.Unwinder):
         return info
 
 
+# The first frame of every context. gdb 13 shows the assembly one as
+# "async.ctx_trampoline" when clang assembled it.
+_TRAMPOLINE = ("async__ctx_trampoline", "async.ctx_trampoline")
+
+
 class _HideBorrowed:
     """While a context is shown, hides the borrowed frame from backtraces
     and ends them at the context's first frame (the ucontext build's
@@ -363,7 +389,7 @@ class _HideBorrowed:
             if level is not None and f.level() <= level:
                 continue
             yield d
-            if f.name() == "async__ctx_trampoline":
+            if f.name() in _TRAMPOLINE:
                 return
 
 
@@ -422,8 +448,7 @@ saved while a task runs. The options go to gdb's backtrace command (full,
                 gdb.write("the loop's own code runs: its stack is the thread's\n")
                 gdb.execute("backtrace " + rest)
             else:
-                regs = _check_saved(_saved_regs(loop["ctx"]), "the loop")
-                _show_context(regs, rest)
+                _show_context(_saved_regs(loop["ctx"]), rest)
             return
         if words[0] == "all":
             for i, t in enumerate(list(_tasks(loop))):
@@ -453,8 +478,7 @@ saved while a task runs. The options go to gdb's backtrace command (full,
         elif not _ptr(t["stack"]) or not int(t["started"]):
             gdb.write("not started: no stack yet\n")
         else:
-            regs = _check_saved(_saved_regs(t["ctx"]), "task %d" % tid)
-            _show_context(regs, bt_args)
+            _show_context(_task_regs(t), bt_args)
 
 
 def _register():
