@@ -198,6 +198,21 @@ if want live; then
   fi
 fi
 
+# 1b. Without libthread_db gdb cannot read the thread-local loop: the
+#     helper finds it in the library's frames instead (as on qemu's stub).
+if want live; then
+  where="live, no libthread_db"
+  log=$tmp/notls
+  G -iex "set libthread-db-search-path /nonexistent" \
+    -ex "break gdb_target_pause" -ex run -ex "echo @@notls\n" \
+    -ex "print async__tls_loop" -ex "info async-tasks" -ex "async-task bt 2" \
+    -ex kill "$target" >"$log"
+  before=$failures
+  has notls 'Cannot find thread-local' '^  2 +getter +waiting +queue get' \
+    ' getter_main '
+  if [ "$failures" -ne "$before" ]; then cat "$log"; else echo "ok: $where"; fi
+fi
+
 # 2. A core written by gdb's gcore. gcore abandons a whole mapping at its
 #    first unreadable page, and the madvise guard pages of Linux 6.13+ are
 #    unreadable: with mprotect'd guards the stacks are mappings of their

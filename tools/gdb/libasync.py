@@ -39,6 +39,19 @@ class _Error(gdb.GdbError):
     pass
 
 
+def _command(invoke):
+    """Turns an unreadable address met anywhere in a command into a one-line
+    error (a core that lacks a mapping, a stray pointer)."""
+
+    def wrapped(self, arg, from_tty):
+        try:
+            return invoke(self, arg, from_tty)
+        except gdb.MemoryError as e:
+            raise _Error("libasync: %s" % e)
+
+    return wrapped
+
+
 def _type(name):
     try:
         return gdb.lookup_type(name)
@@ -114,22 +127,46 @@ def _loop(arg):
         try:
             loop = gdb.parse_and_eval("async__tls_loop")
         except gdb.error as e:
-            raise _Error(
-                "libasync: cannot read async__tls_loop (%s); name the loop: "
-                "set $async_loop = EXPR" % e
-            )
+            loop = _loop_from_frames(loop_ptr)
+            if loop is None:
+                raise _Error(
+                    "libasync: cannot read async__tls_loop (%s); name the "
+                    "loop: set $async_loop = EXPR" % e
+                )
         if _ptr(loop) == 0:
             raise _Error(
                 "libasync: no loop runs on this thread; name one: "
                 "set $async_loop = EXPR"
             )
     try:
-        ok = int(loop["magic"]) == _macro("ASYNC__MAGIC_LOOP", 0x4C4F4F50)
+        ok = int(loop["magic"]) == _LOOP_MAGIC()
     except gdb.MemoryError:
         ok = False
     if not ok:
         raise _Error("libasync: %#x is not a live async_loop" % _ptr(loop))
     return loop
+
+
+def _loop_from_frames(loop_ptr):
+    """Where gdb cannot read thread-local storage (a remote target such as
+    qemu's, a static program without libthread_db): the first variable
+    'loop' of the library's frames on the selected thread that is one."""
+    frame = gdb.newest_frame()
+    while frame is not None:
+        try:
+            loop = frame.read_var("loop")
+            if (loop.type.strip_typedefs() == loop_ptr.strip_typedefs()
+                    and not loop.is_optimized_out
+                    and int(loop["magic"]) == _LOOP_MAGIC()):
+                return loop
+        except (ValueError, gdb.error, RuntimeError):
+            pass
+        frame = frame.older()
+    return None
+
+
+def _LOOP_MAGIC():
+    return _macro("ASYNC__MAGIC_LOOP", 0x4C4F4F50)
 
 
 def _macro(name, default):
@@ -221,13 +258,16 @@ class _InfoTasks(gdb.Command):
     """List the tasks of a libasync loop that are not done.
 Usage: info async-tasks [LOOP]
 LOOP is an expression for an async_loop pointer; by default $async_loop if
-set, else the loop running on the selected thread. Columns: id, name, state (running, waiting, ready,
-not started), what a waiting task waits on, and the deadline of its earliest
-armed timer in seconds of the loop's clock. '*' marks the running task."""
+set, else the loop running on the selected thread. Columns: id, name, state
+(running, waiting, ready, not started; "cancelling" when a cancellation is
+pending), what a waiting task waits on, and the deadline of its earliest
+armed timer, in seconds of the loop's clock and from now. '*' marks the
+running task."""
 
     def __init__(self):
         super().__init__("info async-tasks", gdb.COMMAND_STACK)
 
+    @_command
     def invoke(self, arg, from_tty):
         loop = _loop(arg)
         now = int(loop["now"])
@@ -267,28 +307,53 @@ _UC_X86_64 = {
     "r15": 7, "rdi": 8, "rsi": 9, "rbp": 10, "rbx": 11, "rdx": 12,
     "rax": 13, "rcx": 14, "rsp": 15, "rip": 16,
 }
+_CALLEE_SAVED_X86_64 = ("rbx", "rbp", "r12", "r13", "r14", "r15")
 
 
 def _arch():
-    return gdb.selected_inferior().architecture().name()
+    """'x86-64' or 'aarch64': the ones with a saved-context layout here."""
+    name = gdb.selected_inferior().architecture().name()
+    if name.startswith("i386:x86-64"):
+        return "x86-64"
+    if name.startswith("aarch64"):
+        return "aarch64"
+    raise _Error("libasync: task backtraces are not supported on %s" % name)
 
 
 def _saved_regs(ctx):
     """The registers of the code that called the switch which saved ctx
-    (a struct async__ctx): {register name: integer}."""
+    (a struct async__ctx): {register name: integer}, with the stack
+    pointer under the name 'sp' and the resumption address under 'pc'."""
     arch = _arch()
-    if not arch.startswith("i386:x86-64"):
-        raise _Error("libasync: task backtraces are not supported on %s" % arch)
     if _has_field(ctx.type, "uc"):
-        gregs = ctx["uc"]["uc_mcontext"]["gregs"]
-        return {r: int(gregs[i]) & (1 << 64) - 1 for r, i in _UC_X86_64.items()}
-    # ctx.sp points at the frame async__ctx_swap pushed; ctx.c describes it.
+        mc = ctx["uc"]["uc_mcontext"]
+        if arch == "x86-64":
+            regs = {r: int(mc["gregs"][i]) & (1 << 64) - 1
+                    for r, i in _UC_X86_64.items()}
+            regs["sp"], regs["pc"] = regs.pop("rsp"), regs.pop("rip")
+        else:
+            # glibc's swapcontext saves a resumption stub of its own as pc
+            # and x30, and the caller's return address where the stub
+            # finds it, which is glibc's business.
+            raise _Error(
+                "libasync: task backtraces on AArch64 need the assembly "
+                "switch (this library was built with ASYNC_USE_UCONTEXT)"
+            )
+        return regs
+    # ctx.sp points at the frame async__ctx_swap stored; ctx.c describes it.
     frame_t = _type("struct async__ctx_frame")
     sp = _ptr(ctx["sp"])
     f = gdb.Value(sp).cast(frame_t.pointer()).dereference()
-    regs = {r: _ptr(f[r]) for r in ("rbx", "rbp", "r12", "r13", "r14", "r15")}
-    regs["rip"] = _ptr(f["ret"])
-    regs["rsp"] = sp + frame_t.sizeof  # the return address popped
+    if arch == "x86-64":
+        regs = {r: _ptr(f[r]) for r in _CALLEE_SAVED_X86_64}
+        regs["pc"] = _ptr(f["ret"])
+    else:
+        regs = {"x19": _ptr(f["x19"]), "x20": _ptr(f["x20"]),
+                "x29": _ptr(f["x29"]), "x30": _ptr(f["x30"])}
+        for i in range(8):
+            regs["x%d" % (21 + i)] = _ptr(f["x21_x28"][i])
+        regs["pc"] = regs["x30"]
+    regs["sp"] = sp + frame_t.sizeof  # as after the switch returns
     return regs
 
 
@@ -317,10 +382,10 @@ def _task_regs(t):
         )
     regs = _saved_regs(t["ctx"])
     top = _ptr(desc)  # the descriptor sits right above the usable range
-    if not top - size <= regs["rsp"] <= top:
+    if not top - size <= regs["sp"] <= top:
         raise _Error(
             "libasync: task %d's saved stack pointer %#x is outside its "
-            "stack [%#x, %#x)" % (tid, regs["rsp"], top - size, top)
+            "stack [%#x, %#x)" % (tid, regs["sp"], top - size, top)
         )
     return regs
 
@@ -349,11 +414,11 @@ class _ContextUnwinder(gdb.unwinder.Unwinder):
         if pending.level() != self.level:
             return None
         u64 = _type("unsigned long")
-        pc = pending.read_register("rip")
+        pc = pending.read_register("pc")
         # The borrowed frame's id lies just below the saved stack pointer:
         # gdb stops a backtrace whose caller's frame looks inner to its
         # callee, and the task's stack may lie anywhere in memory.
-        sp = gdb.Value(self.regs["rsp"] - 16).cast(u64)
+        sp = gdb.Value(self.regs["sp"] - 16).cast(u64)
         info = pending.create_unwind_info(_FrameId(sp, pc))
         for reg, val in self.regs.items():
             info.add_saved_register(reg, gdb.Value(val).cast(u64))
@@ -436,6 +501,7 @@ saved while a task runs. The options go to gdb's backtrace command (full,
     def __init__(self):
         super().__init__("async-task bt", gdb.COMMAND_STACK)
 
+    @_command
     def invoke(self, arg, from_tty):
         words = arg.split(None, 1)
         if not words:
