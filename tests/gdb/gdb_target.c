@@ -9,6 +9,7 @@
  * and the program exits 0 only if each ended as expected: the debugger
  * left their stacks as it found them. The loop runs on the virtual clock,
  * so deadlines are exact: 1000 s for the sleeper, 500 s for the scope.
+ * A second thread runs a loop of its own (see worker_thread).
  *
  *   gdb_target [mprotect] [abort]
  *     mprotect  guard the stacks with mprotect'd pages, not madvise guards
@@ -19,6 +20,8 @@
 
 #include <async.h>
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +120,51 @@ static void *runner_main(void *arg) {
   return NULL;
 }
 
+/* A second thread runs a loop of its own, whose one task, "worker", sleeps
+ * until main cancels it from its own thread: the helper must show each
+ * thread its own loop. main waits for a callback the task schedules before
+ * its sleep, which runs only once the task has parked. */
+static sem_t worker_parked;
+static async_loop *worker_loop;
+static async_task *worker_task;
+
+static void worker_ready(void *arg) {
+  (void)arg;
+  sem_post(&worker_parked);
+}
+
+static void worker_cancel(void *arg) {
+  (void)arg;
+  async_future_cancel(worker_task);
+}
+
+__attribute__((noinline)) static int worker_nap(void) {
+  return async_sleep(1000.0);
+}
+static void *worker_main(void *arg) {
+  int err = async_loop_call_soon(worker_loop, worker_ready, NULL, NULL);
+  if (err) return async_fail(err);
+  return worker_nap() == -ECANCELED ? arg : async_fail(-EPROTO);
+}
+
+static void *worker_thread(void *arg) {
+  async_task_options o;
+  int err;
+  async_task_options_init(&o);
+  o.name = "worker";
+  if ((err = async_loop_new(&worker_loop, NULL)) == 0) {
+    err = async_task_spawn(worker_loop, &worker_task, worker_main, NULL, &o);
+    if (err == 0) {
+      err = async_loop_run_until_complete(worker_loop, worker_task, NULL);
+      async_future_release(worker_task);
+    }
+    async_loop_free(worker_loop);
+  }
+  if (err) sem_post(&worker_parked); /* main must not wait forever */
+  *(int *)arg = err;
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *name;
@@ -145,6 +193,14 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "abort") == 0)
       dump_core = 1;
   }
+  pthread_t worker;
+  int worker_err = 0;
+  if (sem_init(&worker_parked, 0, 0) ||
+      pthread_create(&worker, NULL, worker_thread, &worker_err)) {
+    fprintf(stderr, "gdb_target: no worker thread\n");
+    return 1;
+  }
+  while (sem_wait(&worker_parked) != 0) continue;
   async_loop_options_init(&lo);
   lo.virtual_clock = 1;
   if (async_loop_new(&loop, &lo) || async_queue_new(&queue, 0, NULL) ||
@@ -169,6 +225,11 @@ int main(int argc, char **argv) {
   async_queue_free(queue);
   async_event_free(event);
   async_loop_free(loop);
+  if (!worker_err &&
+      async_loop_call_soon_threadsafe(worker_loop, worker_cancel, NULL))
+    abort(); /* the worker would never end */
+  pthread_join(worker, NULL);
+  if (!err) err = worker_err;
   if (err) fprintf(stderr, "gdb_target: a task failed: %d\n", err);
   return err ? 1 : 0;
 }

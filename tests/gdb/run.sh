@@ -103,10 +103,19 @@ async-task bt 2
 python gdb.set_convenience_variable("async_loop", None)
 echo @@after\n
 bt
-echo @@errors\n
+echo @@thread2\n
+python main_thread = gdb.selected_thread()
+python [t for t in gdb.selected_inferior().threads() if t != main_thread][0].switch()
+info async-tasks
+async-task bt 1
+python main_thread.switch()
+set $async_loop = async__tls_loop
+python [t for t in gdb.selected_inferior().threads() if t != main_thread][0].switch()
+async-task bt 7
 EOF
-# Each -ex goes on after an error, a sourced file would not.
-set -- -x "$tmp/cmds" -ex "async-task bt 99" -ex "async-task bt nope" \
+# Each -ex goes on after an error, a sourced file would not (its last
+# command fails on purpose).
+set -- -x "$tmp/cmds" -ex "echo @@errors\n" -ex "async-task bt 99" -ex "async-task bt nope" \
   -ex "async-task bt" -ex "info async-tasks queue" \
   -ex "info async-tasks (struct async_loop *)8" -ex "echo @@end\n"
 
@@ -166,6 +175,12 @@ check() { # LOG WHERE
     ' sleeper_nap ' ' getter_take ' ' awaiter_hold ' ' joiner_wait ' \
     ' timed_wait ' ' yielder_main ' ' runner_main '
   has conv '^  2 +getter +waiting +queue get' ' getter_main '
+  # The other thread, its own loop; a loop named from there runs elsewhere.
+  has thread2 '^loop 0x[0-9a-f]+: 1 tasks, now [0-9.]+ s \(monotonic clock\)$' \
+    '^  1 +worker +waiting +sleep +[0-9.]+ \(\+(999|1000)\.[0-9]+\)$' \
+    "^task 1 'worker', waiting\$" ' worker_nap ' ' worker_main ' \
+    "^libasync: loop 0x[0-9a-f]+ runs on another thread: select it"
+  lacks thread2 'runner_main|gdb_target_pause'
   # The backtrace is the thread's own again.
   has after '^#0 ' ' runner_main '
   has errors '^libasync: no task 99 in loop 0x[0-9a-f]+$' \

@@ -122,7 +122,8 @@ def _loop(arg):
         try:
             loop = loop.cast(loop_ptr)
         except (gdb.error, AttributeError):
-            raise _Error("libasync: '%s' is not a loop pointer" % arg)
+            raise _Error("libasync: '%s' is not a loop pointer"
+                         % (arg or "$async_loop"))
     else:
         try:
             loop = gdb.parse_and_eval("async__tls_loop")
@@ -139,7 +140,7 @@ def _loop(arg):
                 "set $async_loop = EXPR"
             )
     try:
-        ok = int(loop["magic"]) == _LOOP_MAGIC()
+        ok = int(loop["magic"]) == _loop_magic()
     except gdb.MemoryError:
         ok = False
     if not ok:
@@ -157,7 +158,7 @@ def _loop_from_frames(loop_ptr):
             loop = frame.read_var("loop")
             if (loop.type.strip_typedefs() == loop_ptr.strip_typedefs()
                     and not loop.is_optimized_out
-                    and int(loop["magic"]) == _LOOP_MAGIC()):
+                    and int(loop["magic"]) == _loop_magic()):
                 return loop
         except (ValueError, gdb.error, RuntimeError):
             pass
@@ -165,7 +166,7 @@ def _loop_from_frames(loop_ptr):
     return None
 
 
-def _LOOP_MAGIC():
+def _loop_magic():
     return _macro("ASYNC__MAGIC_LOOP", 0x4C4F4F50)
 
 
@@ -368,18 +369,17 @@ def _task_regs(t):
         owner = _ptr(desc["owner"])
         size = int(desc["size"])
     except gdb.MemoryError:
-        owner, size = None, 0
-    if owner != _ptr(t):
+        raise _Error("libasync: task %d's stack %#x cannot be read"
+                     % (tid, _ptr(desc)))
+    if owner == 0:
         raise _Error(
-            "libasync: task %d's stack is not in memory as it should be%s"
-            % (
-                tid,
-                ": the core file lacks it (gcore stops at a guard page on "
-                "Linux 6.13+; a kernel core dump has it)"
-                if owner == 0
-                else "",
-            )
+            "libasync: task %d's stack is not in memory as it should be: "
+            "the core file lacks it (gcore stops at a guard page on Linux "
+            "6.13+; a kernel core dump has it)" % tid
         )
+    if owner != _ptr(t):
+        raise _Error("libasync: task %d's stack belongs to %#x: corrupt"
+                     % (tid, owner))
     regs = _saved_regs(t["ctx"])
     top = _ptr(desc)  # the descriptor sits right above the usable range
     if not top - size <= regs["sp"] <= top:
@@ -461,6 +461,20 @@ class _HideBorrowed:
 _unwinder = _ContextUnwinder()
 
 
+def _thread_bt(loop, bt_args):
+    """The backtrace of code running on the loop's own thread."""
+    try:
+        mine = _ptr(gdb.parse_and_eval("async__tls_loop")) == _ptr(loop)
+    except gdb.error:
+        mine = True  # found in this thread's frames, or named by the user
+    if not mine:
+        raise _Error(
+            "libasync: loop %#x runs on another thread: select it "
+            "(thread N), then bt" % _ptr(loop)
+        )
+    gdb.execute("backtrace " + bt_args)
+
+
 def _show_context(regs, bt_args):
     if not hasattr(gdb.PendingFrame, "level"):
         raise _Error("libasync: task backtraces need gdb 12 or later")
@@ -493,7 +507,7 @@ Usage: async-task bt ID|all|loop [BACKTRACE-OPTIONS]
 ID is a task id from 'info async-tasks', of the loop $async_loop if set,
 else of the one running on the selected thread; 'all' is every task of it.
 A suspended task (or a ready one that has run) shows the stack it left at
-its last switch, from frame 1 (frame 0, the thread's own, is hidden); the
+its last switch, numbered on from the thread's innermost frame (hidden); the
 running task is the thread's own backtrace; 'loop' shows the loop's stack,
 saved while a task runs. The options go to gdb's backtrace command (full,
 -full, -frame-arguments all, a count)."""
@@ -512,7 +526,7 @@ saved while a task runs. The options go to gdb's backtrace command (full,
         if words[0] == "loop":
             if not current:
                 gdb.write("the loop's own code runs: its stack is the thread's\n")
-                gdb.execute("backtrace " + rest)
+                _thread_bt(loop, rest)
             else:
                 _show_context(_saved_regs(loop["ctx"]), rest)
             return
@@ -521,7 +535,7 @@ saved while a task runs. The options go to gdb's backtrace command (full,
                 if i:
                     gdb.write("\n")
                 try:
-                    self._one(t, current, rest)
+                    self._one(loop, t, current, rest)
                 except _Error as e:
                     gdb.write("%s\n" % e)
             return
@@ -531,16 +545,16 @@ saved while a task runs. The options go to gdb's backtrace command (full,
             raise _Error("libasync: '%s' is not a task id" % words[0])
         for t in _tasks(loop):
             if int(t["id"]) == want:
-                self._one(t, current, rest)
+                self._one(loop, t, current, rest)
                 return
         raise _Error("libasync: no task %d in loop %#x" % (want, _ptr(loop)))
 
     @staticmethod
-    def _one(t, current, bt_args):
+    def _one(loop, t, current, bt_args):
         tid = int(t["id"])
         gdb.write("task %d '%s', %s\n" % (tid, _name(t), _state(t)))
         if _ptr(t) == current:
-            gdb.execute("backtrace " + bt_args)
+            _thread_bt(loop, bt_args)
         elif not _ptr(t["stack"]) or not int(t["started"]):
             gdb.write("not started: no stack yet\n")
         else:
