@@ -2,8 +2,9 @@
 /* The program tests/gdb/run.sh debugs. Eight named tasks: "sleeper" sleeps,
  * "getter" waits in a queue get, "awaiter" awaits a bare future, "joiner"
  * awaits the sleeper, "timed" waits for an event inside a deadline scope,
- * "yielder" yields (ready, with a saved context), "idle" has not started,
- * and "runner" runs and calls gdb_target_pause(), where the debugger stops.
+ * "yielder" yields (ready, with a saved context), "idle" has not started
+ * and has a cancellation pending, and "runner" runs and calls
+ * gdb_target_pause(), where the debugger stops.
  * Each waiting task parks below a function of its own, so that its
  * backtrace has names to look for. Resumed, the runner wakes every task,
  * and the program exits 0 only if each ended as expected: the debugger
@@ -103,13 +104,18 @@ static void *idle_main(void *arg) { return arg; }
 
 static void *runner_main(void *arg) {
   async_loop *loop = async_loop_current();
+  async_task *idle;
   async_task_options o;
   int err;
   (void)arg;
   async_task_options_init(&o);
   o.name = "idle";
-  if ((err = async_task_spawn(loop, NULL, idle_main, NULL, &o)))
+  if ((err = async_task_spawn(loop, &idle, idle_main, NULL, &o)))
     return async_fail(err);
+  /* Shown as "cancelling" while the request is pending. */
+  err = async_future_cancel(idle) == 1 ? 0 : -EPROTO;
+  async_future_release(idle);
+  if (err) return async_fail(err);
   gdb_target_pause();
   released = 1;
   if (async_event_set(event) != 1) return async_fail(-EPROTO);

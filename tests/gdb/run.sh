@@ -153,7 +153,7 @@ check() { # LOG WHERE
       '^  5 +timed +waiting +event +500\.000 \(\+500\.000\) \(timeout\)$' \
       '^  6 +yielder +ready +- +-$' \
       '^\* 7 +runner +running +- +-$' \
-      '^  8 +idle +not started +- +-$'
+      '^  8 +idle +not started cancelling +- +-$'
   done
   has bt1 "^task 1 'sleeper', waiting\$" ' async_sleep ' ' sleeper_nap ' \
     ' sleeper_main ' ' task_entry ' ' async(__|\.)ctx_trampoline '
