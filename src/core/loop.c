@@ -28,6 +28,18 @@
 
 _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
+/* Names gdb's helper (tools/gdb/libasync.py) where it is installed, in the
+ * section gdb reads for scripts to load with an object's debug information
+ * (when its auto-load safe-path allows). It lives here because every
+ * program that uses the library links this file, from the static archive
+ * too. "MS" merges the entries of every object that carries one. */
+#if defined(ASYNC_GDB_SCRIPT) && defined(__ELF__) && defined(__GNUC__)
+__asm__(".pushsection \".debug_gdb_scripts\", \"MS\", @progbits, 1\n"
+        ".byte 1\n" /* a Python file */
+        ".asciz \"" ASYNC_GDB_SCRIPT "\"\n"
+        ".popsection\n");
+#endif
+
 #define POLL_EVERY 64
 #define POLL_GAP_NS 20000 /* a busy loop polls at most this often */
 #define CLOSE_ROUNDS 8
