@@ -6,6 +6,7 @@
 #include "os.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #if defined(ASYNC__ASAN)
 #include <sanitizer/asan_interface.h>
@@ -69,24 +70,16 @@ struct async__ctx_frame {
 _Static_assert(sizeof(struct async__ctx_frame) == 64,
                "the frame must match what ctx_x86_64_sysv.S pops");
 
-void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
-                     async__ctx_entry entry, void *arg) {
-  struct async__ctx_frame *f =
-      async__ctx_first_frame(ctx, stack_lo, size, sizeof *f);
-
-  /* A new context starts with the floating-point control state of the code
-   * that made it, as a new thread does. */
+/* Fills a zeroed first frame; a new context starts with the
+ * floating-point control state of the code that made it, as a new thread
+ * does. */
+static void frame_fill(struct async__ctx_frame *f, async__ctx_entry entry,
+                       void *arg) {
   __asm__ volatile("stmxcsr %0" : "=m"(f->mxcsr));
   __asm__ volatile("fnstcw %0" : "=m"(f->x87_cw));
-  f->unused = 0;
-  f->r15 = NULL;
-  f->r14 = NULL;
   f->r13 = arg;
   f->r12 = entry;
-  f->rbx = NULL;
-  f->rbp = NULL; /* ends frame-pointer walks at the trampoline */
   f->ret = async__ctx_trampoline;
-  ctx->sp = f;
 }
 
 #elif defined(__aarch64__)
@@ -107,32 +100,30 @@ struct async__ctx_frame {
 _Static_assert(sizeof(struct async__ctx_frame) == 176,
                "the frame must match what ctx_aarch64.S loads");
 
-void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
-                     async__ctx_entry entry, void *arg) {
-  /* The hardware checks sp against that 16-byte alignment, too. */
-  struct async__ctx_frame *f =
-      async__ctx_first_frame(ctx, stack_lo, size, sizeof *f);
+static void frame_fill(struct async__ctx_frame *f, async__ctx_entry entry,
+                       void *arg) {
   uint64_t fpcr;
-
-  /* A new context starts with the floating-point control state of the code
-   * that made it, as a new thread does. */
   __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
   f->x19 = entry;
   f->x20 = arg;
-  for (int i = 0; i < 8; i++) {
-    f->x21_x28[i] = NULL;
-    f->d8_d15[i] = 0;
-  }
-  f->x29 = NULL; /* ends frame-pointer walks at the trampoline */
   f->x30 = async__ctx_trampoline;
   f->fpcr = fpcr;
-  f->unused = 0;
-  ctx->sp = f;
 }
 
 #else
 #error "no assembly context switch for this CPU: build with ASYNC_USE_UCONTEXT"
 #endif
+
+void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
+                     async__ctx_entry entry, void *arg) {
+  /* The frame ends at a 16-byte aligned top; AArch64's hardware checks sp
+   * against that alignment, too. */
+  struct async__ctx_frame *f =
+      async__ctx_first_frame(ctx, stack_lo, size, sizeof *f);
+  memset(f, 0, sizeof *f); /* a zero frame pointer ends walks there */
+  frame_fill(f, entry, arg);
+  ctx->sp = f;
+}
 
 #endif /* !ASYNC_USE_UCONTEXT */
 

@@ -37,6 +37,18 @@
 
   .text
 
+/* The frame is 176 bytes: each pair is stored at [sp, #off], which the
+ * unwinder finds at off - 176 from the canonical frame address. */
+  .macro save_pair ra, rb, off
+  stp \ra, \rb, [sp, #\off]
+  .cfi_offset \ra, \off - 176
+  .cfi_offset \rb, \off - 168
+  .endm
+
+  .macro load_pair ra, rb, off
+  ldp \ra, \rb, [sp, #\off]
+  .endm
+
 /* void async__ctx_swap(async__ctx *from, async__ctx *to)
  * x0 = from, x1 = to; from->sp and to->sp are at offset 0. */
   .globl ASYNC__SYM(async__ctx_swap)
@@ -49,36 +61,16 @@ ASYNC__SYM(async__ctx_swap):
   .cfi_startproc
   sub sp, sp, #176
   .cfi_def_cfa_offset 176
-  stp x19, x20, [sp, #0]
-  stp x21, x22, [sp, #16]
-  stp x23, x24, [sp, #32]
-  stp x25, x26, [sp, #48]
-  stp x27, x28, [sp, #64]
-  stp x29, x30, [sp, #80]
-  .cfi_offset x19, -176
-  .cfi_offset x20, -168
-  .cfi_offset x21, -160
-  .cfi_offset x22, -152
-  .cfi_offset x23, -144
-  .cfi_offset x24, -136
-  .cfi_offset x25, -128
-  .cfi_offset x26, -120
-  .cfi_offset x27, -112
-  .cfi_offset x28, -104
-  .cfi_offset x29, -96
-  .cfi_offset x30, -88
-  stp d8, d9, [sp, #96]
-  stp d10, d11, [sp, #112]
-  stp d12, d13, [sp, #128]
-  stp d14, d15, [sp, #144]
-  .cfi_offset d8, -80
-  .cfi_offset d9, -72
-  .cfi_offset d10, -64
-  .cfi_offset d11, -56
-  .cfi_offset d12, -48
-  .cfi_offset d13, -40
-  .cfi_offset d14, -32
-  .cfi_offset d15, -24
+  save_pair x19, x20, 0
+  save_pair x21, x22, 16
+  save_pair x23, x24, 32
+  save_pair x25, x26, 48
+  save_pair x27, x28, 64
+  save_pair x29, x30, 80
+  save_pair d8, d9, 96
+  save_pair d10, d11, 112
+  save_pair d12, d13, 128
+  save_pair d14, d15, 144
   mrs x9, fpcr
   str x9, [sp, #160]
 
@@ -98,16 +90,16 @@ ASYNC__SYM(async__ctx_swap):
   b.eq 1f
   msr fpcr, x10
 1:
-  ldp d8, d9, [sp, #96]
-  ldp d10, d11, [sp, #112]
-  ldp d12, d13, [sp, #128]
-  ldp d14, d15, [sp, #144]
-  ldp x19, x20, [sp, #0]
-  ldp x21, x22, [sp, #16]
-  ldp x23, x24, [sp, #32]
-  ldp x25, x26, [sp, #48]
-  ldp x27, x28, [sp, #64]
-  ldp x29, x30, [sp, #80]
+  load_pair d8, d9, 96
+  load_pair d10, d11, 112
+  load_pair d12, d13, 128
+  load_pair d14, d15, 144
+  load_pair x19, x20, 0
+  load_pair x21, x22, 16
+  load_pair x23, x24, 32
+  load_pair x25, x26, 48
+  load_pair x27, x28, 64
+  load_pair x29, x30, 80
   add sp, sp, #176
   .cfi_def_cfa_offset 0
   .cfi_restore x19

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* {==== compat ============================================================ */
 
@@ -320,6 +321,16 @@ void async__sparse_free(async__sparse *s);
  * said `got` (IN/OUT bits) and `broken` (an error, a hang-up, a closed fd):
  * nothing that was not asked, and a broken fd wakes every direction asked,
  * so that whoever waits meets the error in read or write. */
+/* The timespec a kernel wait takes for a timeout in ns, filled in *ts:
+ * NULL (no limit) for a negative one. */
+static inline const struct timespec *async__poll_timespec(int64_t timeout_ns,
+                                                          struct timespec *ts) {
+  if (timeout_ns < 0) return NULL;
+  ts->tv_sec = (time_t)(timeout_ns / 1000000000);
+  ts->tv_nsec = (long)(timeout_ns % 1000000000);
+  return ts;
+}
+
 static inline unsigned async__poll_report(unsigned asked, unsigned got,
                                           int broken) {
   if (broken) got |= ASYNC__POLL_ERR | asked;

@@ -217,14 +217,8 @@ static int async__epoll_wait(async__poller *p, int64_t timeout_ns,
 #ifdef ASYNC__EPOLL_HAVE_PWAIT2
   if (p->use_pwait2) {
     struct timespec ts;
-    const struct timespec *tsp = NULL;
-
-    if (timeout_ns >= 0) {
-      ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-      ts.tv_nsec = (long)(timeout_ns % 1000000000);
-      tsp = &ts;
-    }
-    n = epoll_pwait2(p->epfd, p->events, ASYNC__EPOLL_BATCH, tsp, NULL);
+    n = epoll_pwait2(p->epfd, p->events, ASYNC__EPOLL_BATCH,
+                     async__poll_timespec(timeout_ns, &ts), NULL);
     /* Kernels before 5.11 lack the call (ENOSYS), and some container
      * seccomp profiles written before it existed refuse it with EPERM,
      * which epoll_pwait2 itself never returns. */

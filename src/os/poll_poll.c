@@ -176,14 +176,7 @@ static int async__poll_wait(async__poller *p, int64_t timeout_ns,
 
 #ifdef ASYNC__POLL_HAVE_PPOLL
   struct timespec ts;
-  const struct timespec *tsp = NULL;
-
-  if (timeout_ns >= 0) {
-    ts.tv_sec = (time_t)(timeout_ns / 1000000000);
-    ts.tv_nsec = (long)(timeout_ns % 1000000000);
-    tsp = &ts;
-  }
-  n = ppoll(p->fds, (nfds_t)len, tsp, NULL);
+  n = ppoll(p->fds, (nfds_t)len, async__poll_timespec(timeout_ns, &ts), NULL);
 #else
   int ms = -1;
 
