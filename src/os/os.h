@@ -165,7 +165,8 @@ void async__ctx_entered(void);
  *
  * A stack is a range of address space the kernel commits lazily, page by
  * page, when first touched. Its lowest page is a guard: MADV_GUARD_INSTALL
- * (Linux 6.13+) where the kernel has it, which costs no mapping; otherwise an
+ * (Linux 6.13+) where the kernel has it, which costs no mapping (probed once:
+ * qemu-user accepts the advice and ignores it); otherwise an
  * mprotect(PROT_NONE) page while the process-wide budget of mappings allows
  * (each one splits a mapping and vm.max_map_count is 65530 by default);
  * beyond that a canary at the bottom, checked at each switch.

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -180,8 +181,9 @@ struct async__stack_pool {
 
 /* ======================================================= Process state. */
 
-/* Whether MADV_GUARD_INSTALL works: 0 untried, 1 yes, -1 the kernel refused
- * it. Probed by the first carve that tries it; "allowed" is the test knob. */
+/* Whether MADV_GUARD_INSTALL works: 0 untried, 1 yes, -1 no (the kernel
+ * refused it, or took it and left the page writable). Probed by the first
+ * carve that wants it; "allowed" is the test knob. */
 static atomic_int async__stack_madvise_state;
 static atomic_int async__stack_madvise_allowed = 1;
 
@@ -243,26 +245,47 @@ static int canary_intact(const unsigned char *lo) {
   return 1;
 }
 
+#if defined(__linux__)
+/* Whether a guard installed with madvise really stops an access; the answer
+ * is kept for the process. A kernel older than 6.13 refuses the advice with
+ * EINVAL. qemu-user takes any advice it does not emulate, this one included,
+ * as a hint it may ignore: madvise returns 0 and the page stays writable, so
+ * success proves nothing and the probe tries the page itself. It asks the
+ * kernel to write there (a raw clock_gettime, not the vDSO, which would
+ * write from user space and fault): a real guard makes that EFAULT, the
+ * emulator writes the page and returns 0. No signal is involved. */
+static int madvise_guard_works(size_t page) {
+  int state =
+      atomic_load_explicit(&async__stack_madvise_state, memory_order_relaxed);
+  if (state != 0) return state > 0;
+  void *p = mmap(NULL, page, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 0; /* short of memory: ask again next time */
+  if (madvise(p, page, MADV_GUARD_INSTALL) == 0) {
+    long r = syscall(SYS_clock_gettime, CLOCK_MONOTONIC, p);
+    state = r < 0 && errno == EFAULT ? 1 : -1;
+  } else if (errno == EINVAL) {
+    state = -1;
+  }
+  munmap(p, page);
+  /* Any other failure (a short page-table allocation) says nothing yet. */
+  if (state != 0)
+    atomic_store_explicit(&async__stack_madvise_state, state,
+                          memory_order_relaxed);
+  return state > 0;
+}
+#endif
+
 /* Makes `page` bytes at `at` a guard: madvise when the kernel has guard
- * regions, else mprotect while the budget lasts, else nothing (the caller
- * writes a canary). */
+ * regions that work, else mprotect while the budget lasts, else nothing (the
+ * caller writes a canary). */
 static enum async__guard guard_install(char *at, size_t page) {
 #if defined(__linux__)
   if (atomic_load_explicit(&async__stack_madvise_allowed,
                            memory_order_relaxed) &&
-      atomic_load_explicit(&async__stack_madvise_state, memory_order_relaxed) >=
-          0) {
-    if (madvise(at, page, MADV_GUARD_INSTALL) == 0) {
-      atomic_store_explicit(&async__stack_madvise_state, 1,
-                            memory_order_relaxed);
-      return ASYNC__GUARD_MADVISE;
-    }
-    /* EINVAL on the first try means a kernel without guard regions; any
-     * other failure (a short page-table allocation) is this slot's alone. */
-    if (errno == EINVAL) {
-      int untried = 0;
-      atomic_compare_exchange_strong(&async__stack_madvise_state, &untried, -1);
-    }
+      madvise_guard_works(page)) {
+    /* A failure now (a short page-table allocation) is this slot's alone. */
+    if (madvise(at, page, MADV_GUARD_INSTALL) == 0) return ASYNC__GUARD_MADVISE;
   }
 #endif
   if (atomic_fetch_add(&async__stack_mprotect_used, 1) <
@@ -390,8 +413,7 @@ static unsigned chunk_prepare(async__stack_chunk *c) {
           0 ||
       !atomic_load_explicit(&async__stack_madvise_allowed,
                             memory_order_relaxed) ||
-      atomic_load_explicit(&async__stack_madvise_state, memory_order_relaxed) <
-          0)
+      !madvise_guard_works(c->pool->page))
     return 0;
   size_t page = c->pool->page, slot = c->cls->slot;
   /* Commit ahead as much as the chunk already uses, up to the batch: a
@@ -423,7 +445,6 @@ static unsigned chunk_prepare(async__stack_chunk *c) {
     return 0;
   }
   atomic_store_explicit(&async__stack_batch_state, 1, memory_order_relaxed);
-  atomic_store_explicit(&async__stack_madvise_state, 1, memory_order_relaxed);
   unsigned guarded = (unsigned)((size_t)done / page);
   for (unsigned i = 0; i < guarded; i++)
     iov[i].iov_base = first + (size_t)(i + 1) * slot - page;
