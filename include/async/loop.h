@@ -152,8 +152,12 @@ ASYNC_EXTERN int async_handle_cancel(async_handle *h);
 ASYNC_EXTERN int async_handle_release(async_handle *h);
 
 /** From any thread: schedules cb(arg) on the loop as async_loop_call_soon does,
- * and wakes the loop if it is waiting. The loop must not be freed while
- * this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
+ * and wakes the loop if it is waiting. Both calls share one FIFO (asyncio's
+ * ready deque): a call made here runs before every callback that
+ * async_loop_call_soon schedules after it returned (on the loop's thread,
+ * or on any thread that this one synchronised with). The loop must not be
+ * freed while this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM.
+ * Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
                                                  async_callback cb, void *arg);
 

@@ -75,16 +75,21 @@ static void wake_signal(async_loop *loop) {
   (void)r; /* a full pipe or counter already wakes the loop */
 }
 
-/* Moves the calls made from other threads onto the ready queue. */
-static void wake_drain(async_loop *loop) {
-  char buf[64];
-  while (read(loop->wake_fd[0], buf, sizeof buf) > 0) {
-  }
+/* Moves the calls made from other threads onto the ready queue. The flag
+ * is cleared first: a call queued after the move signals again. */
+static void ts_flush(async_loop *loop) {
   atomic_store(&loop->ts_signalled, 0);
   pthread_mutex_lock(&loop->ts_lock);
   async__rnode *n;
   while ((n = async__rq_pop(&loop->ts_queue))) async__rq_push(&loop->ready, n);
   pthread_mutex_unlock(&loop->ts_lock);
+}
+
+static void wake_drain(async_loop *loop) {
+  char buf[64];
+  while (read(loop->wake_fd[0], buf, sizeof buf) > 0) {
+  }
+  ts_flush(loop);
 }
 
 /* The wake-up fd's watcher: one more fd watcher to fd.c. */
@@ -552,6 +557,9 @@ int async_loop_call_soon(async_loop *loop, async_callback cb, void *arg,
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h);
   if (err) return err;
+  /* Thread-safe calls made before this one go first, as in asyncio's one
+   * deque; the wake-up fd stays readable, its drain then finds nothing. */
+  if (atomic_load(&loop->ts_signalled)) ts_flush(loop);
   async__rq_push(&loop->ready, &h->rn);
   return 0;
 }
@@ -609,6 +617,11 @@ int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
   async_handle *h;
   int err = handle_new(loop, cb, arg, NULL, &h);
   if (err) return err;
+  if (async__tls_loop == loop) { /* the loop's own thread: no wake-up */
+    if (atomic_load(&loop->ts_signalled)) ts_flush(loop);
+    async__rq_push(&loop->ready, &h->rn);
+    return 0;
+  }
   pthread_mutex_lock(&loop->ts_lock);
   async__rq_push(&loop->ts_queue, &h->rn);
   pthread_mutex_unlock(&loop->ts_lock);
