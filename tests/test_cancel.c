@@ -206,6 +206,57 @@ static void test_cancel_await_of_a_bare_future_cancels_it(void **state) {
   free_loop(loop);
 }
 
+/* A request pending when the task awaits (it cancelled itself) is passed
+ * on, as one made while it waits: asyncio's __step cancels the future the
+ * coroutine yields. The awaited task, and what it awaits, unwind first. */
+static void *self_cancel_then_await(void *arg) {
+  nest *n = arg;
+  n->inner = async_spawn(outer, &n[1]); /* n[1]: outer()'s own nest */
+  async_yield();
+  async_yield(); /* inner awaits its sleeper, which sleeps */
+  async_task_cancel(async_task_current());
+  n->outer_err = async_await(n->inner, NULL);
+  n->inner_p.cleaned = async_task_done(n->inner);
+  return NULL;
+}
+
+static void test_cancel_pending_is_passed_on_by_await(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nest n[2] = {{0}};
+  assert_int_equal(run_task(loop, self_cancel_then_await, n, NULL), 0);
+  assert_int_equal(n[0].outer_err, -ECANCELED);
+  assert_int_equal(n[0].inner_p.cleaned, 1); /* done when await returned */
+  assert_int_equal(async_task_cancelled(n[0].inner), 1);
+  /* The chain below it: outer() awaited a sleeper, cancelled in turn. */
+  assert_int_equal(n[1].outer_err, -ECANCELED);
+  assert_int_equal(async_task_cancelled(n[1].inner), 1);
+  assert_int_equal(n[1].inner_p.first, -ECANCELED);
+  assert_int_equal(n[1].inner_p.cleaned, 1);
+  async_task_release(n[1].inner);
+  async_task_release(n[0].inner);
+  free_loop(loop);
+}
+
+static void *self_cancel_then_await_future(void *arg) {
+  fut_wait *w = arg;
+  async_task_cancel(async_task_current());
+  w->err = async_await(w->f, NULL);
+  return NULL;
+}
+
+static void test_cancel_pending_cancels_an_awaited_future(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  fut_wait w = {0};
+  async_future_new(loop, &w.f);
+  assert_int_equal(run_task(loop, self_cancel_then_await_future, &w, NULL), 0);
+  assert_int_equal(w.err, -ECANCELED);
+  assert_int_equal(async_future_cancelled(w.f), 1);
+  async_future_release(w.f);
+  free_loop(loop);
+}
+
 typedef struct {
   int fd;
   int err;
@@ -414,6 +465,8 @@ int main(void) {
       cmocka_unit_test(test_cancel_propagates_through_await),
       cmocka_unit_test(test_cancel_awaiter_waits_for_the_awaited_to_end),
       cmocka_unit_test(test_cancel_await_of_a_bare_future_cancels_it),
+      cmocka_unit_test(test_cancel_pending_is_passed_on_by_await),
+      cmocka_unit_test(test_cancel_pending_cancels_an_awaited_future),
       cmocka_unit_test(test_cancel_fd_wait),
       cmocka_unit_test(test_cancel_from_a_callback),
       cmocka_unit_test(test_cancel_after_the_wake_is_reported_by_that_sleep),

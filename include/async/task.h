@@ -103,7 +103,10 @@ ASYNC_EXTERN int async_future_set_error(async_future *f, int err);
  * *result (result may be NULL), or its error. Awaiting a done future does
  * not suspend. If the waiting task is cancelled, f is cancelled too
  * (asyncio's semantics; async_shield prevents it) and, once f is done, the
- * call returns -ECANCELED.
+ * call returns -ECANCELED. So is f when a request of the task is still
+ * pending as it calls this (it cancelled itself): the request goes to f,
+ * and the call returns once f is done, as for a request made during the
+ * wait.
  * Returns also -EINVAL, -EPERM (outside a task), -EDEADLK (a task awaiting
  * itself), -EXDEV (f belongs to another loop). Suspends: yes, unless f is
  * done. */

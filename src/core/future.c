@@ -304,7 +304,15 @@ int async__await(async_future *f, void **result, int shielded) {
   if (f == &t->fut) return -EDEADLK;
   if (f->done) return async_future_result(f, result);
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
-  if ((err = async__task_take_cancel(t))) return err;
+  if (async__unlikely(t->cancel_req)) {
+    /* Pending since before the await (the task cancelled itself, or came
+     * back from a wait that kept it): asyncio's __step passes it on to
+     * the future awaited, as await_cancel does once parked. A shield's
+     * outer future is what is cancelled: it reports at once. */
+    if (shielded) return async__task_take_cancel(t);
+    async_future_cancel(f);
+    if (f->done) return async__task_take_cancel(t); /* a bare future */
+  }
   await_waiter aw = {.w.notify = await_notify, .t = t, .f = f};
   async__future_ref(f);
   async__future_add_waiter(f, &aw.w);
