@@ -285,11 +285,13 @@ static void await_unlink(async__task *t) {
   if (t->killed) async__future_unref(aw->f);
 }
 
-/* asyncio's rule: cancelling a task that awaits cancels what it awaits;
- * the request stays pending and await reports it once f is done. */
+/* asyncio's rule: cancelling a task that awaits cancels what it awaits.
+ * The request is then delivered, to f: the await returns f's outcome (the
+ * awaited task may fail otherwise, or catch it and return), and a further
+ * request is passed on again. */
 static void await_cancel(async__task *t) {
   await_waiter *aw = t->wait_obj;
-  async_future_cancel(aw->f);
+  if (async_future_cancel(aw->f) == 1) t->cancel_req = 0;
 }
 
 /* The await, shielded or not. Not shielded, a cancellation is passed on to
@@ -310,8 +312,8 @@ int async__await(async_future *f, void **result, int shielded) {
      * the future awaited, as await_cancel does once parked. A shield's
      * outer future is what is cancelled: it reports at once. */
     if (shielded) return async__task_take_cancel(t);
-    async_future_cancel(f);
-    if (f->done) return async__task_take_cancel(t); /* a bare future */
+    if (async_future_cancel(f) == 1) t->cancel_req = 0;
+    if (f->done) return async_future_result(f, result); /* a bare future */
   }
   await_waiter aw = {.w.notify = await_notify, .t = t, .f = f};
   async__future_ref(f);
@@ -321,7 +323,7 @@ int async__await(async_future *f, void **result, int shielded) {
                          shielded ? NULL : await_cancel,
                          shielded ? "shield" : "await");
   t->wait_obj = NULL;
-  /* A request made after the wake (or passed on to f) is delivered now. */
+  /* A request made after the wake is delivered now. */
   if (!err) err = async__task_take_cancel(t);
   if (!err) err = async_future_result(f, result);
   async__future_unref(f);

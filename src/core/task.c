@@ -8,6 +8,7 @@
  * to run gives its stack back (a stack cannot be freed while in use). */
 #include "core.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,11 @@ static void task_entry(void *arg) {
   async__task_reap(loop);
   void *result = t->fn(t->arg);
   if (async__unlikely(t->scopes)) scope_left_open(t);
-  task_finish(loop, t, t->fail ? NULL : result, t->fail);
+  /* A request still pending at the return ends the task cancelled, as
+   * asyncio's __step does: a cancel that returned 1 is never dropped. An
+   * error the task failed with wins over it. */
+  int err = t->fail ? t->fail : t->cancel_req ? -ECANCELED : 0;
+  task_finish(loop, t, err ? NULL : result, err);
   loop->zombie = t;
   switch_out(loop, t, 1);
   ASYNC__ASSERT(!"a finished task was resumed");
@@ -218,7 +223,7 @@ void async__task_wake(async__task *t, int code) {
 int async__task_cancel(async__task *t) {
   if (t->state == ASYNC__T_DONE) return 0;
   t->ncancel++; /* counted even when merged with a pending request */
-  if (t->cancel_req) return 0;
+  if (t->cancel_req) return 1; /* merged: delivered once */
   t->cancel_req = 1;
   if (t->state == ASYNC__T_SUSPENDED) {
     if (t->wait_cancel) {
@@ -327,6 +332,20 @@ void *async_fail(int err) {
   async__task *t = async__task_current();
   if (t) t->fail = err > 0 ? -err : err == 0 ? -EINVAL : err;
   return NULL;
+}
+
+int async_task_cancelling(const async_task *f) {
+  if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK) return -EINVAL;
+  uint32_t n = async__task_of((async_future *)f)->ncancel;
+  return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+int async_task_uncancel(async_task *f) {
+  if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK) return -EINVAL;
+  async__task *t = async__task_of(f);
+  /* asyncio 3.13: the last request taken back withdraws a pending one. */
+  if (t->ncancel > 0 && --t->ncancel == 0) t->cancel_req = 0;
+  return async_task_cancelling(f);
 }
 
 async_task *async_task_current(void) {
