@@ -443,6 +443,8 @@ struct async_loop {
   int wake_fd[2];    /* eventfd in [0] and [1], or a pipe */
   async__io wake_io; /* on wake_fd[0] */
   atomic_int ts_signalled;
+  async_exception_handler exc_handler; /* NULL: the default */
+  void *exc_arg;
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread
@@ -473,6 +475,15 @@ static inline int async__handle_ok(const async_handle *h) {
 }
 
 int64_t async__loop_now(async_loop *loop);
+/* Reports a problem found by the loop to its exception handler (error.c),
+ * the default one when loop is NULL (closed) or none is set. It does not
+ * abort for `fatal`: the caller does. */
+void async__report(async_loop *loop, async_future *f, int err, int fatal,
+                   const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
 /* Called by a task that ends a batch with more tasks ready: starts the next
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */

@@ -65,18 +65,17 @@ void async__future_cache_free(async_loop *loop) {
 
 static void report_unread(const async_future *f) {
   if (!f->done || !f->err || f->err == -ECANCELED || f->err_read) return;
+  async_future *m = (async_future *)f;
   if (f->kind == ASYNC__KIND_TASK) {
     char name[64];
-    async__task_namer(async__task_of((async_future *)f), name, sizeof name);
-    fprintf(stderr,
-            "libasync: task '%s' failed (%s) and nobody read the "
-            "error\n",
-            name, async_strerror(f->err));
+    async__task_namer(async__task_of(m), name, sizeof name);
+    async__report(f->loop, m, f->err, 0,
+                  "task '%s' failed (%s) and nobody read the error", name,
+                  async_strerror(f->err));
   } else {
-    fprintf(stderr,
-            "libasync: a future failed (%s) and nobody read the "
-            "error\n",
-            async_strerror(f->err));
+    async__report(f->loop, m, f->err, 0,
+                  "a future failed (%s) and nobody read the error",
+                  async_strerror(f->err));
   }
 }
 

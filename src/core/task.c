@@ -43,10 +43,10 @@ static void scopes_disarm(async__task *t) {
 _Noreturn static void scope_left_open(async__task *t) {
   char name[64];
   async__task_namer(t, name, sizeof name);
-  fprintf(stderr,
-          "libasync: task '%s' returned inside a deadline scope "
-          "(async_timeout_enter without async_timeout_exit)\n",
-          name);
+  async__report(t->fut.loop, &t->fut, -EINVAL, 1,
+                "task '%s' returned inside a deadline scope "
+                "(async_timeout_enter without async_timeout_exit)",
+                name);
   abort();
 }
 
@@ -96,10 +96,23 @@ static async__task *next_task(async_loop *loop) {
   return t;
 }
 
+/* A broken canary, found at a switch and not in a signal handler: the
+ * overflow can go to the exception handler (the default one writes the
+ * guard page's line). */
+static void stack_check(async_loop *loop, async__task *t) {
+  if (async__stack_intact(t->stack)) return;
+  char name[64];
+  async__task_namer(t, name, sizeof name);
+  async__report(loop, &t->fut, -EFAULT, 1,
+                "stack overflow in task '%s' (stack size %zu bytes)", name,
+                async__stack_size(t->stack));
+  abort();
+}
+
 /* Leaves the running task t for the next task of the batch or the loop.
  * Returns when t is resumed; never when `dying`. */
 static void switch_out(async_loop *loop, async__task *t, int dying) {
-  if (async__unlikely(t->canary)) async__stack_check(t->stack);
+  if (async__unlikely(t->canary)) stack_check(loop, t);
   async__task *next = next_task(loop);
   async__ctx *to;
   if (next) {
