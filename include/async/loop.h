@@ -120,10 +120,11 @@ ASYNC_EXTERN async_loop *async_loop_current(void);
 /* ==== Callbacks ========================================================= */
 
 /** Schedules cb(arg) to run on the next loop iteration, after the callbacks
- * and tasks already ready (FIFO). If out is not NULL the caller gets a
- * handle it owns and must give back with exactly one of async_handle_cancel
- * or async_handle_release; with out NULL the loop frees everything.
- * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
+ * and tasks already ready (FIFO), in a copy of the current context (see
+ * async/context.h; so do call_later and call_at). If out is not NULL the caller
+ * gets a handle it owns and must give back with exactly one of
+ * async_handle_cancel or async_handle_release; with out NULL the loop frees
+ * everything. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon(async_loop *loop, async_callback cb,
                                       void *arg, async_handle **out);
 
@@ -155,9 +156,10 @@ ASYNC_EXTERN int async_handle_release(async_handle *h);
  * and wakes the loop if it is waiting. Both calls share one FIFO (asyncio's
  * ready deque): a call made here runs before every callback that
  * async_loop_call_soon schedules after it returned (on the loop's thread,
- * or on any thread that this one synchronised with). The loop must not be
- * freed while this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM.
- * Suspends: no. */
+ * or on any thread that this one synchronised with). Called on the loop's
+ * thread while it runs, cb runs in a copy of the current context; from
+ * elsewhere, in an empty one. The loop must not be freed while this runs.
+ * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
                                                  async_callback cb, void *arg);
 

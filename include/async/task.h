@@ -24,7 +24,9 @@ typedef struct async_task_options {
 ASYNC_EXTERN void async_task_options_init(async_task_options *opts);
 
 /** Creates a task that will run fn(arg) on `loop` (running or not yet),
- * after the callbacks and tasks already ready. The task does not start
+ * after the callbacks and tasks already ready, with a copy of the current
+ * context (its spawner's context variables, see async/context.h). The task
+ * does not start
  * before the creator suspends or the loop runs; until it starts it holds
  * no stack. Stores in *out a reference the caller owns and gives back with
  * async_future_release (the loop keeps its own until the task is done), or
@@ -141,7 +143,8 @@ ASYNC_EXTERN int async_future_result(const async_future *f, void **result);
 ASYNC_EXTERN int async_future_cancel(async_future *f);
 
 /** Adds cb(f, arg), called by the loop soon after f is done (in the order
- * added; right away-scheduled if f is already done).
+ * added; right away-scheduled if f is already done), in a copy of the
+ * context current now.
  * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_future_add_done_callback(async_future *f,
                                                 async_done_fn cb, void *arg);

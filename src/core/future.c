@@ -83,7 +83,9 @@ void async__future_destroy(async_future *f) {
   report_unread(f);
   async_loop *loop = f->loop;
   if (loop) async__list_remove(&f->objects);
-  if (f->kind == ASYNC__KIND_TASK) free(async__task_of(f)->name);
+  /* Most tasks have no name: no call to free(NULL) per task. */
+  if (f->kind == ASYNC__KIND_TASK && async__task_of(f)->name)
+    free(async__task_of(f)->name);
   async__future_free_block(loop, f);
 }
 
@@ -148,6 +150,7 @@ void async__future_detach(async_future *f) {
      * reference, and so f, until the user frees it. */
     if (w->notify != donecb_notify) continue;
     async__donecb *d = async__container_of(w, async__donecb, w);
+    async__context_drop(d->cv);
     free(d);
     f->refs--;
   }
@@ -227,6 +230,7 @@ int async_future_add_done_callback(async_future *f, async_done_fn cb,
   d->cb = cb;
   d->arg = arg;
   d->f = f;
+  d->cv = async__context_capture();
   async__future_ref(f);
   if (f->done)
     async__rq_push(&f->loop->ready, &d->rn);
@@ -247,6 +251,7 @@ int async_future_remove_done_callback(async_future *f, async_done_fn cb,
       async__donecb *d = async__container_of(w, async__donecb, w);
       if (d->cb == cb && d->arg == arg) {
         async__list_remove(n);
+        async__context_drop(d->cv);
         free(d);
         removed++;
       }

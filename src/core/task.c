@@ -137,6 +137,10 @@ static void task_finish(async_loop *loop, async__task *t, void *result,
   t->state = ASYNC__T_DONE;
   t->cancel_req = 0;
   async__future_complete(&t->fut, result, err);
+  if (async__unlikely(t->cv)) {
+    async__context_drop(t->cv);
+    t->cv = NULL;
+  }
 }
 
 static void task_entry(void *arg) {
@@ -149,7 +153,8 @@ static void task_entry(void *arg) {
   /* A request still pending at the return ends the task cancelled, as
    * asyncio's __step does: a cancel that returned 1 is never dropped. An
    * error the task failed with wins over it. */
-  int err = t->fail ? t->fail : t->cancel_req ? -ECANCELED : 0;
+  int err = t->fail;
+  if (async__unlikely(t->cancel_req) && !err) err = -ECANCELED;
   task_finish(loop, t, err ? NULL : result, err);
   loop->zombie = t;
   switch_out(loop, t, 1);
@@ -323,6 +328,8 @@ int async_task_spawn(async_loop *loop, async_task **out, async_fn fn, void *arg,
   t->arg = arg;
   t->stack_size = opts ? (uint32_t)opts->stack_size : 0;
   t->id = ++loop->next_task_id;
+  if (async__unlikely(async__context_in_use())) /* else t->cv stays NULL */
+    t->cv = async__context_capture();           /* asyncio's copy_context() */
   t->state = ASYNC__T_READY;
   async__list_remove(&t->fut.objects); /* on loop->tasks until done */
   async__list_push(&loop->tasks, &t->fut.objects);
