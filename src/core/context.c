@@ -14,12 +14,12 @@ struct async_context_var {
   void *def;
 };
 
-_Thread_local async__cvctx *async__cv_base ASYNC__TLS_FAST;
+_Thread_local async__cvctx *async__context_base ASYNC__TLS_FAST;
 
 /* Variables are made on any thread. */
 static _Atomic uint64_t next_id = 1;
 
-atomic_int async__cv_used;
+atomic_int async__context_used;
 
 void async__context_free(async__cvctx *c) { free(c); }
 
@@ -124,8 +124,8 @@ int async_context_var_get(const async_context_var *v, void **value) {
 int async_context_var_set(async_context_var *v, void *value,
                           async_context_token *token) {
   if (!var_ok(v)) return -EINVAL;
-  if (!atomic_load_explicit(&async__cv_used, memory_order_relaxed))
-    atomic_store_explicit(&async__cv_used, 1, memory_order_relaxed);
+  if (!atomic_load_explicit(&async__context_used, memory_order_relaxed))
+    atomic_store_explicit(&async__context_used, 1, memory_order_relaxed);
   async__cvctx **slot = async__context_slot();
   async_context_token tk = {.var = v, .where = slot};
   tk.had_old_value = async_context_var_get(v, &tk.old_value) == 0;

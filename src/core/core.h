@@ -514,8 +514,8 @@ int64_t async__loop_now(async_loop *loop);
 /* Reports a problem found by the loop to its exception handler (error.c),
  * the default one when loop is NULL (closed) or none is set. It does not
  * abort for `fatal`: the caller does. */
-void async__report(async_loop *loop, async_future *f, int err, int fatal,
-                   const char *fmt, ...)
+void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
+                         const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif
@@ -541,14 +541,14 @@ static inline int async__task_take_cancel(async__task *t) {
 }
 
 /* Each thread's context outside tasks and callbacks. */
-extern _Thread_local async__cvctx *async__cv_base ASYNC__TLS_FAST;
+extern _Thread_local async__cvctx *async__context_base ASYNC__TLS_FAST;
 /* Set by the first async_context_var_set of the process: until then every
  * context is empty, and a spawn pays one load for capturing nothing
  * (hidden: a direct load, not one through the GOT). */
 #if defined(__GNUC__)
 __attribute__((visibility("hidden")))
 #endif
-extern atomic_int async__cv_used;
+extern atomic_int async__context_used;
 
 /* Where the current context is held: the running task, the running
  * callback, or the thread. */
@@ -558,11 +558,11 @@ static inline async__cvctx **async__context_slot(void) {
     if (loop->current) return &loop->current->cv;
     if (loop->cv_slot) return loop->cv_slot;
   }
-  return &async__cv_base;
+  return &async__context_base;
 }
 
 static inline int async__context_in_use(void) {
-  return atomic_load_explicit(&async__cv_used, memory_order_relaxed);
+  return atomic_load_explicit(&async__context_used, memory_order_relaxed);
 }
 
 static inline async__cvctx *async__context_capture(void) {

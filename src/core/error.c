@@ -87,8 +87,8 @@ int async_loop_call_exception_handler(async_loop *loop,
   return 0;
 }
 
-void async__report(async_loop *loop, async_future *f, int err, int fatal,
-                   const char *fmt, ...) {
+void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
+                         const char *fmt, ...) {
   char msg[256];
   va_list ap;
   va_start(ap, fmt);

@@ -69,13 +69,13 @@ static void report_unread(const async_future *f) {
   if (f->kind == ASYNC__KIND_TASK) {
     char name[64];
     async__task_namer(async__task_of(m), name, sizeof name);
-    async__report(f->loop, m, f->err, 0,
-                  "task '%s' failed (%s) and nobody read the error", name,
-                  async_strerror(f->err));
+    async__error_report(f->loop, m, f->err, 0,
+                        "task '%s' failed (%s) and nobody read the error", name,
+                        async_strerror(f->err));
   } else {
-    async__report(f->loop, m, f->err, 0,
-                  "a future failed (%s) and nobody read the error",
-                  async_strerror(f->err));
+    async__error_report(f->loop, m, f->err, 0,
+                        "a future failed (%s) and nobody read the error",
+                        async_strerror(f->err));
   }
 }
 

@@ -450,10 +450,11 @@ static void close_tasks(async_loop *loop) {
       loop_run_once(loop, deadline);
   }
   if (loop->ntasks) {
-    async__report(loop, NULL, -ECANCELED, 0,
-                  "%zu task(s) ignored cancellation at loop close; ending "
-                  "them without their cleanup",
-                  loop->ntasks);
+    async__error_report(
+        loop, NULL, -ECANCELED, 0,
+        "%zu task(s) ignored cancellation at loop close; ending "
+        "them without their cleanup",
+        loop->ntasks);
     async__list *n;
     async__list_each(n, &loop->tasks) {
       async__task_kill(loop, async__list_item(n, async__task, fut.objects));

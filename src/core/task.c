@@ -43,10 +43,10 @@ static void scopes_disarm(async__task *t) {
 _Noreturn static void scope_left_open(async__task *t) {
   char name[64];
   async__task_namer(t, name, sizeof name);
-  async__report(t->fut.loop, &t->fut, -EINVAL, 1,
-                "task '%s' returned inside a deadline scope "
-                "(async_timeout_enter without async_timeout_exit)",
-                name);
+  async__error_report(t->fut.loop, &t->fut, -EINVAL, 1,
+                      "task '%s' returned inside a deadline scope "
+                      "(async_timeout_enter without async_timeout_exit)",
+                      name);
   abort();
 }
 
@@ -103,9 +103,9 @@ static void stack_check(async_loop *loop, async__task *t) {
   if (async__stack_intact(t->stack)) return;
   char name[64];
   async__task_namer(t, name, sizeof name);
-  async__report(loop, &t->fut, -EFAULT, 1,
-                "stack overflow in task '%s' (stack size %zu bytes)", name,
-                async__stack_size(t->stack));
+  async__error_report(loop, &t->fut, -EFAULT, 1,
+                      "stack overflow in task '%s' (stack size %zu bytes)",
+                      name, async__stack_size(t->stack));
   abort();
 }
 
