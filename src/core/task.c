@@ -134,8 +134,7 @@ static void task_finish(async_loop *loop, async__task *t, void *result,
   async__list_remove(&t->fut.objects); /* off loop->tasks */
   async__list_push(&loop->objects, &t->fut.objects);
   loop->ntasks--;
-  t->state = ASYNC__T_DONE;
-  t->cancel_req = 0;
+  t->state = ASYNC__T_DONE; /* cancel_req means nothing from now on */
   async__future_complete(&t->fut, result, err);
   if (async__unlikely(t->cv)) {
     async__context_drop(t->cv);
