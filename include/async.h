@@ -46,6 +46,7 @@
  *   async/base.h     the export macro, version, errors, the clock, the types
  *   async/loop.h     running a program; loops; plain callbacks
  *   async/task.h     tasks; futures; sleep and yield
+ *   async/context.h  context variables: task-local values
  *   async/fd.h       waiting for a file descriptor
  *   async/compose.h  gather, as_completed, wait, wait_for, deadline scopes,
  *                    shield, task groups
@@ -58,6 +59,7 @@
 #include "async/base.h"
 #include "async/loop.h"
 #include "async/task.h"
+#include "async/context.h"
 #include "async/fd.h"
 #include "async/compose.h"
 #include "async/sync.h"

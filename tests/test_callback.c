@@ -2,6 +2,8 @@
 /* Callbacks: call_soon, call_later, call_at, handles, asyncio's order. */
 #include "helpers.h"
 
+#include <pthread.h>
+
 typedef struct {
   seqlog *log;
   int id;
@@ -195,6 +197,51 @@ static void test_callback_handle_outlives_loop(void **state) {
   assert_int_equal(async_handle_cancel(h), 0);
 }
 
+/* asyncio appends both calls to one deque: the thread-safe one keeps its
+ * place among plain callbacks, from the loop's thread and from another. */
+static void test_callback_threadsafe_shares_the_fifo(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  g_log.n = 0;
+  assert_int_equal(async_loop_call_soon_threadsafe(loop, log_cb, IPTR(1)), 0);
+  assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(2), NULL), 0);
+  assert_int_equal(async_loop_call_soon_threadsafe(loop, log_cb, IPTR(3)), 0);
+  assert_int_equal(async_loop_call_soon(loop, log_cb, IPTR(4), NULL), 0);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  int want[] = {1, 2, 3, 4};
+  seqlog_expect(&g_log, want, 4);
+  free_loop(loop);
+}
+
+static void *ts_call(void *arg) {
+  async_loop_call_soon_threadsafe(arg, log_cb, IPTR(5));
+  return NULL;
+}
+
+/* Inside a running callback: another thread's call, made (joined) before
+ * this thread's call_soon, runs first. */
+static void ts_then_soon(void *arg) {
+  async_loop *loop = arg;
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, ts_call, loop), 0);
+  pthread_join(th, NULL);
+  async_loop_call_soon(loop, log_cb, IPTR(6), NULL);
+  async_loop_call_soon(loop, stop_cb, loop, NULL);
+}
+
+static void
+test_callback_threadsafe_from_another_thread_keeps_order(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  g_log.n = 0;
+  async_loop_call_soon(loop, ts_then_soon, loop, NULL);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  int want[] = {5, 6};
+  seqlog_expect(&g_log, want, 2);
+  free_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_callback_call_soon_is_fifo),
@@ -206,6 +253,9 @@ int main(void) {
       cmocka_unit_test(test_callback_bad_arguments),
       cmocka_unit_test(test_callback_handle_when),
       cmocka_unit_test(test_callback_handle_outlives_loop),
+      cmocka_unit_test(test_callback_threadsafe_shares_the_fifo),
+      cmocka_unit_test(
+          test_callback_threadsafe_from_another_thread_keeps_order),
   };
   return cmocka_run_group_tests_name("callback", tests, NULL, NULL);
 }

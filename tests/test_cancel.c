@@ -38,7 +38,10 @@ static void test_cancel_sleep(void **state) {
   spin(loop);
   double t0 = async_clock();
   assert_int_equal(async_task_cancel(t), 1);
-  assert_int_equal(async_task_cancel(t), 0); /* already requested */
+  /* asyncio 3.12+: every request on a task not done returns 1 and counts;
+   * this one merges with the pending one (one -ECANCELED). */
+  assert_int_equal(async_task_cancel(t), 1);
+  assert_int_equal(async_task_cancelling(t), 2);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
   assert_true(async_clock() - t0 < 30.0);
   assert_int_equal(p.first, -ECANCELED);
@@ -113,6 +116,7 @@ typedef struct {
   async_task *inner;
   probe inner_p;
   int outer_err;
+  void *outer_res;
 } nest;
 
 static void *outer(void *arg) {
@@ -153,7 +157,7 @@ static void *stubborn_child(void *arg) {
 static void *outer_stubborn(void *arg) {
   nest *n = arg;
   n->inner = async_spawn(stubborn_child, &n->inner_p);
-  n->outer_err = async_await(n->inner, NULL);
+  n->outer_err = async_await(n->inner, &n->outer_res);
   return NULL;
 }
 
@@ -167,8 +171,11 @@ static void test_cancel_awaiter_waits_for_the_awaited_to_end(void **state) {
   spin(loop);
   async_task_cancel(t);
   assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
-  /* The awaiter saw the cancellation only once the child had ended. */
-  assert_int_equal(n.outer_err, -ECANCELED);
+  /* The request went to the child, which caught it and returned: the
+   * awaiter gets its result once it has ended, as in asyncio. */
+  assert_int_equal(n.outer_err, 0);
+  assert_int_equal(PTRI(n.outer_res), 5);
+  assert_int_equal(async_task_cancelling(t), 1);
   assert_int_equal(async_task_done(n.inner), 1);
   void *res;
   assert_int_equal(async_task_result(n.inner, &res), 0);
@@ -205,6 +212,223 @@ static void test_cancel_await_of_a_bare_future_cancels_it(void **state) {
   async_task_release(t);
   free_loop(loop);
 }
+
+/* A request pending when the task awaits (it cancelled itself) is passed
+ * on, as one made while it waits: asyncio's __step cancels the future the
+ * coroutine yields. The awaited task, and what it awaits, unwind first. */
+static void *self_cancel_then_await(void *arg) {
+  nest *n = arg;
+  n->inner = async_spawn(outer, &n[1]); /* n[1]: outer()'s own nest */
+  async_yield();
+  async_yield(); /* inner awaits its sleeper, which sleeps */
+  async_task_cancel(async_task_current());
+  n->outer_err = async_await(n->inner, NULL);
+  n->inner_p.cleaned = async_task_done(n->inner);
+  return NULL;
+}
+
+static void test_cancel_pending_is_passed_on_by_await(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nest n[2] = {{0}};
+  assert_int_equal(run_task(loop, self_cancel_then_await, n, NULL), 0);
+  assert_int_equal(n[0].outer_err, -ECANCELED);
+  assert_int_equal(n[0].inner_p.cleaned, 1); /* done when await returned */
+  assert_int_equal(async_task_cancelled(n[0].inner), 1);
+  /* The chain below it: outer() awaited a sleeper, cancelled in turn. */
+  assert_int_equal(n[1].outer_err, -ECANCELED);
+  assert_int_equal(async_task_cancelled(n[1].inner), 1);
+  assert_int_equal(n[1].inner_p.first, -ECANCELED);
+  assert_int_equal(n[1].inner_p.cleaned, 1);
+  async_task_release(n[1].inner);
+  async_task_release(n[0].inner);
+  free_loop(loop);
+}
+
+static void *self_cancel_then_await_future(void *arg) {
+  fut_wait *w = arg;
+  async_task_cancel(async_task_current());
+  w->err = async_await(w->f, NULL);
+  return NULL;
+}
+
+static void test_cancel_pending_cancels_an_awaited_future(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  fut_wait w = {0};
+  async_future_new(loop, &w.f);
+  assert_int_equal(run_task(loop, self_cancel_then_await_future, &w, NULL), 0);
+  assert_int_equal(w.err, -ECANCELED);
+  assert_int_equal(async_future_cancelled(w.f), 1);
+  async_future_release(w.f);
+  free_loop(loop);
+}
+
+/* {==== Cancellation requests (asyncio's cancelling/uncancel) ========== */
+
+static void *self_cancel_and_return(void *arg) {
+  (void)arg;
+  assert_int_equal(async_task_cancel(async_task_current()), 1);
+  return IPTR(3); /* no suspension: the request is still pending */
+}
+
+static void test_cancel_pending_at_return_ends_cancelled(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  void *res = IPTR(1);
+  assert_int_equal(run_task(loop, self_cancel_and_return, NULL, &res),
+                   -ECANCELED);
+  assert_null(res);
+  free_loop(loop);
+}
+
+static void *self_cancel_and_fail(void *arg) {
+  (void)arg;
+  async_task_cancel(async_task_current());
+  return async_fail(-EIO); /* its own error wins, as an exception would */
+}
+
+static void test_cancel_pending_at_failure_keeps_the_error(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  assert_int_equal(run_task(loop, self_cancel_and_fail, NULL, NULL), -EIO);
+  free_loop(loop);
+}
+
+typedef struct {
+  async__task *t;
+  int rc;
+} handed;
+
+/* Parks on nothing but its own wake: the core's wait primitive. */
+static void *park_and_return(void *arg) {
+  handed *h = arg;
+  h->t = (async__task *)async_task_current();
+  h->rc = async__task_park(h->t->fut.loop, h->t, NULL, NULL, "test");
+  return IPTR(7);
+}
+
+static void test_cancel_after_a_handed_result_ends_cancelled(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  handed h = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, park_and_return, &h, NULL);
+  spin(loop);
+  async__task_wake(h.t, 0);                  /* handed its result... */
+  assert_int_equal(async_task_cancel(t), 1); /* ...cancelled before it ran */
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), -ECANCELED);
+  assert_int_equal(h.rc, 0);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *fails_when_cancelled(void *arg) {
+  probe *p = arg;
+  p->first = async_sleep(60.0);
+  return async_fail(-EIO); /* its cleanup fails */
+}
+
+static void *await_failing(void *arg) {
+  nest *n = arg;
+  n->inner = async_spawn(fails_when_cancelled, &n->inner_p);
+  n->outer_err = async_await(n->inner, NULL);
+  return NULL;
+}
+
+static void test_cancel_await_returns_the_awaited_error(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nest n = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, await_failing, &n, NULL);
+  spin(loop);
+  spin(loop);
+  assert_int_equal(async_task_cancel(t), 1);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_int_equal(n.inner_p.first, -ECANCELED);
+  assert_int_equal(n.outer_err, -EIO);
+  async_task_release(n.inner);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+/* A second request on an awaiting task is passed on again: the awaited
+ * task, which ignored the first, gets the second. */
+static void *ignores_one(void *arg) {
+  probe *p = arg;
+  p->first = async_sleep(60.0);
+  p->second = async_sleep(60.0);
+  return NULL;
+}
+
+static void *await_ignorer(void *arg) {
+  nest *n = arg;
+  n->inner = async_spawn(ignores_one, &n->inner_p);
+  n->outer_err = async_await(n->inner, NULL);
+  return NULL;
+}
+
+static void test_cancel_second_request_is_passed_on_again(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nest n = {0};
+  async_task *t;
+  async_task_spawn(loop, &t, await_ignorer, &n, NULL);
+  spin(loop);
+  spin(loop);
+  assert_int_equal(async_task_cancel(t), 1);
+  spin(loop); /* the child caught it and sleeps again */
+  assert_int_equal(n.inner_p.first, -ECANCELED);
+  assert_int_equal(async_task_cancel(t), 1);
+  double t0 = async_clock();
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  assert_true(async_clock() - t0 < 30.0);
+  assert_int_equal(n.inner_p.second, -ECANCELED);
+  assert_int_equal(n.outer_err, 0); /* the child returned NULL */
+  assert_int_equal(async_task_cancelling(t), 2);
+  assert_int_equal(async_task_cancelling(n.inner), 2);
+  async_task_release(n.inner);
+  async_task_release(t);
+  free_loop(loop);
+}
+
+static void *cancel_then_uncancel(void *arg) {
+  int *out = arg;
+  async_task *me = async_task_current();
+  async_task_cancel(me);
+  async_task_cancel(me);
+  out[0] = async_task_uncancel(me);
+  out[1] = async_yield(); /* one request left: still pending */
+  async_task_cancel(me);
+  out[2] = async_task_uncancel(me);
+  out[3] = async_task_uncancel(me);
+  out[4] = async_yield(); /* none left: withdrawn (asyncio 3.13) */
+  out[5] = async_task_uncancel(me);
+  return NULL;
+}
+
+static void test_cancel_cancelling_and_uncancel(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int out[6];
+  assert_int_equal(run_task(loop, cancel_then_uncancel, out, NULL), 0);
+  assert_int_equal(out[0], 1);
+  assert_int_equal(out[1], -ECANCELED);
+  assert_int_equal(out[2], 1);
+  assert_int_equal(out[3], 0);
+  assert_int_equal(out[4], 0);
+  assert_int_equal(out[5], 0); /* never below 0 */
+  async_future *f;
+  async_future_new(loop, &f);
+  assert_int_equal(async_task_cancelling(f), -EINVAL); /* not a task */
+  assert_int_equal(async_task_uncancel(f), -EINVAL);
+  assert_int_equal(async_task_cancelling(NULL), -EINVAL);
+  async_future_release(f);
+  free_loop(loop);
+}
+
+/* }==== */
 
 typedef struct {
   int fd;
@@ -414,6 +638,14 @@ int main(void) {
       cmocka_unit_test(test_cancel_propagates_through_await),
       cmocka_unit_test(test_cancel_awaiter_waits_for_the_awaited_to_end),
       cmocka_unit_test(test_cancel_await_of_a_bare_future_cancels_it),
+      cmocka_unit_test(test_cancel_pending_is_passed_on_by_await),
+      cmocka_unit_test(test_cancel_pending_cancels_an_awaited_future),
+      cmocka_unit_test(test_cancel_pending_at_return_ends_cancelled),
+      cmocka_unit_test(test_cancel_pending_at_failure_keeps_the_error),
+      cmocka_unit_test(test_cancel_after_a_handed_result_ends_cancelled),
+      cmocka_unit_test(test_cancel_await_returns_the_awaited_error),
+      cmocka_unit_test(test_cancel_second_request_is_passed_on_again),
+      cmocka_unit_test(test_cancel_cancelling_and_uncancel),
       cmocka_unit_test(test_cancel_fd_wait),
       cmocka_unit_test(test_cancel_from_a_callback),
       cmocka_unit_test(test_cancel_after_the_wake_is_reported_by_that_sleep),

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* Loops: life cycle, running and stopping, backends, threads. */
 #include "helpers.h"
+#include "core/core.h"
 
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void never_cb(void *arg) {
@@ -17,6 +21,12 @@ static void *never_fn(void *arg) {
 }
 
 static void stop_loop_cb(void *arg) { async_loop_stop(arg); }
+
+/* Runs the loop for one pass over what is ready now. */
+static void spin_loop(async_loop *loop) {
+  async_loop_call_soon(loop, stop_loop_cb, loop, NULL);
+  async_loop_run_forever(loop);
+}
 
 static void test_loop_new_close_free(void **state) {
   (void)state;
@@ -252,8 +262,239 @@ static void test_loop_run_until_complete_interrupted_by_stop(void **state) {
   free_loop(loop);
 }
 
+/* {==== The exception handler ========================================== */
+
+typedef struct {
+  int calls;
+  int err;
+  int fatal;
+  async_future *future;
+  long tasks_listed;
+  char message[256];
+} exc_log;
+
+static void exc_record(async_loop *loop, const async_exception_context *ctx,
+                       void *arg) {
+  exc_log *l = arg;
+  l->calls++;
+  l->err = ctx->err;
+  l->fatal = ctx->fatal;
+  l->future = ctx->future;
+  l->tasks_listed = async_task_all(loop, NULL, 0);
+  snprintf(l->message, sizeof l->message, "%s", ctx->message);
+  if (ctx->future) assert_int_equal(async_task_cancel(ctx->future), 0);
+}
+
+static void *fails_eio(void *arg) {
+  (void)arg;
+  return async_fail(-EIO);
+}
+
+static void test_loop_exception_handler_gets_unread_errors(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  exc_log l = {0};
+  assert_int_equal(async_loop_set_exception_handler(loop, exc_record, &l), 0);
+  void *arg = NULL;
+  assert_ptr_equal(async_loop_get_exception_handler(loop, &arg), exc_record);
+  assert_ptr_equal(arg, &l);
+  async_task_options o;
+  async_task_options_init(&o);
+  o.name = "bad";
+  async_task *t;
+  assert_int_equal(async_task_spawn(loop, &t, fails_eio, NULL, &o), 0);
+  assert_int_equal(async_task_spawn(loop, NULL, fails_eio, NULL, &o), 0);
+  async_future *f;
+  assert_int_equal(async_future_new(loop, &f), 0);
+  async_future_set_error(f, -ENOENT);
+  spin_loop(loop);
+  assert_int_equal(l.calls, 1); /* the task nobody holds, freed when done */
+  assert_int_equal(l.err, -EIO);
+  assert_int_equal(l.fatal, 0);
+  assert_non_null(l.future);
+  assert_string_equal(l.message,
+                      "task 'bad' failed (Input/output error) and nobody "
+                      "read the error");
+  assert_int_equal(async_task_release(t), 0);
+  assert_int_equal(l.calls, 2);
+  assert_ptr_equal(l.future, t); /* borrowed while it is being freed */
+  assert_int_equal(async_future_release(f), 0);
+  assert_int_equal(l.calls, 3);
+  assert_int_equal(l.err, -ENOENT);
+  assert_ptr_equal(l.future, f);
+  /* A read error is no report. */
+  assert_int_equal(async_task_spawn(loop, &t, fails_eio, NULL, NULL), 0);
+  spin_loop(loop);
+  assert_int_equal(async_task_result(t, NULL), -EIO);
+  assert_int_equal(async_task_release(t), 0);
+  assert_int_equal(l.calls, 3);
+  free_loop(loop);
+}
+
+static void *ignores_cancellation(void *arg) {
+  (void)arg;
+  for (;;) async_sleep(0.001);
+  return NULL;
+}
+
+static void
+test_loop_exception_handler_gets_tasks_killed_at_close(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  exc_log l = {0};
+  async_loop_set_exception_handler(loop, exc_record, &l);
+  async_task_spawn(loop, NULL, ignores_cancellation, NULL, NULL);
+  spin_loop(loop);
+  assert_int_equal(async_loop_close(loop), 0);
+  assert_int_equal(l.calls, 1);
+  assert_int_equal(l.err, -ECANCELED);
+  assert_null(l.future);
+  assert_int_equal(l.tasks_listed, 1); /* still there to be looked at */
+  assert_string_equal(l.message,
+                      "1 task(s) ignored cancellation at loop close; ending "
+                      "them without their cleanup");
+  free_loop(loop);
+}
+
+/* The default keeps the stderr line there was before the handler. */
+static void test_loop_default_exception_handler_writes_stderr(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  exc_log l = {0};
+  async_loop_set_exception_handler(loop, exc_record, &l);
+  assert_int_equal(async_loop_set_exception_handler(loop, NULL, &l), 0);
+  void *arg = &l;
+  assert_null(async_loop_get_exception_handler(loop, &arg));
+  assert_null(arg);
+  fflush(stderr);
+  int saved = dup(2);
+  FILE *tmp = tmpfile();
+  assert_non_null(tmp);
+  dup2(fileno(tmp), 2);
+  async_task_options o;
+  async_task_options_init(&o);
+  o.name = "bad";
+  async_task_spawn(loop, NULL, fails_eio, NULL, &o);
+  spin_loop(loop);
+  async_exception_context ctx = {.message = "from the program"};
+  assert_int_equal(async_loop_call_exception_handler(loop, &ctx), 0);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  char buf[512] = {0};
+  rewind(tmp);
+  size_t n = fread(buf, 1, sizeof buf - 1, tmp);
+  fclose(tmp);
+  buf[n] = '\0';
+  assert_string_equal(buf, "libasync: task 'bad' failed (Input/output error) "
+                           "and nobody read the error\n"
+                           "libasync: from the program\n");
+  assert_int_equal(l.calls, 0);
+  free_loop(loop);
+}
+
+static void test_loop_call_exception_handler(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  exc_log l = {0};
+  async_exception_context ctx = {.message = "mine", .err = -EPIPE};
+  assert_int_equal(async_loop_call_exception_handler(NULL, &ctx), -EINVAL);
+  assert_int_equal(async_loop_call_exception_handler(loop, NULL), -EINVAL);
+  async_exception_context empty = {0};
+  assert_int_equal(async_loop_call_exception_handler(loop, &empty), -EINVAL);
+  assert_int_equal(async_loop_set_exception_handler(NULL, exc_record, &l),
+                   -EINVAL);
+  assert_null(async_loop_get_exception_handler(NULL, NULL));
+  async_loop_set_exception_handler(loop, exc_record, &l);
+  assert_int_equal(async_loop_call_exception_handler(loop, &ctx), 0);
+  assert_int_equal(l.calls, 1);
+  assert_int_equal(l.err, -EPIPE);
+  assert_string_equal(l.message, "mine");
+  free_loop(loop);
+}
+
+/* A fatal report reaches the handler before the abort. */
+static void fatal_to_stdout(async_loop *loop,
+                            const async_exception_context *ctx, void *arg) {
+  (void)loop;
+  (void)arg;
+  dprintf(3, "%d %s", ctx->fatal, ctx->message);
+}
+
+static void *returns_inside_a_scope(void *arg) {
+  (void)arg;
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 10.0);
+  return NULL;
+}
+
+/* Breaks its own canary (the stack was made without a guard page), then
+ * switches: the check at the switch finds it. */
+static void *breaks_its_canary(void *arg) {
+  (void)arg;
+  async__task *t = (async__task *)async_task_current();
+  if (async__stack_guard(t->stack) != ASYNC__GUARD_CANARY) _exit(3);
+  memset(async__stack_lo(t->stack), 0, 16);
+  async_yield();
+  return NULL;
+}
+
+/* Runs fn as task "leaky" in a child whose handler writes to a pipe, and
+ * returns what it wrote; the child must die of SIGABRT. */
+static void fatal_child(async_fn fn, int canary, char *buf, size_t cap) {
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 3);
+    if (canary) async__stack_test_config(0, 0);
+    async_loop *loop = NULL;
+    async_loop_new(&loop, NULL);
+    async_loop_set_exception_handler(loop, fatal_to_stdout, NULL);
+    async_task_options o;
+    async_task_options_init(&o);
+    o.name = "leaky";
+    async_task *t;
+    async_task_spawn(loop, &t, fn, NULL, &o);
+    async_loop_run_until_complete(loop, t, NULL);
+    _exit(0); /* not reached */
+  }
+  close(fds[1]);
+  memset(buf, 0, cap);
+  ssize_t n;
+  size_t got = 0;
+  while ((n = read(fds[0], buf + got, cap - 1 - got)) > 0) got += (size_t)n;
+  close(fds[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGABRT);
+}
+
+static void test_loop_exception_handler_gets_fatal_reports(void **state) {
+  (void)state;
+  char buf[256];
+  fatal_child(returns_inside_a_scope, 0, buf, sizeof buf);
+  assert_string_equal(buf, "1 task 'leaky' returned inside a deadline scope "
+                           "(async_timeout_enter without async_timeout_exit)");
+  fatal_child(breaks_its_canary, 1, buf, sizeof buf);
+  /* The size is the slot's, as the guard page's report gives it. */
+  const char *want = "1 stack overflow in task 'leaky' (stack size ";
+  assert_int_equal(strncmp(buf, want, strlen(want)), 0);
+  assert_non_null(strstr(buf, " bytes)"));
+}
+
+/* }==== */
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_loop_exception_handler_gets_unread_errors),
+      cmocka_unit_test(test_loop_exception_handler_gets_tasks_killed_at_close),
+      cmocka_unit_test(test_loop_default_exception_handler_writes_stderr),
+      cmocka_unit_test(test_loop_call_exception_handler),
+      cmocka_unit_test(test_loop_exception_handler_gets_fatal_reports),
       cmocka_unit_test(test_loop_new_close_free),
       cmocka_unit_test(test_loop_backend_by_name),
       cmocka_unit_test(test_loop_run_forever_and_stop),

@@ -123,10 +123,11 @@ ASYNC_EXTERN async_loop *async_loop_current(void);
 /* ==== Callbacks ========================================================= */
 
 /** Schedules cb(arg) to run on the next loop iteration, after the callbacks
- * and tasks already ready (FIFO). If out is not NULL the caller gets a
- * handle it owns and must give back with exactly one of async_handle_cancel
- * or async_handle_release; with out NULL the loop frees everything.
- * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
+ * and tasks already ready (FIFO), in a copy of the current context (see
+ * async/context.h; so do call_later and call_at). If out is not NULL the caller
+ * gets a handle it owns and must give back with exactly one of
+ * async_handle_cancel or async_handle_release; with out NULL the loop frees
+ * everything. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon(async_loop *loop, async_callback cb,
                                       void *arg, async_handle **out);
 
@@ -164,10 +165,81 @@ ASYNC_EXTERN double async_handle_when(const async_handle *h);
 ASYNC_EXTERN int async_handle_release(async_handle *h);
 
 /** From any thread: schedules cb(arg) on the loop as async_loop_call_soon does,
- * and wakes the loop if it is waiting. The loop must not be freed while
- * this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
+ * and wakes the loop if it is waiting. Both calls share one FIFO (asyncio's
+ * ready deque): a call made here runs before every callback that
+ * async_loop_call_soon schedules after it returned (on the loop's thread,
+ * or on any thread that this one synchronised with). Called on the loop's
+ * thread while it runs, cb runs in a copy of the current context; from
+ * elsewhere, in an empty one. The loop must not be freed while this runs.
+ * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
                                                  async_callback cb, void *arg);
+
+/* ==== The exception handler ============================================ */
+
+/** What the loop reports to its exception handler (asyncio's context dict):
+ * a problem nobody's call returned, found by the loop. */
+typedef struct async_exception_context {
+  const char *message;  /**< one line, without "libasync: " or a newline;
+                           valid during the call */
+  int err;              /**< the error concerned (a negative errno), or 0 */
+  async_future *future; /**< the task or future concerned, or NULL; borrowed
+                           for the call only, and possibly being freed:
+                           read it (async_task_name, async_future_result),
+                           do not release or await it */
+  int fatal;            /**< 1: the process aborts once the handler returns */
+} async_exception_context;
+
+/** An exception handler: called on the loop's thread, from inside the loop
+ * (never from a signal handler), with what happened. It must not run the
+ * loop nor suspend. `arg` is the one given to
+ * async_loop_set_exception_handler. */
+typedef void (*async_exception_handler)(async_loop *loop,
+                                        const async_exception_context *ctx,
+                                        void *arg);
+
+/** Sets the loop's exception handler (asyncio's set_exception_handler),
+ * which then receives, instead of stderr:
+ * - an error nobody read: a task or future that failed (not cancelled) and
+ *   is freed without anyone having awaited it or read its result;
+ * - the tasks that ignored cancellation at async_loop_close, once, before
+ *   they are ended without their cleanup (err -ECANCELED; async_task_all
+ *   still lists them during the call);
+ * - a task that returned inside a deadline scope (fatal);
+ * - a stack overflow caught by a broken canary, for stacks without a guard
+ *   page, at the task's next switch (fatal; the handler runs on the
+ *   overflowed task's stack, at the depth of that switch).
+ * An overflow onto a guard page is caught in a SIGSEGV handler, where no
+ * program code can safely run: it is always written to stderr (see
+ * async_loop_options.report_overflow). A future freed after its loop was
+ * closed reports to the default handler.
+ * `handler` NULL restores the default. Returns 0 or -EINVAL (a NULL or
+ * invalid loop). Suspends: no. */
+ASYNC_EXTERN int
+async_loop_set_exception_handler(async_loop *loop,
+                                 async_exception_handler handler, void *arg);
+
+/** The handler set by async_loop_set_exception_handler, or NULL for the
+ * default one (and for an invalid loop); stores its argument in *arg when
+ * arg is not NULL. */
+ASYNC_EXTERN async_exception_handler
+async_loop_get_exception_handler(const async_loop *loop, void **arg);
+
+/** The default exception handler: writes "libasync: <message>" and a
+ * newline to stderr. Callable from a handler of the program's that wants
+ * the default line too; loop may be NULL. */
+ASYNC_EXTERN void
+async_loop_default_exception_handler(async_loop *loop,
+                                     const async_exception_context *ctx);
+
+/** Passes ctx to the loop's exception handler, or to the default one
+ * (asyncio's call_exception_handler): for code of the program's that
+ * reports as the loop does. ctx->fatal is only passed on: this call does
+ * not abort. Returns 0, or -EINVAL (invalid loop, NULL ctx or message).
+ * Suspends: no. */
+ASYNC_EXTERN int
+async_loop_call_exception_handler(async_loop *loop,
+                                  const async_exception_context *ctx);
 
 #ifdef __cplusplus
 }

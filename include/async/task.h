@@ -24,7 +24,9 @@ typedef struct async_task_options {
 ASYNC_EXTERN void async_task_options_init(async_task_options *opts);
 
 /** Creates a task that will run fn(arg) on `loop` (running or not yet),
- * after the callbacks and tasks already ready. The task does not start
+ * after the callbacks and tasks already ready, with a copy of the current
+ * context (its spawner's context variables, see async/context.h). The task
+ * does not start
  * before the creator suspends or the loop runs; until it starts it holds
  * no stack. Stores in *out a reference the caller owns and gives back with
  * async_future_release (the loop keeps its own until the task is done), or
@@ -105,7 +107,10 @@ ASYNC_EXTERN int async_future_set_error(async_future *f, int err);
  * *result (result may be NULL), or its error. Awaiting a done future does
  * not suspend. If the waiting task is cancelled, f is cancelled too
  * (asyncio's semantics; async_shield prevents it) and, once f is done, the
- * call returns -ECANCELED.
+ * call returns -ECANCELED. So is f when a request of the task is still
+ * pending as it calls this (it cancelled itself): the request goes to f,
+ * and the call returns once f is done, as for a request made during the
+ * wait.
  * Returns also -EINVAL, -EPERM (outside a task), -EDEADLK (a task awaiting
  * itself), -EXDEV (f belongs to another loop). Suspends: yes, unless f is
  * done. */
@@ -125,15 +130,23 @@ ASYNC_EXTERN int async_future_result(const async_future *f, void **result);
 /** Requests cancellation. A bare future is done at once with -ECANCELED. A
  * task gets -ECANCELED from the suspending call it is in, or from its next
  * one; it may clean up and even carry on: its outcome is what it returns
- * (return async_fail(-ECANCELED) to end cancelled). A task that has not
- * started ends cancelled without running. A task waiting in async_await
- * passes the request on to what it awaits.
- * Returns 1 if a request was made, 0 if f is already done (or a request is
- * already pending), -EINVAL. Suspends: no. */
+ * (return async_fail(-ECANCELED) to end cancelled). A task that returns
+ * while a request is still pending (it cancelled itself and did not
+ * suspend again; it was woken with a result and cancelled before it ran)
+ * ends cancelled, unless it failed with an error of its own. A task that
+ * has not started ends cancelled without running. A task waiting in
+ * async_await passes the request on to what it awaits, and the await then
+ * returns what that ends with: -ECANCELED, another error it failed with,
+ * or even its result if it caught the cancellation (asyncio's rule).
+ * Every request on a task not done counts (async_task_cancelling); one
+ * made while another is pending is merged with it: a single -ECANCELED.
+ * Returns 1 if f was not done (a request was made), 0 if it is done,
+ * -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_future_cancel(async_future *f);
 
 /** Adds cb(f, arg), called by the loop soon after f is done (in the order
- * added; right away-scheduled if f is already done).
+ * added; right away-scheduled if f is already done), in a copy of the
+ * context current now.
  * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_future_add_done_callback(async_future *f,
                                                 async_done_fn cb, void *arg);
@@ -148,6 +161,22 @@ ASYNC_EXTERN int async_future_remove_done_callback(async_future *f,
  * as long as the memory has not been reused by a later allocation; do not
  * rely on it. Returns 0 or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_future_release(async_future *f);
+
+/** How many cancellation requests the task has had (asyncio's
+ * Task.cancelling()): every async_task_cancel while it was not done, merged
+ * ones included, less those taken back by async_task_uncancel (deadline
+ * scopes and task groups take back their own). Still readable once the
+ * task is done. Returns the count (saturating at INT_MAX), or -EINVAL (NULL,
+ * a bare future). Suspends: no. */
+ASYNC_EXTERN int async_task_cancelling(const async_task *t);
+
+/** Takes back one cancellation request (asyncio's Task.uncancel(), as of
+ * Python 3.13): decrements the count if it is above 0, and when it reaches
+ * 0 a request not yet delivered is withdrawn, so the task's next
+ * suspending call does not fail. A request already delivered stays so.
+ * For code that handles a cancellation it asked for itself and lets the
+ * task carry on. Returns the count left, or -EINVAL. Suspends: no. */
+ASYNC_EXTERN int async_task_uncancel(async_task *t);
 
 /** Every async_future_* call that applies to a task, under its task name. */
 static inline int async_task_release(async_task *t) {

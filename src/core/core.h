@@ -113,6 +113,36 @@ void async__timers_run(async_loop *loop);
 
 /* }==== */
 
+/* {==== Context variables (context.c) ==================================
+ * A context is an array of (variable id, value) sorted by id, counted by
+ * its holders: a task, a callback handle, a done callback record, each
+ * thread outside them (NULL is the empty context). Shared, it is never
+ * written: a set makes a new one for its holder, so a spawn or a call_soon
+ * copies one pointer. Only a context held once is changed in place. Ids,
+ * not pointers, name the variables: a freed one's values are never seen
+ * by a later one at the same address. */
+
+typedef struct async__cvent {
+  uint64_t id;
+  void *value;
+} async__cvent;
+
+typedef struct async__cvctx {
+  uint32_t refs;
+  uint32_t n, cap;
+  async__cvent e[];
+} async__cvctx;
+
+void async__context_free(async__cvctx *c);
+static inline void async__context_drop(async__cvctx *c) {
+  if (c && --c->refs == 0) async__context_free(c);
+}
+/* The current context, with a reference for the caller (inline at the end
+ * of this file: it reads the loop). */
+static inline async__cvctx *async__context_capture(void);
+
+/* }==== */
+
 /* {==== Futures and tasks (future.c, task.c) ============================ */
 
 #define ASYNC__MAGIC_FUTURE 0x46555455u /* a live future or task */
@@ -216,6 +246,7 @@ struct async__task {
    * cancelling()/uncancel()): tells the request of a scope from others. */
   uint32_t ncancel;
   struct async__scope *scopes; /* deadline scopes entered, not yet exited */
+  async__cvctx *cv;            /* its context, until it is done */
   uint64_t id;
   char *name; /* NULL: "Task-<id>", formatted on demand */
 };
@@ -343,6 +374,7 @@ struct async_handle {
   async_callback cb;
   void *arg;
   async_loop *loop;
+  async__cvctx *cv; /* the context it runs in */
 };
 
 /* A done callback waiting on a future, then on the ready queue. */
@@ -351,7 +383,8 @@ typedef struct async__donecb {
   async__rnode rn;
   async_done_fn cb;
   void *arg;
-  async_future *f; /* holds a reference */
+  async_future *f;  /* holds a reference */
+  async__cvctx *cv; /* the context it runs in */
 } async__donecb;
 
 /* }==== */
@@ -469,6 +502,11 @@ struct async_loop {
   int wake_fd[2];    /* eventfd in [0] and [1], or a pipe */
   async__io wake_io; /* on wake_fd[0] */
   atomic_int ts_signalled;
+  /* The context of the callback running now (its holder's field), or
+   * NULL; a running task's is its own. */
+  async__cvctx **cv_slot;
+  async_exception_handler exc_handler; /* NULL: the default */
+  void *exc_arg;
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread
@@ -499,6 +537,15 @@ static inline int async__handle_ok(const async_handle *h) {
 }
 
 int64_t async__loop_now(async_loop *loop);
+/* Reports a problem found by the loop to its exception handler (error.c),
+ * the default one when loop is NULL (closed) or none is set. It does not
+ * abort for `fatal`: the caller does. */
+void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
+                         const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
 /* Called by a task that ends a batch with more tasks ready: starts the next
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */
@@ -517,6 +564,38 @@ static inline int async__task_take_cancel(async__task *t) {
     return -ECANCELED;
   }
   return 0;
+}
+
+/* Each thread's context outside tasks and callbacks. */
+extern _Thread_local async__cvctx *async__context_base ASYNC__TLS_FAST;
+/* Set by the first async_context_var_set of the process: until then every
+ * context is empty, and a spawn pays one load for capturing nothing
+ * (hidden: a direct load, not one through the GOT). */
+#if defined(__GNUC__)
+__attribute__((visibility("hidden")))
+#endif
+extern atomic_int async__context_used;
+
+/* Where the current context is held: the running task, the running
+ * callback, or the thread. */
+static inline async__cvctx **async__context_slot(void) {
+  async_loop *loop = async__tls_loop;
+  if (loop) {
+    if (loop->current) return &loop->current->cv;
+    if (loop->cv_slot) return loop->cv_slot;
+  }
+  return &async__context_base;
+}
+
+static inline int async__context_in_use(void) {
+  return atomic_load_explicit(&async__context_used, memory_order_relaxed);
+}
+
+static inline async__cvctx *async__context_capture(void) {
+  if (async__likely(!async__context_in_use())) return NULL;
+  async__cvctx *c = *async__context_slot();
+  if (c) c->refs++;
+  return c;
 }
 
 static inline async__task *async__task_require(int *err) {

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Error texts and the version string. */
+/* Error texts, the version string, and the loop's exception handler. */
 #include "core.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #define STR2(x) #x
@@ -50,3 +52,54 @@ const char *async_strerror(int err) {
   }
   return "unknown error";
 }
+
+/* {==== The exception handler =========================================== */
+
+void async_loop_default_exception_handler(async_loop *loop,
+                                          const async_exception_context *ctx) {
+  (void)loop;
+  if (ctx && ctx->message) fprintf(stderr, "libasync: %s\n", ctx->message);
+}
+
+int async_loop_set_exception_handler(async_loop *loop,
+                                     async_exception_handler handler,
+                                     void *arg) {
+  if (!async__loop_ok(loop)) return -EINVAL;
+  loop->exc_handler = handler;
+  loop->exc_arg = handler ? arg : NULL;
+  return 0;
+}
+
+async_exception_handler async_loop_get_exception_handler(const async_loop *loop,
+                                                         void **arg) {
+  int ok = async__loop_ok(loop);
+  if (arg) *arg = ok ? loop->exc_arg : NULL;
+  return ok ? loop->exc_handler : NULL;
+}
+
+int async_loop_call_exception_handler(async_loop *loop,
+                                      const async_exception_context *ctx) {
+  if (!async__loop_ok(loop) || !ctx || !ctx->message) return -EINVAL;
+  if (loop->exc_handler)
+    loop->exc_handler(loop, ctx, loop->exc_arg);
+  else
+    async_loop_default_exception_handler(loop, ctx);
+  return 0;
+}
+
+void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
+                         const char *fmt, ...) {
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  async_exception_context ctx = {
+      .message = msg, .err = err, .future = f, .fatal = fatal};
+  if (loop && loop->exc_handler)
+    loop->exc_handler(loop, &ctx, loop->exc_arg);
+  else
+    async_loop_default_exception_handler(loop, &ctx);
+}
+
+/* }==== */

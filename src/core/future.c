@@ -65,18 +65,17 @@ void async__future_cache_free(async_loop *loop) {
 
 static void report_unread(const async_future *f) {
   if (!f->done || !f->err || f->err == -ECANCELED || f->err_read) return;
+  async_future *m = (async_future *)f;
   if (f->kind == ASYNC__KIND_TASK) {
     char name[64];
-    async__task_namer(async__task_of((async_future *)f), name, sizeof name);
-    fprintf(stderr,
-            "libasync: task '%s' failed (%s) and nobody read the "
-            "error\n",
-            name, async_strerror(f->err));
+    async__task_namer(async__task_of(m), name, sizeof name);
+    async__error_report(f->loop, m, f->err, 0,
+                        "task '%s' failed (%s) and nobody read the error", name,
+                        async_strerror(f->err));
   } else {
-    fprintf(stderr,
-            "libasync: a future failed (%s) and nobody read the "
-            "error\n",
-            async_strerror(f->err));
+    async__error_report(f->loop, m, f->err, 0,
+                        "a future failed (%s) and nobody read the error",
+                        async_strerror(f->err));
   }
 }
 
@@ -84,7 +83,9 @@ void async__future_destroy(async_future *f) {
   report_unread(f);
   async_loop *loop = f->loop;
   if (loop) async__list_remove(&f->objects);
-  if (f->kind == ASYNC__KIND_TASK) free(async__task_of(f)->name);
+  /* Most tasks have no name: no call to free(NULL) per task. */
+  if (f->kind == ASYNC__KIND_TASK && async__task_of(f)->name)
+    free(async__task_of(f)->name);
   async__future_free_block(loop, f);
 }
 
@@ -149,6 +150,7 @@ void async__future_detach(async_future *f) {
      * reference, and so f, until the user frees it. */
     if (w->notify != donecb_notify) continue;
     async__donecb *d = async__container_of(w, async__donecb, w);
+    async__context_drop(d->cv);
     free(d);
     f->refs--;
   }
@@ -228,6 +230,7 @@ int async_future_add_done_callback(async_future *f, async_done_fn cb,
   d->cb = cb;
   d->arg = arg;
   d->f = f;
+  d->cv = async__context_capture();
   async__future_ref(f);
   if (f->done)
     async__rq_push(&f->loop->ready, &d->rn);
@@ -248,6 +251,7 @@ int async_future_remove_done_callback(async_future *f, async_done_fn cb,
       async__donecb *d = async__container_of(w, async__donecb, w);
       if (d->cb == cb && d->arg == arg) {
         async__list_remove(n);
+        async__context_drop(d->cv);
         free(d);
         removed++;
       }
@@ -285,11 +289,13 @@ static void await_unlink(async__task *t) {
   if (t->killed) async__future_unref(aw->f);
 }
 
-/* asyncio's rule: cancelling a task that awaits cancels what it awaits;
- * the request stays pending and await reports it once f is done. */
+/* asyncio's rule: cancelling a task that awaits cancels what it awaits.
+ * The request is then delivered, to f: the await returns f's outcome (the
+ * awaited task may fail otherwise, or catch it and return), and a further
+ * request is passed on again. */
 static void await_cancel(async__task *t) {
   await_waiter *aw = t->wait_obj;
-  async_future_cancel(aw->f);
+  if (async_future_cancel(aw->f) == 1) t->cancel_req = 0;
 }
 
 /* The await, shielded or not. Not shielded, a cancellation is passed on to
@@ -304,7 +310,15 @@ int async__await(async_future *f, void **result, int shielded) {
   if (f == &t->fut) return -EDEADLK;
   if (f->done) return async_future_result(f, result);
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
-  if ((err = async__task_take_cancel(t))) return err;
+  if (async__unlikely(t->cancel_req)) {
+    /* Pending since before the await (the task cancelled itself, or came
+     * back from a wait that kept it): asyncio's __step passes it on to
+     * the future awaited, as await_cancel does once parked. A shield's
+     * outer future is what is cancelled: it reports at once. */
+    if (shielded) return async__task_take_cancel(t);
+    if (async_future_cancel(f) == 1) t->cancel_req = 0;
+    if (f->done) return async_future_result(f, result); /* a bare future */
+  }
   await_waiter aw = {.w.notify = await_notify, .t = t, .f = f};
   async__future_ref(f);
   async__future_add_waiter(f, &aw.w);
@@ -313,7 +327,7 @@ int async__await(async_future *f, void **result, int shielded) {
                          shielded ? NULL : await_cancel,
                          shielded ? "shield" : "await");
   t->wait_obj = NULL;
-  /* A request made after the wake (or passed on to f) is delivered now. */
+  /* A request made after the wake is delivered now. */
   if (!err) err = async__task_take_cancel(t);
   if (!err) err = async_future_result(f, result);
   async__future_unref(f);

@@ -87,16 +87,21 @@ static void wake_signal(async_loop *loop) {
   (void)r; /* a full pipe or counter already wakes the loop */
 }
 
-/* Moves the calls made from other threads onto the ready queue. */
-static void wake_drain(async_loop *loop) {
-  char buf[64];
-  while (read(loop->wake_fd[0], buf, sizeof buf) > 0) {
-  }
+/* Moves the calls made from other threads onto the ready queue. The flag
+ * is cleared first: a call queued after the move signals again. */
+static void ts_flush(async_loop *loop) {
   atomic_store(&loop->ts_signalled, 0);
   pthread_mutex_lock(&loop->ts_lock);
   async__rnode *n;
   while ((n = async__rq_pop(&loop->ts_queue))) async__rq_push(&loop->ready, n);
   pthread_mutex_unlock(&loop->ts_lock);
+}
+
+static void wake_drain(async_loop *loop) {
+  char buf[64];
+  while (read(loop->wake_fd[0], buf, sizeof buf) > 0) {
+  }
+  ts_flush(loop);
 }
 
 /* The wake-up fd's watcher: one more fd watcher to fd.c. */
@@ -182,12 +187,20 @@ fail:
 
 /* {==== The iteration =================================================== */
 
+static void handle_free(async_handle *h) {
+  h->magic = ASYNC__MAGIC_DEAD;
+  async__context_drop(h->cv);
+  free(h);
+}
+
 static void handle_unref_loop(async_handle *h) {
   h->loop_ref = 0;
-  if (!h->user_ref) {
-    h->magic = ASYNC__MAGIC_DEAD;
-    free(h);
-  }
+  if (!h->user_ref) handle_free(h);
+}
+
+static void donecb_free(async__donecb *d) {
+  async__context_drop(d->cv);
+  free(d);
 }
 
 static void run_item(async_loop *loop, async__rnode *rn) {
@@ -199,16 +212,20 @@ static void run_item(async_loop *loop, async__rnode *rn) {
     async_handle *h = async__container_of(rn, async_handle, rn);
     if (!h->cancelled) {
       h->state = ASYNC__H_DONE;
+      loop->cv_slot = &h->cv;
       h->cb(h->arg);
+      loop->cv_slot = NULL;
     }
     handle_unref_loop(h);
     break;
   }
   case ASYNC__RN_DONECB: {
     async__donecb *d = async__container_of(rn, async__donecb, rn);
+    loop->cv_slot = &d->cv;
     d->cb(d->f, d->arg);
+    loop->cv_slot = NULL;
     async__future_unref(d->f);
-    free(d);
+    donecb_free(d);
     break;
   }
   }
@@ -453,10 +470,11 @@ static void close_tasks(async_loop *loop) {
       loop_run_once(loop, deadline);
   }
   if (loop->ntasks) {
-    fprintf(stderr,
-            "libasync: %zu task(s) ignored cancellation at loop "
-            "close; ending them without their cleanup\n",
-            loop->ntasks);
+    async__error_report(
+        loop, NULL, -ECANCELED, 0,
+        "%zu task(s) ignored cancellation at loop close; ending "
+        "them without their cleanup",
+        loop->ntasks);
     async__list *n;
     async__list_each(n, &loop->tasks) {
       async__task_kill(loop, async__list_item(n, async__task, fut.objects));
@@ -478,7 +496,7 @@ static void drop_ready(async_loop *loop) {
     } else if (rn->kind == ASYNC__RN_DONECB) {
       async__donecb *d = async__container_of(rn, async__donecb, rn);
       async__future_unref(d->f);
-      free(d);
+      donecb_free(d);
     }
   }
 }
@@ -529,7 +547,7 @@ int async_loop_free(async_loop *loop) {
   /* Calls queued from other threads after the close are dropped. */
   async__rnode *rn;
   while ((rn = async__rq_pop(&loop->ts_queue)))
-    free(async__container_of(rn, async_handle, rn));
+    handle_free(async__container_of(rn, async_handle, rn));
   pthread_mutex_destroy(&loop->ts_lock);
   loop->magic = ASYNC__MAGIC_DEAD;
   free(loop);
@@ -545,8 +563,10 @@ static void handle_timer_fire(async__timer *tm) {
   async__rq_push(&h->loop->ready, &h->rn);
 }
 
+/* `capture`: the handle runs in a copy of the current context, which only
+ * the loop's own thread may take. */
 static int handle_new(async_loop *loop, async_callback cb, void *arg,
-                      async_handle **out, async_handle **hp) {
+                      async_handle **out, async_handle **hp, int capture) {
   if (out) *out = NULL;
   if (!async__loop_ok(loop) || !cb) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
@@ -562,6 +582,7 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
   h->loop_ref = 1;
   h->user_ref = out != NULL;
   h->timer.fire = handle_timer_fire;
+  if (capture) h->cv = async__context_capture();
   if (out) *out = h;
   *hp = h;
   return 0;
@@ -570,8 +591,11 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
 int async_loop_call_soon(async_loop *loop, async_callback cb, void *arg,
                          async_handle **out) {
   async_handle *h;
-  int err = handle_new(loop, cb, arg, out, &h);
+  int err = handle_new(loop, cb, arg, out, &h, 1);
   if (err) return err;
+  /* Thread-safe calls made before this one go first, as in asyncio's one
+   * deque; the wake-up fd stays readable, its drain then finds nothing. */
+  if (atomic_load(&loop->ts_signalled)) ts_flush(loop);
   async__rq_push(&loop->ready, &h->rn);
   return 0;
 }
@@ -580,7 +604,7 @@ int async_loop_call_at(async_loop *loop, double when, async_callback cb,
                        void *arg, async_handle **out) {
   if (async__isnan(when)) return -EINVAL;
   async_handle *h;
-  int err = handle_new(loop, cb, arg, out, &h);
+  int err = handle_new(loop, cb, arg, out, &h, 1);
   if (err) return err;
   h->timed = 1;
   async__timer_start(loop, &h->timer, async__deadline_after(0, when));
@@ -591,7 +615,7 @@ int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
                           void *arg, async_handle **out) {
   if (async__isnan(delay)) return -EINVAL;
   async_handle *h;
-  int err = handle_new(loop, cb, arg, out, &h);
+  int err = handle_new(loop, cb, arg, out, &h, 1);
   if (err) return err;
   int64_t when = async__deadline_after(async__loop_now(loop), delay);
   h->timed = 1;
@@ -625,18 +649,21 @@ int async_handle_cancel(async_handle *h) {
 int async_handle_release(async_handle *h) {
   if (!async__handle_ok(h)) return -EINVAL;
   h->user_ref = 0;
-  if (!h->loop_ref) {
-    h->magic = ASYNC__MAGIC_DEAD;
-    free(h);
-  }
+  if (!h->loop_ref) handle_free(h);
   return 0;
 }
 
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                     void *arg) {
   async_handle *h;
-  int err = handle_new(loop, cb, arg, NULL, &h);
+  int own = async__tls_loop == loop; /* the loop's own thread */
+  int err = handle_new(loop, cb, arg, NULL, &h, own);
   if (err) return err;
+  if (own) { /* no wake-up needed */
+    if (atomic_load(&loop->ts_signalled)) ts_flush(loop);
+    async__rq_push(&loop->ready, &h->rn);
+    return 0;
+  }
   pthread_mutex_lock(&loop->ts_lock);
   async__rq_push(&loop->ts_queue, &h->rn);
   pthread_mutex_unlock(&loop->ts_lock);

@@ -8,6 +8,7 @@
  * to run gives its stack back (a stack cannot be freed while in use). */
 #include "core.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +43,10 @@ static void scopes_disarm(async__task *t) {
 _Noreturn static void scope_left_open(async__task *t) {
   char name[64];
   async__task_namer(t, name, sizeof name);
-  fprintf(stderr,
-          "libasync: task '%s' returned inside a deadline scope "
-          "(async_timeout_enter without async_timeout_exit)\n",
-          name);
+  async__error_report(t->fut.loop, &t->fut, -EINVAL, 1,
+                      "task '%s' returned inside a deadline scope "
+                      "(async_timeout_enter without async_timeout_exit)",
+                      name);
   abort();
 }
 
@@ -95,10 +96,23 @@ static async__task *next_task(async_loop *loop) {
   return t;
 }
 
+/* A broken canary, found at a switch and not in a signal handler: the
+ * overflow can go to the exception handler (the default one writes the
+ * guard page's line). */
+static void stack_check(async_loop *loop, async__task *t) {
+  if (async__stack_intact(t->stack)) return;
+  char name[64];
+  async__task_namer(t, name, sizeof name);
+  async__error_report(loop, &t->fut, -EFAULT, 1,
+                      "stack overflow in task '%s' (stack size %zu bytes)",
+                      name, async__stack_size(t->stack));
+  abort();
+}
+
 /* Leaves the running task t for the next task of the batch or the loop.
  * Returns when t is resumed; never when `dying`. */
 static void switch_out(async_loop *loop, async__task *t, int dying) {
-  if (async__unlikely(t->canary)) async__stack_check(t->stack);
+  if (async__unlikely(t->canary)) stack_check(loop, t);
   async__task *next = next_task(loop);
   async__ctx *to;
   if (next) {
@@ -120,9 +134,12 @@ static void task_finish(async_loop *loop, async__task *t, void *result,
   async__list_remove(&t->fut.objects); /* off loop->tasks */
   async__list_push(&loop->objects, &t->fut.objects);
   loop->ntasks--;
-  t->state = ASYNC__T_DONE;
-  t->cancel_req = 0;
+  t->state = ASYNC__T_DONE; /* cancel_req means nothing from now on */
   async__future_complete(&t->fut, result, err);
+  if (async__unlikely(t->cv)) {
+    async__context_drop(t->cv);
+    t->cv = NULL;
+  }
 }
 
 static void task_entry(void *arg) {
@@ -132,7 +149,12 @@ static void task_entry(void *arg) {
   async__task_reap(loop);
   void *result = t->fn(t->arg);
   if (async__unlikely(t->scopes)) scope_left_open(t);
-  task_finish(loop, t, t->fail ? NULL : result, t->fail);
+  /* A request still pending at the return ends the task cancelled, as
+   * asyncio's __step does: a cancel that returned 1 is never dropped. An
+   * error the task failed with wins over it. */
+  int err = t->fail;
+  if (async__unlikely(t->cancel_req) && !err) err = -ECANCELED;
+  task_finish(loop, t, err ? NULL : result, err);
   loop->zombie = t;
   switch_out(loop, t, 1);
   ASYNC__ASSERT(!"a finished task was resumed");
@@ -218,7 +240,7 @@ void async__task_wake(async__task *t, int code) {
 int async__task_cancel(async__task *t) {
   if (t->state == ASYNC__T_DONE) return 0;
   t->ncancel++; /* counted even when merged with a pending request */
-  if (t->cancel_req) return 0;
+  if (t->cancel_req) return 1; /* merged: delivered once */
   t->cancel_req = 1;
   if (t->state == ASYNC__T_SUSPENDED) {
     if (t->wait_cancel) {
@@ -305,6 +327,8 @@ int async_task_spawn(async_loop *loop, async_task **out, async_fn fn, void *arg,
   t->arg = arg;
   t->stack_size = opts ? (uint32_t)opts->stack_size : 0;
   t->id = ++loop->next_task_id;
+  if (async__unlikely(async__context_in_use())) /* else t->cv stays NULL */
+    t->cv = async__context_capture();           /* asyncio's copy_context() */
   t->state = ASYNC__T_READY;
   async__list_remove(&t->fut.objects); /* on loop->tasks until done */
   async__list_push(&loop->tasks, &t->fut.objects);
@@ -327,6 +351,20 @@ void *async_fail(int err) {
   async__task *t = async__task_current();
   if (t) t->fail = err > 0 ? -err : err == 0 ? -EINVAL : err;
   return NULL;
+}
+
+int async_task_cancelling(const async_task *f) {
+  if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK) return -EINVAL;
+  uint32_t n = async__task_of((async_future *)f)->ncancel;
+  return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+int async_task_uncancel(async_task *f) {
+  if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK) return -EINVAL;
+  async__task *t = async__task_of(f);
+  /* asyncio 3.13: the last request taken back withdraws a pending one. */
+  if (t->ncancel > 0 && --t->ncancel == 0) t->cancel_req = 0;
+  return async_task_cancelling(f);
 }
 
 async_task *async_task_current(void) {

@@ -236,8 +236,11 @@ static inline void async__stack_set_current(async__stack *s) {
 }
 
 /* Checks the canary of a canary-guarded stack (a no-op for the others); on
- * damage reports the owner's name and aborts. Called when a task is left. */
+ * damage writes the owner's name to stderr and aborts. */
 void async__stack_check(const async__stack *s);
+/* 0 if the canary of s is broken, else 1 (also for a guarded stack): what
+ * the core checks when a task is left, to report it its own way. */
+int async__stack_intact(const async__stack *s);
 
 /* Installs the SIGSEGV reporter and an alternate signal stack for the
  * calling thread if it has none. Idempotent. Returns 0 or a negative errno. */

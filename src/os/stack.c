@@ -674,9 +674,13 @@ static void report(const async__stack *s) {
   }
 }
 
+int async__stack_intact(const async__stack *s) {
+  return s == NULL || s->guard != ASYNC__GUARD_CANARY ||
+         canary_intact(async__stack_lo(s));
+}
+
 void async__stack_check(const async__stack *s) {
-  if (s == NULL || s->guard != ASYNC__GUARD_CANARY) return;
-  if (canary_intact(async__stack_lo(s))) return;
+  if (async__stack_intact(s)) return;
   report(s);
   abort();
 }
