@@ -86,4 +86,9 @@ configure(valgrind_off ${SRC} -DASYNC_VALGRIND=OFF -DASYNC_BUILD_TESTS=OFF)
 expect(valgrind_off ok)
 expect_output(valgrind_off "valgrind +no [(]ASYNC_VALGRIND=OFF[)]")
 
+# 4. A value that is none of AUTO, ON, OFF is an error, not a silent OFF.
+configure(valgrind_typo ${SRC} -DASYNC_VALGRIND=maybe -DASYNC_BUILD_TESTS=OFF)
+expect(valgrind_typo fail)
+expect_output(valgrind_typo "ASYNC_VALGRIND=maybe: expected AUTO, ON or OFF")
+
 file(REMOVE_RECURSE "${BIN}")
