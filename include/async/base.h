@@ -21,14 +21,29 @@ extern "C" {
 #endif
 
 /** @{ */
-/** The version of this header; async_version() gives the library's. */
+/** The version of this header, defined here only (CMakeLists.txt reads
+ * these three lines; each part is below 256); async_version() gives the
+ * library's. */
 #define ASYNC_VERSION_MAJOR 0
 #define ASYNC_VERSION_MINOR 1
 #define ASYNC_VERSION_PATCH 0
 /** @} */
 
-/** The library's version as "MAJOR.MINOR.PATCH". */
+/** The version as one number, 0xMMmmpp, that compares in version order:
+ * `#if ASYNC_VERSION_HEX >= 0x000200` for code that needs 0.2.0. */
+#define ASYNC_VERSION_HEX                                                      \
+  ((ASYNC_VERSION_MAJOR << 16) | (ASYNC_VERSION_MINOR << 8) |                  \
+   ASYNC_VERSION_PATCH)
+
+/** The version of the library linked in, as "MAJOR.MINOR.PATCH". A static
+ * string; never NULL. Does not suspend. */
 ASYNC_EXTERN const char *async_version(void);
+
+/** The version of the library linked in, as ASYNC_VERSION_HEX was when it was
+ * built: a program compares it with the ASYNC_VERSION_HEX it was compiled
+ * against to find a shared library older than its header. Does not
+ * suspend; cannot fail. */
+ASYNC_EXTERN unsigned async_version_hex(void);
 
 /** A static description of an error code (negative errno, or 0). Codes the
  * library gives a meaning of its own (-ESHUTDOWN, -EXDEV, -EDEADLK, ...) are

@@ -14,6 +14,8 @@ const char *async_version(void) {
       ASYNC_VERSION_PATCH);
 }
 
+unsigned async_version_hex(void) { return ASYNC_VERSION_HEX; }
+
 const char *async_strerror(int err) {
   /* The codes the library gives a meaning of its own, in its terms. */
   switch (err) {

@@ -46,11 +46,12 @@
 #include <sys/uio.h>
 #endif
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
+/* The build decides (ASYNC_VALGRIND in CMakeLists.txt), so that what
+ * configure reports is what is compiled in, and a build that needs it fails
+ * when the header is missing instead of silently leaving it out. */
+#if defined(ASYNC_HAVE_VALGRIND)
 #include <valgrind/valgrind.h>
 #define ASYNC__STACK_VALGRIND 1
-#endif
 #endif
 
 #if defined(__SANITIZE_ADDRESS__)
