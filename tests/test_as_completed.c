@@ -55,8 +55,9 @@ static void *iterate(void *arg) {
 
 static void test_as_completed_order(void **state) {
   (void)state;
-  run r = {
-      .n = 3, .timeout = -1, .s = {{.delay = 3}, {.delay = 1}, {.delay = 2}}};
+  run r = {.n = 3,
+           .timeout = ASYNC_NO_TIMEOUT,
+           .s = {{.delay = 3}, {.delay = 1}, {.delay = 2}}};
   assert_int_equal(vrun(iterate, &r, NULL, NULL), 0);
   assert_int_equal(r.calls, 3);
   const int want[] = {1, 2, 0};
@@ -102,6 +103,18 @@ static void test_as_completed_zero_timeout(void **state) {
   assert_int_equal(r.rc[1], -ETIMEDOUT);
   assert_int_equal(r.which[1], 1);
   assert_true(r.at[1] == 0.0);
+  assert_int_equal(r.rc[2], 0);
+}
+
+static void test_as_completed_negative_timeout(void **state) {
+  (void)state;
+  run r = {.n = 2, .timeout = -1.0, .s = {{.delay = 1}, {.delay = 2}}};
+  assert_int_equal(vrun(iterate, &r, NULL, NULL), 0);
+  assert_int_equal(r.rc[0], -ETIMEDOUT);
+  assert_int_equal(r.which[0], 0);
+  assert_true(r.at[0] == 0.0);
+  assert_int_equal(r.rc[1], -ETIMEDOUT);
+  assert_int_equal(r.which[1], 1);
   assert_int_equal(r.rc[2], 0);
 }
 
@@ -174,7 +187,7 @@ static void *iterate_cancelled(void *arg) {
   async_loop_call_later(loop, 2.0, resolve_cb, c->f[1], NULL);
   async_loop_call_later(loop, 3.0, resolve_cb, c->f[0], NULL);
   async_as_completed *it;
-  async_as_completed_new(&it, c->f, 2, -1);
+  async_as_completed_new(&it, c->f, 2, ASYNC_NO_TIMEOUT);
   for (int i = 0; i < 4; i++) {
     async_future *f;
     c->rc[i] = async_as_completed_next(it, &f);
@@ -214,7 +227,7 @@ static void *busy_main(void *arg) {
   busy *b = arg;
   async_future *f;
   async_future_new(async_loop_current(), &f);
-  async_as_completed_new(&b->it, &f, 1, -1);
+  async_as_completed_new(&b->it, &f, 1, ASYNC_NO_TIMEOUT);
   async_task *w = async_spawn(next_waiter, b);
   async_yield(); /* w waits in next() */
   async_future *g;
@@ -265,16 +278,18 @@ static void test_as_completed_misuse(void **state) {
   async_future_new(loop, &f[0]);
   async_future_new(other, &f[1]);
   async_as_completed *it = (async_as_completed *)1;
-  assert_int_equal(async_as_completed_new(&it, f, 2, -1), -EXDEV);
+  assert_int_equal(async_as_completed_new(&it, f, 2, ASYNC_NO_TIMEOUT), -EXDEV);
   assert_null(it);
   assert_int_equal(async_as_completed_new(&it, f, 1, NAN), -EINVAL);
-  assert_int_equal(async_as_completed_new(NULL, f, 1, -1), -EINVAL);
-  assert_int_equal(async_as_completed_new(&it, NULL, 1, -1), -EINVAL);
+  assert_int_equal(async_as_completed_new(NULL, f, 1, ASYNC_NO_TIMEOUT),
+                   -EINVAL);
+  assert_int_equal(async_as_completed_new(&it, NULL, 1, ASYNC_NO_TIMEOUT),
+                   -EINVAL);
   assert_int_equal(async_as_completed_free(NULL), 0);
   assert_int_equal(async_as_completed_left(NULL), -EINVAL);
   async_future_set_result(f[1], NULL);
   /* A done future of another loop is fine. */
-  assert_int_equal(async_as_completed_new(&it, f, 2, -1), 0);
+  assert_int_equal(async_as_completed_new(&it, f, 2, ASYNC_NO_TIMEOUT), 0);
   assert_int_equal(async_as_completed_free(it), 0);
   async_future_release(f[0]);
   async_future_release(f[1]);
@@ -287,6 +302,7 @@ int main(void) {
       cmocka_unit_test(test_as_completed_order),
       cmocka_unit_test(test_as_completed_timeout),
       cmocka_unit_test(test_as_completed_zero_timeout),
+      cmocka_unit_test(test_as_completed_negative_timeout),
       cmocka_unit_test(test_as_completed_empty),
       cmocka_unit_test(test_as_completed_bare_futures),
       cmocka_unit_test(test_as_completed_cancel_loses_nothing),

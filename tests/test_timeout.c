@@ -99,7 +99,7 @@ static void test_wait_for_outside_cancel_is_not_a_timeout(void **state) {
 
 static void test_wait_for_no_limit(void **state) {
   (void)state;
-  wf w = {.s = {.delay = 7200, .value = IPTR(1)}, .timeout = -1};
+  wf w = {.s = {.delay = 7200, .value = IPTR(1)}, .timeout = ASYNC_NO_TIMEOUT};
   assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
   assert_int_equal(w.rc, 0);
   assert_true(w.at == 7200.0);
@@ -138,7 +138,7 @@ static void test_wait_for_bare_future(void **state) {
 typedef struct {
   double outer_delay, inner_delay; /* < 0: no deadline */
   double body_sleep;
-  double resched_inner; /* >= 0: reschedule the inner to it */
+  double resched_inner; /* reschedule the inner to it */
   double resched_at;    /* ... after sleeping this long */
   int body_rc, inner_rc, outer_rc, after_rc;
   double at_inner_exit, at_outer_exit;
@@ -172,7 +172,8 @@ static void run_nest(nest *n) {
 
 static void test_timeout_scope_expires(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 3600};
+  nest n = {
+      .outer_delay = ASYNC_NO_TIMEOUT, .inner_delay = 2, .body_sleep = 3600};
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 1);
@@ -228,7 +229,7 @@ static void test_timeout_both_expire_together(void **state) {
 
 static void test_timeout_reschedule_later(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1,
+  nest n = {.outer_delay = ASYNC_NO_TIMEOUT,
             .inner_delay = 2,
             .body_sleep = 3,
             .resched_at = 1,
@@ -242,7 +243,7 @@ static void test_timeout_reschedule_later(void **state) {
 
 static void test_timeout_reschedule_earlier_and_to_none(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1,
+  nest n = {.outer_delay = ASYNC_NO_TIMEOUT,
             .inner_delay = 100,
             .body_sleep = 50,
             .resched_at = 1,
@@ -250,11 +251,11 @@ static void test_timeout_reschedule_earlier_and_to_none(void **state) {
   run_nest(&n);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
   assert_true(n.at_inner_exit == 5.0);
-  nest m = {.outer_delay = -1,
+  nest m = {.outer_delay = ASYNC_NO_TIMEOUT,
             .inner_delay = 2,
             .body_sleep = 50,
             .resched_at = 1,
-            .resched_inner = -1};
+            .resched_inner = ASYNC_NO_TIMEOUT};
   run_nest(&m);
   assert_int_equal(m.body_rc, 0);
   assert_int_equal(m.inner_rc, 0);
@@ -334,7 +335,7 @@ static void *undelivered_main(void *arg) {
   undelivered *u = arg;
   async_timeout tmo;
   u->tmo = &tmo;
-  async_timeout_enter(&tmo, -1);
+  async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   async_task *t = async_spawn(move_deadline, u);
   u->sleep_rc = async_sleep(1.0);
   u->expired = async_timeout_expired(&tmo);
@@ -381,7 +382,7 @@ static void *handed_main(void *arg) {
   async_timeout tmo;
   h->tmo = &tmo;
   if (async_queue_new(&h->q, 1, NULL)) return async_fail(-ENOMEM);
-  async_timeout_enter(&tmo, -1);
+  async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   async_task *t = async_spawn(hand_over, h);
   h->get_rc = async_queue_get(h->q, &h->item);
   h->expired = async_timeout_expired(&tmo);
@@ -450,6 +451,58 @@ static void *only_main(void *arg) {
   async_await(t, NULL);
   async_task_release(t);
   return NULL;
+}
+
+/* Zero or less is "expired already", never "no limit" (issue 10 item 4):
+ * a negative delay, a past or negative absolute deadline, a reschedule
+ * into the past, a negative wait_for timeout (a remaining time gone
+ * negative). */
+typedef struct {
+  int body[4], exit[4];
+  double at[4];
+  int wf_rc, child_rc;
+  double wf_at;
+} negative;
+
+static void *negative_main(void *arg) {
+  negative *n = arg;
+  async_sleep(10.0);
+  async_timeout tmo;
+  for (int i = 0; i < 4; i++) {
+    if (i == 0) async_timeout_enter(&tmo, -1.0);
+    if (i == 1) async_timeout_enter_at(&tmo, 5.0); /* before now (10) */
+    if (i == 2) async_timeout_enter_at(&tmo, -1.0);
+    if (i == 3) {
+      async_timeout_enter(&tmo, 100.0);
+      async_timeout_reschedule(&tmo, -0.5);
+    }
+    n->body[i] = async_sleep(3600.0);
+    n->exit[i] = async_timeout_exit(&tmo);
+    n->at[i] = vnow();
+  }
+  sleeper s = {.delay = 1, .value = IPTR(1)};
+  async_task *t = async_spawn(sleeper_fn, &s);
+  double deadline = vnow() - 2.0; /* a deadline computed and passed */
+  n->wf_rc = async_wait_for(t, deadline - vnow(), NULL);
+  n->wf_at = vnow();
+  n->child_rc = async_task_result(t, NULL);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_timeout_negative_means_expired(void **state) {
+  (void)state;
+  negative n;
+  memset(&n, 0, sizeof n);
+  assert_int_equal(vrun(negative_main, &n, NULL, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(n.body[i], -ECANCELED);
+    assert_int_equal(n.exit[i], -ETIMEDOUT);
+    assert_true(n.at[i] == 10.0);
+  }
+  assert_int_equal(n.wf_rc, -ETIMEDOUT);
+  assert_true(n.wf_at == 10.0);
+  assert_int_equal(n.child_rc, -ECANCELED);
 }
 
 static void test_timeout_cancels_only_its_task(void **state) {
@@ -529,7 +582,7 @@ static void *scope_misuse_main(void *arg) {
   async_timeout_exit(&tmo);
   m->second_exit = async_timeout_exit(&tmo);
   m->enter_nan = async_timeout_enter(&tmo, NAN);
-  async_timeout_enter(&tmo, -1);
+  async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   m->when_none = async_timeout_when(&tmo);
   async_timeout_exit(&tmo);
   return NULL;
@@ -549,7 +602,7 @@ static void test_timeout_misuse(void **state) {
   assert_int_equal(m.resched_after, -EALREADY);
   assert_int_equal(m.second_exit, -EINVAL);
   assert_int_equal(m.enter_nan, -EINVAL);
-  assert_true(m.when_none == -1.0);
+  assert_true(m.when_none == ASYNC_NO_TIMEOUT);
 }
 
 /* Scopes left behind: a task killed at loop close inside a scope (it
@@ -682,6 +735,7 @@ int main(void) {
       cmocka_unit_test(test_timeout_expiring_after_the_wake_reaches_that_sleep),
       cmocka_unit_test(test_timeout_undelivered_request_is_withdrawn),
       cmocka_unit_test(test_timeout_zero_delay),
+      cmocka_unit_test(test_timeout_negative_means_expired),
       cmocka_unit_test(test_timeout_cancels_only_its_task),
       cmocka_unit_test(test_timeout_absolute_deadline),
       cmocka_unit_test(test_timeout_misuse),

@@ -53,7 +53,7 @@ static void test_wait_all_completed(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 2}, {.delay = 1, .fail = -EIO}, {.delay = 3}},
                .when = ASYNC_ALL_COMPLETED,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 3);
   assert_true(w.at == 3.0);
@@ -64,7 +64,7 @@ static void test_wait_first_completed(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 2}, {.delay = 3}, {.delay = 1}},
                .when = ASYNC_FIRST_COMPLETED,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 1);
   assert_true(w.at == 1.0);
@@ -81,7 +81,7 @@ static void test_wait_first_exception(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 1}, {.delay = 2, .fail = -EIO}, {.delay = 5}},
                .when = ASYNC_FIRST_EXCEPTION,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 2);
   assert_true(w.at == 2.0);
@@ -94,7 +94,7 @@ static void test_wait_first_exception_without_one_waits_for_all(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 1}, {.delay = 2}, {.delay = 4}},
                .when = ASYNC_FIRST_EXCEPTION,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 3);
   assert_true(w.at == 4.0);
@@ -112,7 +112,7 @@ static void *first_exception_cancelled(void *arg) {
   async_task *t[2] = {async_spawn(sleeper_fn, &s[0]),
                       async_spawn(sleeper_fn, &s[1])};
   async_loop_call_later(async_loop_current(), 1.0, cancel_cb, t[0], NULL);
-  c->rc = async_wait(t, 2, ASYNC_FIRST_EXCEPTION, -1, NULL, NULL);
+  c->rc = async_wait(t, 2, ASYNC_FIRST_EXCEPTION, ASYNC_NO_TIMEOUT, NULL, NULL);
   c->at = vnow();
   for (int i = 0; i < 2; i++) {
     async_await(t[i], NULL);
@@ -156,6 +156,19 @@ static void test_wait_zero_timeout_only_looks(void **state) {
   for (int i = 0; i < N; i++) assert_int_equal(w.pending[i], i);
 }
 
+/* A negative timeout has expired already: it only looks, as 0 does
+ * (before, it meant no limit). */
+static void test_wait_negative_timeout_only_looks(void **state) {
+  (void)state;
+  waitrun w = {.s = {{.delay = 1}, {.delay = 2}, {.delay = 3}},
+               .when = ASYNC_FIRST_COMPLETED,
+               .timeout = -1.0};
+  run_wait(&w);
+  assert_int_equal(w.rc, 0);
+  assert_true(w.at == 0.0);
+  for (int i = 0; i < N; i++) assert_int_equal(w.pending[i], i);
+}
+
 /* Cancelling the waiting task: -ECANCELED, the futures carry on. */
 typedef struct {
   sleeper s[2];
@@ -172,7 +185,8 @@ static void *wait_cancelled(void *arg) {
                         async_task_current(), NULL);
   c->rc = async_wait(t, 2, ASYNC_ALL_COMPLETED, 100, NULL, NULL);
   c->at = vnow();
-  c->later = async_wait(t, 2, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
+  c->later =
+      async_wait(t, 2, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   for (int i = 0; i < 2; i++) async_task_release(t[i]);
   return NULL;
 }
@@ -202,14 +216,16 @@ static void resolve_cb(void *f) { async_future_set_result(f, NULL); }
 static void *wait_misc(void *arg) {
   misc *m = arg;
   async_loop *loop = async_loop_current();
-  m->empty = async_wait(NULL, 0, ASYNC_FIRST_COMPLETED, -1, NULL, NULL);
+  m->empty =
+      async_wait(NULL, 0, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   async_future_new(loop, &m->f[0]);
   async_future_new(loop, &m->f[1]);
   async_loop_call_later(loop, 1.0, resolve_cb, m->f[1], NULL);
   async_future *list[3] = {m->f[0], m->f[1], m->f[1]};
-  m->dup = async_wait(list, 3, ASYNC_FIRST_COMPLETED, -1, m->d, m->p);
-  m->done_first =
-      async_wait(list, 3, ASYNC_FIRST_COMPLETED, -1, NULL, NULL); /* at once */
+  m->dup =
+      async_wait(list, 3, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT, m->d, m->p);
+  m->done_first = async_wait(list, 3, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT,
+                             NULL, NULL); /* at once */
   async_future_release(m->f[0]);
   async_future_release(m->f[1]);
   return NULL;
@@ -239,18 +255,22 @@ static void *wait_misuse(void *arg) {
   async_task *self = async_task_current();
   async_future *f;
   async_future_new(async_loop_current(), &f);
-  m->errs[0] = async_wait(&f, 1, (async_return_when)7, -1, NULL, NULL);
+  m->errs[0] =
+      async_wait(&f, 1, (async_return_when)7, ASYNC_NO_TIMEOUT, NULL, NULL);
   m->errs[1] = async_wait(&f, 1, ASYNC_ALL_COMPLETED, NAN, NULL, NULL);
-  m->errs[2] = async_wait(&self, 1, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
-  m->errs[3] = async_wait(NULL, 1, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
+  m->errs[2] =
+      async_wait(&self, 1, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
+  m->errs[3] =
+      async_wait(NULL, 1, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   async_future_release(f);
   return NULL;
 }
 
 static void test_wait_misuse(void **state) {
   (void)state;
-  assert_int_equal(async_wait(NULL, 0, ASYNC_ALL_COMPLETED, -1, NULL, NULL),
-                   -EPERM);
+  assert_int_equal(
+      async_wait(NULL, 0, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL),
+      -EPERM);
   wmisuse m = {{0}};
   assert_int_equal(vrun(wait_misuse, &m, NULL, NULL), 0);
   assert_int_equal(m.errs[0], -EINVAL);
@@ -268,6 +288,7 @@ int main(void) {
       cmocka_unit_test(test_wait_first_exception_ignores_cancelled),
       cmocka_unit_test(test_wait_timeout_cancels_nothing),
       cmocka_unit_test(test_wait_zero_timeout_only_looks),
+      cmocka_unit_test(test_wait_negative_timeout_only_looks),
       cmocka_unit_test(test_wait_cancelled_leaves_futures_running),
       cmocka_unit_test(test_wait_bare_futures_duplicates_and_empty),
       cmocka_unit_test(test_wait_misuse),

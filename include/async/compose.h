@@ -97,16 +97,17 @@ typedef struct async_as_completed async_as_completed;
 
 /** Makes the iterator over futs[0..n) (tasks or bare futures) and stores it
  * in *out. Futures already done come first, in argument order. `timeout`
- * (seconds, counted from this call on the futures' loop clock; < 0: no
- * limit) bounds the whole iteration: once it has passed, the futures not
- * done by then are reported as timed out (see async_as_completed_next).
- * The iterator holds a reference on every future until it is freed, and
- * registers with them at once, so the completion order is recorded even
- * while nobody calls next. The caller owns *out: async_as_completed_free
- * ends it; it may outlive the loop.
- * Returns 0, -EINVAL (NULL out, NULL futs with n > 0, an invalid future,
- * NaN timeout), -EXDEV (pending futures of different loops), -ESHUTDOWN
- * (a pending future of a closed loop), -ENOMEM. Suspends: no. */
+ * (seconds, counted from this call on the futures' loop clock;
+ * ASYNC_NO_TIMEOUT: no limit; zero or less: expired already, so only the
+ * futures done on entry are handed back) bounds the whole iteration: once it
+ * has passed, the futures not done by then are reported as timed out (see
+ * async_as_completed_next). The iterator holds a reference on every future
+ * until it is freed, and registers with them at once, so the completion order
+ * is recorded even while nobody calls next. The caller owns *out:
+ * async_as_completed_free ends it; it may outlive the loop. Returns 0, -EINVAL
+ * (NULL out, NULL futs with n > 0, an invalid future, NaN timeout), -EXDEV
+ * (pending futures of different loops), -ESHUTDOWN (a pending future of a
+ * closed loop), -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
                                         async_future *const futs[], size_t n,
                                         double timeout);
@@ -150,7 +151,8 @@ typedef enum async_return_when {
 
 /** asyncio.wait(futs, timeout=, return_when=): waits until the condition
  * `return_when` holds over futs[0..n) or `timeout` seconds have passed
- * (< 0: no limit; 0: only look). Running out of time is not an error and
+ * (ASYNC_NO_TIMEOUT: no limit; zero or less: expired already, the call
+ * only looks). Running out of time is not an error and
  * nothing is cancelled, then or ever: the call reports what is done.
  * On return, done[] (if not NULL) gets the futures done, pending[] (if not
  * NULL) the others, each in argument order; both need room for n entries.
@@ -166,11 +168,12 @@ ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
                             async_future **done, async_future **pending);
 
 /** asyncio.wait_for(f, timeout): awaits f for at most `timeout` seconds
- * (< 0: no limit, the same as async_await). When the time runs out, f is
- * cancelled, the call waits until it is done (a task's cleanup has run),
- * and returns -ETIMEDOUT; f's own outcome stays readable with
+ * (ASYNC_NO_TIMEOUT: no limit, the same as async_await). When the time runs
+ * out, f is cancelled, the call waits until it is done (a task's cleanup has
+ * run), and returns -ETIMEDOUT; f's own outcome stays readable with
  * async_future_result (a task may still have finished with a result).
- * A timeout of 0 cancels a pending f at once.
+ * A timeout of zero or less has expired already: a pending f is
+ * cancelled at once.
  * If the waiting task is cancelled, f is cancelled too (as async_await
  * does), and the call returns -ECANCELED once f is done.
  * It is async_await inside an async_timeout scope; for a deadline that
@@ -220,26 +223,28 @@ typedef struct async_timeout {
 } async_timeout;
 
 /** Enters a scope whose deadline is `delay` seconds from now on the loop's
- * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
- * deadline has already passed and cancels the task at its next
- * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
- * task), -EBUSY (tmo is entered already and not exited). Suspends: no. */
+ * clock (ASYNC_NO_TIMEOUT: no deadline yet, see async_timeout_reschedule;
+ * zero or less: the deadline has already passed and cancels the task at
+ * its next suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM
+ * (outside a task), -EBUSY (tmo is entered already and not exited). Suspends:
+ * no. */
 ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
 
 /** asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline
- * `when` on the loop's clock (async_loop_time; < 0 or INFINITY: none). */
+ * `when` on the loop's clock (async_loop_time; ASYNC_NO_TIMEOUT: none; a
+ * time gone by, negative ones included, has passed already). */
 ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
 
 /** Moves the deadline of an entered scope to `when` (absolute, loop time;
- * < 0 or INFINITY: none), earlier or later; a time already past cancels
+ * ASYNC_NO_TIMEOUT: none), earlier or later; a time already past cancels
  * the task at the next loop iteration. May be called by any code of the
  * loop's thread. Returns 0, -EINVAL (NULL, NaN, a scope not entered or
  * exited), -EALREADY (the deadline has passed and cancelled the task
  * already). Suspends: no. */
 ASYNC_EXTERN int async_timeout_reschedule(async_timeout *tmo, double when);
 
-/** The scope's deadline (loop time), -1.0 when it has none, NaN for a scope
- * not entered. */
+/** The scope's deadline (loop time), ASYNC_NO_TIMEOUT when it has none,
+ * NaN for a scope not entered. */
 ASYNC_EXTERN double async_timeout_when(const async_timeout *tmo);
 
 /** 1 once the scope's deadline has passed and cancelled its task, 0 before,

@@ -20,13 +20,17 @@ extern "C" {
 /** @} */
 
 /** Suspends the current task until fd is ready for `events` (ASYNC_READABLE
- * and/or ASYNC_WRITABLE) or `timeout` seconds have passed (< 0: no limit).
- * An error or hang-up on fd counts as ready for both. Several tasks may
- * wait on one fd.
+ * and/or ASYNC_WRITABLE) or `timeout` seconds have passed (ASYNC_NO_TIMEOUT:
+ * no limit). An error or hang-up on fd counts as ready for both. Several
+ * tasks may wait on one fd.
+ * A timeout of zero or less has expired already: the call does not
+ * suspend, and reports the readiness fd has right now (asked of poll(2),
+ * for which a regular file is always ready), else -ETIMEDOUT.
  * Returns the ready events (> 0), -ETIMEDOUT, -ECANCELED, -EINVAL (bad fd
- * or events), -EPERM, -EBADF (the fd was closed and handed to
- * async_fd_forget while waiting), or the poller's error (-EPERM for a
- * regular file under epoll). Suspends: yes. */
+ * or events, NaN timeout), -EPERM (outside a task), -EBADF (the fd was
+ * closed and handed to async_fd_forget while waiting, or is not open when
+ * timeout <= 0), or the poller's error (-EPERM for a regular file under
+ * epoll). Suspends: yes, unless timeout <= 0. */
 ASYNC_EXTERN int async_fd_wait(int fd, int events, double timeout);
 
 /** Call before closing an fd some task may wait on: wakes every waiter with

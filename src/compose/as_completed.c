@@ -99,7 +99,7 @@ int async_as_completed_new(async_as_completed **out, async_future *const futs[],
   it->magic = AC_MAGIC;
   it->loop = loop;
   it->deadline = ASYNC__NO_DEADLINE;
-  if (loop && timeout >= 0)
+  if (loop && timeout < ASYNC_NO_TIMEOUT)
     it->deadline = async__deadline_after(async__loop_now(loop), timeout);
   it->n = n;
   it->left = n;

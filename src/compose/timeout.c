@@ -46,9 +46,10 @@ static void scope_fire(async__timer *tm) {
   async__task_cancel(s->task);
 }
 
-/* An absolute time in seconds as a deadline in ns; NaN is the caller's. */
+/* An absolute time in seconds as a deadline in ns; NaN is the caller's. A
+ * time gone by (negative ones too) is due at once. */
 static int64_t scope_when(double when) {
-  if (when < 0) return SCOPE_NONE;
+  if (when >= ASYNC_NO_TIMEOUT) return SCOPE_NONE;
   return async__deadline_after(0, when); /* saturates at SCOPE_NONE */
 }
 
@@ -91,7 +92,7 @@ int async_timeout_enter(async_timeout *tmo, double delay) {
   if (!t) return err;
   if (!tmo || async__isnan(delay)) return -EINVAL;
   int64_t when = SCOPE_NONE;
-  if (delay >= 0)
+  if (delay < ASYNC_NO_TIMEOUT)
     when = async__deadline_after(async__loop_now(t->fut.loop), delay);
   return scope_enter(tmo, when, t);
 }
@@ -116,7 +117,7 @@ int async_timeout_reschedule(async_timeout *tmo, double when) {
 double async_timeout_when(const async_timeout *tmo) {
   const scope *s = tmo ? cscope_of(tmo) : NULL;
   if (!scope_live(s)) return ASYNC__NAN;
-  return s->when == SCOPE_NONE ? -1.0 : (double)s->when / 1e9;
+  return s->when == SCOPE_NONE ? ASYNC_NO_TIMEOUT : (double)s->when / 1e9;
 }
 
 int async_timeout_expired(const async_timeout *tmo) {
@@ -149,7 +150,7 @@ int async_wait_for(async_future *f, double timeout, void **result) {
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (!async__future_ok(f) || async__isnan(timeout)) return -EINVAL;
-  if (timeout < 0 || f->done) return async_await(f, result);
+  if (timeout >= ASYNC_NO_TIMEOUT || f->done) return async_await(f, result);
   if (f == &t->fut) return -EDEADLK;
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
   async_timeout tmo;

@@ -97,7 +97,7 @@ int async_wait(async_future *const futs[], size_t n,
   for (size_t i = 0; i < n; i++)
     if (futs[i]->done) wait_count(&w, futs[i]);
 
-  if (!wait_satisfied(&w) && timeout != 0) {
+  if (!wait_satisfied(&w) && timeout > 0) {
     if ((err = async__task_take_cancel(t))) return err;
     async_loop *loop = t->fut.loop;
     w.slots = async__slots_get(w.inl, n);
@@ -114,7 +114,7 @@ int async_wait(async_future *const futs[], size_t n,
       async__future_add_waiter(futs[i], &s->w);
     }
     int64_t deadline = ASYNC__NO_DEADLINE;
-    if (timeout > 0)
+    if (timeout < ASYNC_NO_TIMEOUT)
       deadline = async__deadline_after(async__loop_now(loop), timeout);
     t->wait_obj = &w;
     w.woken = 0;

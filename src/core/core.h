@@ -78,7 +78,13 @@ void async__heap_insert(async__heap *h, async__timer *tm);
 void async__heap_remove(async__heap *h, async__timer *tm);
 
 int64_t async__clock_ns(void);
-/* Seconds from now to an absolute deadline in ns, saturating; NaN → -1. */
+/* The time `seconds` after `now` in ns, rounded up, saturating at
+ * INT64_MAX (which INFINITY gives); negative seconds give a time before
+ * now (call_later's order). NaN is the caller's to refuse. */
+int64_t async__time_after(int64_t now, double seconds);
+/* A wait's deadline: as async__time_after, but zero or less seconds (a
+ * remaining time gone negative) give `now`, already expired, never a
+ * time a wait could mistake for ASYNC__NO_DEADLINE. */
 int64_t async__deadline_after(int64_t now, double seconds);
 
 /* Arms tm to fire at `when` (ns); re-arming an armed timer moves it. */
