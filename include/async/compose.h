@@ -314,12 +314,16 @@ ASYNC_EXTERN int async_task_group_spawn(async_task_group *g, async_task **out,
  * Only the parent may wait. Calling it again returns the same outcome
  * without waiting.
  * Returns 0 when no task failed (and the parent was not cancelled), the
- * first task error otherwise (every one with async_task_group_errors; a
- * cancellation of the parent that came meanwhile then stays pending, for
- * its next suspending call), -ECANCELED (the parent was cancelled: the
- * tasks were cancelled and have ended), -EINVAL, -EPERM (not the parent,
- * or outside a task). Suspends: yes (not when every task is done and no
- * cancellation is pending). */
+ * first task error otherwise (every one with async_task_group_errors).
+ * With an error to return, a cancellation of the parent requested by
+ * anyone but the group since the group was made is left pending, for the
+ * parent's next suspending call: also one that its body already received,
+ * because it merged with the group's own request at about the time a task
+ * failed, or because it came before the wait (asyncio re-cancels a parent
+ * whose cancelling() is not zero). Also returns -ECANCELED (the parent
+ * was cancelled: the tasks were cancelled and have ended), -EINVAL,
+ * -EPERM (not the parent, or outside a task). Suspends: yes (not when
+ * every task is done and no cancellation is pending). */
 ASYNC_EXTERN int async_task_group_wait(async_task_group *g);
 
 /** Aborts the group, as a failing task would but without cancelling the
