@@ -80,7 +80,7 @@ static void *scoped_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 1.0);
   x->rc = async_shield(t, NULL);
-  x->exit_rc = async_timeout_exit(&tmo);
+  x->exit_rc = async_timeout_exit(&tmo, x->rc);
   x->at = vnow();
   x->inner_rc = async_await(t, NULL);
   async_task_release(t);

@@ -79,13 +79,30 @@ static void test_wait_for_zero_timeout(void **state) {
   assert_int_equal(w.s.ran, 0); /* cancelled before it started */
 }
 
+/* asyncio's wait_for reports what the work made of the deadline: a value
+ * it returned regardless is the result, an error of its cleanup is the
+ * error; only an ending cancelled is a timeout (issue 10 item 5). */
 static void test_wait_for_child_ignoring_the_cancel(void **state) {
   (void)state;
   wf w = {.s = {.delay = 10, .ignore = 1, .value = IPTR(7)}, .timeout = 1};
   assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
-  assert_int_equal(w.rc, -ETIMEDOUT);
-  assert_int_equal(w.child_rc, 0); /* its own outcome stays readable */
+  assert_int_equal(w.rc, 0);
+  assert_int_equal(PTRI(w.res), 7);
+  assert_true(w.at == 1.0);
+  assert_int_equal(w.s.slept, -ECANCELED); /* it was cancelled */
+  assert_int_equal(w.child_rc, 0);
   assert_int_equal(PTRI(w.child_res), 7);
+}
+
+static void test_wait_for_child_failing_in_its_cleanup(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 10, .ignore = 1, .cleanup = 1, .fail = -EIO},
+          .timeout = 1};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, -EIO);
+  assert_null(w.res);
+  assert_true(w.at == 2.0);
+  assert_int_equal(w.child_rc, -EIO);
 }
 
 static void test_wait_for_outside_cancel_is_not_a_timeout(void **state) {
@@ -157,11 +174,12 @@ static void *nested_main(void *arg) {
   }
   n->body_rc = async_sleep(n->body_sleep);
   n->inner_expired = async_timeout_expired(&inner);
-  n->inner_rc = async_timeout_exit(&inner);
+  n->inner_rc = async_timeout_exit(&inner, n->body_rc);
   n->at_inner_exit = vnow();
-  if (!n->inner_rc) n->after_rc = async_sleep(1.0); /* still in outer */
+  int err = n->inner_rc;
+  if (!err) err = n->after_rc = async_sleep(1.0); /* still in outer */
   n->outer_expired = async_timeout_expired(&outer);
-  n->outer_rc = async_timeout_exit(&outer);
+  n->outer_rc = async_timeout_exit(&outer, err);
   n->at_outer_exit = vnow();
   return NULL;
 }
@@ -179,7 +197,8 @@ static void test_timeout_scope_expires(void **state) {
   assert_int_equal(n.inner_expired, 1);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
   assert_true(n.at_inner_exit == 2.0);
-  assert_int_equal(n.outer_rc, 0);
+  assert_int_equal(n.outer_rc, -ETIMEDOUT); /* passed through the outer */
+  assert_int_equal(n.outer_expired, 0);
 }
 
 static void test_timeout_scope_in_time(void **state) {
@@ -199,7 +218,7 @@ static void test_timeout_inner_expires_first(void **state) {
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
-  assert_int_equal(n.outer_rc, 0); /* the outer scope was not involved */
+  assert_int_equal(n.outer_rc, -ETIMEDOUT); /* the inner's, passed on */
   assert_int_equal(n.outer_expired, 0);
   assert_true(n.at_outer_exit == 1.0);
 }
@@ -209,12 +228,11 @@ static void test_timeout_outer_expires_inside_inner(void **state) {
   nest n = {.outer_delay = 1, .inner_delay = 10, .body_sleep = 60};
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
-  assert_int_equal(n.inner_rc, 0); /* not the inner's: it travels on */
+  /* Not the inner's: the -ECANCELED travels on, and the outer claims it. */
+  assert_int_equal(n.inner_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 0);
-  /* The body's code would return -ECANCELED here; this one carries on
-   * with a sleep that is not cancelled again, and the outer claims it. */
-  assert_int_equal(n.after_rc, 0);
   assert_int_equal(n.outer_rc, -ETIMEDOUT);
+  assert_true(n.at_outer_exit == 1.0);
 }
 
 static void test_timeout_both_expire_together(void **state) {
@@ -223,7 +241,7 @@ static void test_timeout_both_expire_together(void **state) {
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 1);
-  assert_int_equal(n.inner_rc, 0); /* the outer's request is also there */
+  assert_int_equal(n.inner_rc, -ECANCELED); /* the outer's is there too */
   assert_int_equal(n.outer_rc, -ETIMEDOUT);
 }
 
@@ -274,7 +292,7 @@ static void *outside_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 5.0);
   o->body_rc = async_sleep(10.0);
-  o->exit_rc = async_timeout_exit(&tmo);
+  o->exit_rc = async_timeout_exit(&tmo, o->body_rc);
   o->later = async_sleep(10.0); /* the scope's deadline is gone with it */
   return NULL;
 }
@@ -285,7 +303,7 @@ static void test_timeout_outside_cancel_is_not_converted(void **state) {
   double end;
   assert_int_equal(vrun(outside_main, &o, NULL, &end), 0);
   assert_int_equal(o.body_rc, -ECANCELED);
-  assert_int_equal(o.exit_rc, 0);
+  assert_int_equal(o.exit_rc, -ECANCELED);
   assert_int_equal(o.later, 0);
   assert_true(end == 11.0);
 }
@@ -301,7 +319,7 @@ static void *both_main(void *arg) {
    * the callback cancels the task again: merged with the scope's. */
   async_timeout_enter(&tmo, 1.0);
   o->body_rc = async_sleep(10.0);
-  o->exit_rc = async_timeout_exit(&tmo);
+  o->exit_rc = async_timeout_exit(&tmo, o->body_rc);
   o->later = async_sleep(1.0);
   return NULL;
 }
@@ -311,7 +329,7 @@ static void test_timeout_merged_with_outside_cancel(void **state) {
   outside o = {0, 0, 0};
   assert_int_equal(vrun(both_main, &o, NULL, NULL), 0);
   assert_int_equal(o.body_rc, -ECANCELED);
-  assert_int_equal(o.exit_rc, 0);
+  assert_int_equal(o.exit_rc, -ECANCELED);
   assert_int_equal(o.later, 0);
 }
 
@@ -339,7 +357,7 @@ static void *undelivered_main(void *arg) {
   async_task *t = async_spawn(move_deadline, u);
   u->sleep_rc = async_sleep(1.0);
   u->expired = async_timeout_expired(&tmo);
-  u->exit_rc = async_timeout_exit(&tmo);
+  u->exit_rc = async_timeout_exit(&tmo, u->sleep_rc);
   u->later = async_sleep(1.0);
   async_task_release(t);
   return NULL;
@@ -386,7 +404,7 @@ static void *handed_main(void *arg) {
   async_task *t = async_spawn(hand_over, h);
   h->get_rc = async_queue_get(h->q, &h->item);
   h->expired = async_timeout_expired(&tmo);
-  h->exit_rc = async_timeout_exit(&tmo);
+  h->exit_rc = async_timeout_exit(&tmo, h->get_rc);
   h->later = async_sleep(1.0);
   async_task_release(t);
   async_queue_free(h->q);
@@ -417,12 +435,12 @@ static void *immediate_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 0);
   m->expired = async_timeout_expired(&tmo);
-  m->exit_rc = async_timeout_exit(&tmo);
+  m->exit_rc = async_timeout_exit(&tmo, 0);
   m->later = async_sleep(1.0);
   async_timeout_enter(&tmo, 0);
   int rc = async_yield(); /* the deadline cancels this suspension */
   m->expired = m->expired * 10 + (rc == -ECANCELED);
-  m->exit_rc = m->exit_rc * 100 + async_timeout_exit(&tmo);
+  m->exit_rc = m->exit_rc * 100 + async_timeout_exit(&tmo, rc);
   return NULL;
 }
 
@@ -433,6 +451,48 @@ static void test_timeout_zero_delay(void **state) {
   assert_int_equal(m.expired, 1);          /* 0, then cancelled */
   assert_int_equal(m.exit_rc, -ETIMEDOUT); /* 0 * 100 - ETIMEDOUT */
   assert_int_equal(m.later, 0);
+}
+
+/* The exit is given the body's outcome: a body that caught the deadline's
+ * cancellation and succeeded, or failed otherwise, reports that, not
+ * -ETIMEDOUT; expired stays readable after the exit (issue 10 item 5). */
+typedef struct {
+  int body, exit_ok, exit_err, exit_cancelled, expired[3], when_ok;
+} outcome;
+
+static void *outcome_main(void *arg) {
+  outcome *o = arg;
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 1.0);
+  o->body = async_sleep(10.0); /* -ECANCELED: caught, carries on */
+  int err = async_sleep(1.0);  /* 0: not cancelled again */
+  o->exit_ok = async_timeout_exit(&tmo, err);
+  o->expired[0] = async_timeout_expired(&tmo);
+  o->when_ok = async_timeout_when(&tmo) == 1.0;
+  async_timeout_enter(&tmo, 1.0);
+  err = async_sleep(10.0);
+  if (err == -ECANCELED) err = -EIO; /* its cleanup failed */
+  o->exit_err = async_timeout_exit(&tmo, err);
+  o->expired[1] = async_timeout_expired(&tmo);
+  async_timeout_enter(&tmo, 1.0);
+  o->exit_cancelled = async_timeout_exit(&tmo, async_sleep(10.0));
+  o->expired[2] = async_timeout_expired(&tmo);
+  return NULL;
+}
+
+static void test_timeout_exit_reports_the_bodys_outcome(void **state) {
+  (void)state;
+  outcome o;
+  memset(&o, 0, sizeof o);
+  double end;
+  assert_int_equal(vrun(outcome_main, &o, NULL, &end), 0);
+  assert_int_equal(o.body, -ECANCELED);
+  assert_int_equal(o.exit_ok, 0);
+  assert_int_equal(o.exit_err, -EIO);
+  assert_int_equal(o.exit_cancelled, -ETIMEDOUT);
+  for (int i = 0; i < 3; i++) assert_int_equal(o.expired[i], 1);
+  assert_int_equal(o.when_ok, 1);
+  assert_true(end == 4.0);
 }
 
 /* A scope cancels only the task that entered it. */
@@ -447,7 +507,7 @@ static void *only_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 1.0);
   o->body_rc = async_sleep(5.0);
-  o->exit_rc = async_timeout_exit(&tmo);
+  o->exit_rc = async_timeout_exit(&tmo, o->body_rc);
   async_await(t, NULL);
   async_task_release(t);
   return NULL;
@@ -477,7 +537,7 @@ static void *negative_main(void *arg) {
       async_timeout_reschedule(&tmo, -0.5);
     }
     n->body[i] = async_sleep(3600.0);
-    n->exit[i] = async_timeout_exit(&tmo);
+    n->exit[i] = async_timeout_exit(&tmo, n->body[i]);
     n->at[i] = vnow();
   }
   sleeper s = {.delay = 1, .value = IPTR(1)};
@@ -528,11 +588,11 @@ static void *absolute_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 2.5);
   a->when_rel = async_timeout_when(&tmo);
-  async_timeout_exit(&tmo);
+  async_timeout_exit(&tmo, 0);
   a->enter_at_rc = async_timeout_enter_at(&tmo, 15.0);
   a->when_abs = async_timeout_when(&tmo);
   a->body_rc = async_sleep(100.0);
-  a->exit_rc = async_timeout_exit(&tmo);
+  a->exit_rc = async_timeout_exit(&tmo, a->body_rc);
   a->at = vnow();
   return NULL;
 }
@@ -558,7 +618,7 @@ typedef struct {
 
 static void *foreign_exit(void *arg) {
   foreign *f = arg;
-  f->rc = async_timeout_exit(f->tmo);
+  f->rc = async_timeout_exit(f->tmo, 0);
   return NULL;
 }
 
@@ -579,12 +639,12 @@ static void *scope_misuse_main(void *arg) {
   m->nan = async_timeout_reschedule(&tmo, NAN);
   async_sleep(2.0); /* expires */
   m->resched_after = async_timeout_reschedule(&tmo, 100.0);
-  async_timeout_exit(&tmo);
-  m->second_exit = async_timeout_exit(&tmo);
+  async_timeout_exit(&tmo, 0);
+  m->second_exit = async_timeout_exit(&tmo, 0);
   m->enter_nan = async_timeout_enter(&tmo, NAN);
   async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   m->when_none = async_timeout_when(&tmo);
-  async_timeout_exit(&tmo);
+  async_timeout_exit(&tmo, 0);
   return NULL;
 }
 
@@ -592,7 +652,7 @@ static void test_timeout_misuse(void **state) {
   (void)state;
   async_timeout tmo;
   assert_int_equal(async_timeout_enter(&tmo, 1.0), -EPERM);
-  assert_int_equal(async_timeout_exit(NULL), -EINVAL);
+  assert_int_equal(async_timeout_exit(NULL, 0), -EINVAL);
   assert_true(isnan(async_timeout_when(NULL)));
   scope_misuse m;
   memset(&m, 0, sizeof m);
@@ -615,8 +675,8 @@ static void *stubborn_in_scope(void *arg) {
   async_timeout_enter(&inner, 1e8);
   for (;;)
     if (async_sleep(1.0) == -ECANCELED) (*rounds)++;
-  async_timeout_exit(&inner); /* never reached */
-  async_timeout_exit(&outer);
+  async_timeout_exit(&inner, 0); /* never reached */
+  async_timeout_exit(&outer, 0);
   return NULL;
 }
 
@@ -694,9 +754,9 @@ static void *out_of_order(void *arg) {
   async_timeout_enter(&a, 5.0);
   o->twice = async_timeout_enter(&a, 1.0); /* still entered */
   async_timeout_enter(&b, 1.0);
-  o->exit_outer_first = async_timeout_exit(&a); /* out of order: allowed */
-  o->body = async_sleep(10.0);                  /* b still cuts it short */
-  o->exit_inner = async_timeout_exit(&b);
+  o->exit_outer_first = async_timeout_exit(&a, 0); /* out of order: allowed */
+  o->body = async_sleep(10.0);                     /* b still cuts it short */
+  o->exit_inner = async_timeout_exit(&b, o->body);
   return NULL;
 }
 
@@ -720,6 +780,7 @@ int main(void) {
       cmocka_unit_test(test_wait_for_timeout_cancels_and_waits),
       cmocka_unit_test(test_wait_for_zero_timeout),
       cmocka_unit_test(test_wait_for_child_ignoring_the_cancel),
+      cmocka_unit_test(test_wait_for_child_failing_in_its_cleanup),
       cmocka_unit_test(test_wait_for_outside_cancel_is_not_a_timeout),
       cmocka_unit_test(test_wait_for_no_limit),
       cmocka_unit_test(test_wait_for_bare_future),
@@ -736,6 +797,7 @@ int main(void) {
       cmocka_unit_test(test_timeout_undelivered_request_is_withdrawn),
       cmocka_unit_test(test_timeout_zero_delay),
       cmocka_unit_test(test_timeout_negative_means_expired),
+      cmocka_unit_test(test_timeout_exit_reports_the_bodys_outcome),
       cmocka_unit_test(test_timeout_cancels_only_its_task),
       cmocka_unit_test(test_timeout_absolute_deadline),
       cmocka_unit_test(test_timeout_misuse),

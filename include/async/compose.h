@@ -168,10 +168,12 @@ ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
                             async_future **done, async_future **pending);
 
 /** asyncio.wait_for(f, timeout): awaits f for at most `timeout` seconds
- * (ASYNC_NO_TIMEOUT: no limit, the same as async_await). When the time runs
- * out, f is cancelled, the call waits until it is done (a task's cleanup has
- * run), and returns -ETIMEDOUT; f's own outcome stays readable with
- * async_future_result (a task may still have finished with a result).
+ * (ASYNC_NO_TIMEOUT: no limit, the same as async_await). When the time
+ * runs out, f is cancelled and the call waits until it is done (a task's
+ * cleanup has run); then what f made of the cancellation is the outcome,
+ * as in asyncio: a result f still returned (it caught the cancellation)
+ * is returned with 0, an error its cleanup ended with is returned as it
+ * is, and only an f that ended cancelled gives -ETIMEDOUT.
  * A timeout of zero or less has expired already: a pending f is
  * cancelled at once.
  * If the waiting task is cancelled, f is cancelled too (as async_await
@@ -187,22 +189,21 @@ ASYNC_EXTERN int async_wait_for(async_future *f, double timeout, void **result);
  * deadline. When the deadline passes while the task is still inside, the
  * scope cancels that task, and only it: its current or next suspending
  * call returns -ECANCELED (an async_await passes the cancellation on to
- * what it awaits, as always), the code unwinds to async_timeout_exit, and
- * the exit turns the cancellation into -ETIMEDOUT.
+ * what it awaits, as always), the code unwinds to async_timeout_exit with
+ * its outcome, and the exit turns a -ECANCELED outcome into -ETIMEDOUT.
  *
  *   async_timeout tmo;
  *   async_timeout_enter(&tmo, 5.0);
  *   int err = fetch(...);                 // -ECANCELED when cut short
- *   int terr = async_timeout_exit(&tmo);  // -ETIMEDOUT when cut short
- *   if (terr) err = terr;
+ *   err = async_timeout_exit(&tmo, err);  // -ETIMEDOUT when cut short
  *
  * Scopes nest: each has its own deadline and timer, and the exit of the
  * scope whose deadline cancelled the task reports -ETIMEDOUT, while an
- * inner scope crossed by that cancellation exits with 0 and lets the
- * -ECANCELED travel outwards. A cancellation from outside the scope (its
- * task cancelled by someone else while inside) is not converted: the exit
- * returns 0 and the code sees -ECANCELED. As in asyncio, the scope tells
- * its own request from others by counting the task's cancellation
+ * inner scope crossed by that cancellation gives the -ECANCELED back
+ * unchanged, to travel outwards. A cancellation from outside the scope
+ * (its task cancelled by someone else while inside) is not converted
+ * either: the exit returns the -ECANCELED it was given. As in asyncio, the
+ * scope tells its own request from others by counting the task's cancellation
  * requests: after an outside request reached the task inside the scope,
  * even one the code caught and carried on from, the scope no longer
  * claims a cancellation as its own.
@@ -244,25 +245,34 @@ ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
 ASYNC_EXTERN int async_timeout_reschedule(async_timeout *tmo, double when);
 
 /** The scope's deadline (loop time), ASYNC_NO_TIMEOUT when it has none,
- * NaN for a scope not entered. */
+ * NaN for a scope never entered; readable after the exit. */
 ASYNC_EXTERN double async_timeout_when(const async_timeout *tmo);
 
-/** 1 once the scope's deadline has passed and cancelled its task, 0 before,
- * -EINVAL for a scope not entered (also after its exit). */
+/** 1 once the scope's deadline has passed and cancelled its task, 0
+ * before, -EINVAL for a scope never entered. Stays readable after the
+ * exit (until the struct is entered again): whether the deadline came,
+ * whatever the exit made of it. */
 ASYNC_EXTERN int async_timeout_expired(const async_timeout *tmo);
 
-/** Leaves the scope and stops its timer. Returns -ETIMEDOUT when the
- * scope's deadline cancelled the task and the cancellation reached it (the
- * code inside saw -ECANCELED); 0 otherwise: no deadline passed, the
- * cancellation was not the scope's alone (an outer scope's, or an outside
- * one: it is left to the code to pass on, and a request still undelivered
- * stays pending), or the deadline passed after the last suspension inside,
- * in which case its request is withdrawn and the task carries on
- * uncancelled. After the exit the struct may be reused or forgotten.
+/** Leaves the scope, stops its timer, and returns the scope's outcome,
+ * given `err`, the body's (what its last call returned: 0 or another
+ * success value, or a negative error). When the scope's deadline
+ * cancelled the task, and the cancellation was the scope's alone, the
+ * outcome is what the body made of it, as asyncio's timeout() decides:
+ *   - err == -ECANCELED (the body ended cancelled): -ETIMEDOUT;
+ *   - another error (its cleanup failed otherwise): err;
+ *   - success (it caught the cancellation and carried on, or the deadline
+ *     passed after the last suspension inside): err, and a request still
+ *     undelivered is withdrawn, so the task carries on uncancelled.
+ * Otherwise it is err unchanged: no deadline passed, or the cancellation
+ * was not the scope's alone (an outer scope's, or an outside one, left to
+ * the code to pass on; a request still undelivered stays pending).
+ * After the exit, async_timeout_expired and async_timeout_when stay
+ * readable and the struct may be entered again or forgotten.
  * Returns also -EINVAL (NULL, a scope not entered, or exited twice) and
  * -EPERM (called by a task other than the one that entered it; the scope
- * stays entered). Suspends: no. */
-ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo);
+ * stays entered), in place of err. Suspends: no. */
+ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo, int err);
 
 /** await asyncio.shield(f): waits for f as async_await does, except that a
  * cancellation of the waiting task is not passed on: the call returns
