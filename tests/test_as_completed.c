@@ -162,13 +162,56 @@ static void test_as_completed_bare_futures(void **state) {
   (void)state;
   bare b = {{0}, {0}, {0}, {0}};
   assert_int_equal(vrun(iterate_bare, &b, NULL, NULL), 0);
-  const int rc[] = {1, 1, 1, -ETIMEDOUT, 0, 0};
-  const int which[] = {2, 0, 0, 1, -1, -1};
+  /* f[0], given twice, is handed back once (asyncio takes a set). */
+  const int rc[] = {1, 1, -ETIMEDOUT, 0, 0, 0};
+  const int which[] = {2, 0, 1, -1, -1, -1};
   for (int i = 0; i < 6; i++) {
     assert_int_equal(b.rc[i], rc[i]);
     assert_int_equal(b.which[i], which[i]);
     assert_true(b.at[i] == 5.0); /* none of them waited */
   }
+}
+
+/* Many repeats (the sorted path): each future once, left counts them. */
+typedef struct {
+  long left;
+  int n, rc_end;
+  int which[4];
+} many;
+
+static void *iterate_many(void *arg) {
+  many *m = arg;
+  async_loop *loop = async_loop_current();
+  async_future *f[3], *list[100];
+  for (int i = 0; i < 3; i++) async_future_new(loop, &f[i]);
+  for (int i = 0; i < 100; i++) list[i] = f[i % 3];
+  async_future_set_result(f[1], NULL);
+  async_loop_call_later(loop, 1.0, resolve_cb, f[2], NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, f[0], NULL);
+  async_as_completed *it;
+  if (async_as_completed_new(&it, list, 100, ASYNC_NO_TIMEOUT))
+    return async_fail(-EPROTO);
+  m->left = async_as_completed_left(it);
+  async_future *got;
+  while (m->n < 4 && async_as_completed_next(it, &got) == 1)
+    m->which[m->n++] = index_of(f, 3, got);
+  m->rc_end = async_as_completed_next(it, &got);
+  async_as_completed_free(it);
+  for (int i = 0; i < 3; i++) async_future_release(f[i]);
+  return NULL;
+}
+
+static void test_as_completed_hands_a_repeated_future_back_once(void **state) {
+  (void)state;
+  many m;
+  memset(&m, 0, sizeof m);
+  assert_int_equal(vrun(iterate_many, &m, NULL, NULL), 0);
+  assert_int_equal(m.left, 3);
+  assert_int_equal(m.n, 3);
+  assert_int_equal(m.which[0], 1);
+  assert_int_equal(m.which[1], 2);
+  assert_int_equal(m.which[2], 0);
+  assert_int_equal(m.rc_end, 0);
 }
 
 /* Cancelling the iterating task: next() returns -ECANCELED and loses
@@ -305,6 +348,7 @@ int main(void) {
       cmocka_unit_test(test_as_completed_negative_timeout),
       cmocka_unit_test(test_as_completed_empty),
       cmocka_unit_test(test_as_completed_bare_futures),
+      cmocka_unit_test(test_as_completed_hands_a_repeated_future_back_once),
       cmocka_unit_test(test_as_completed_cancel_loses_nothing),
       cmocka_unit_test(test_as_completed_one_waiter_at_a_time),
       cmocka_unit_test(test_as_completed_outlives_the_loop),

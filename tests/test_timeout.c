@@ -610,6 +610,38 @@ static void test_timeout_absolute_deadline(void **state) {
   assert_true(a.at == 15.0);
 }
 
+/* async_timeout_when gives back the very double it was given (a round
+ * trip through nanoseconds rounded pi/2 up to the next nanosecond). */
+typedef struct {
+  double at, rescheduled, rel, now;
+} exact;
+
+static void *exact_main(void *arg) {
+  exact *e = arg;
+  async_sleep(0.3);
+  async_timeout tmo;
+  async_timeout_enter_at(&tmo, 1.5707963267948966);
+  e->at = async_timeout_when(&tmo);
+  async_timeout_reschedule(&tmo, 3.14159265358979);
+  e->rescheduled = async_timeout_when(&tmo);
+  async_timeout_exit(&tmo, 0);
+  e->now = vnow();
+  async_timeout_enter(&tmo, 0.7);
+  e->rel = async_timeout_when(&tmo);
+  async_timeout_exit(&tmo, 0);
+  return NULL;
+}
+
+static void test_timeout_when_is_exactly_the_deadline_given(void **state) {
+  (void)state;
+  exact e;
+  memset(&e, 0, sizeof e);
+  assert_int_equal(vrun(exact_main, &e, NULL, NULL), 0);
+  assert_true(e.at == 1.5707963267948966);
+  assert_true(e.rescheduled == 3.14159265358979);
+  assert_true(e.rel == e.now + 0.7); /* asyncio: loop.time() + delay */
+}
+
 /* Misuse: another task's exit, a double exit, rescheduling after expiry. */
 typedef struct {
   async_timeout *tmo;
@@ -800,6 +832,7 @@ int main(void) {
       cmocka_unit_test(test_timeout_exit_reports_the_bodys_outcome),
       cmocka_unit_test(test_timeout_cancels_only_its_task),
       cmocka_unit_test(test_timeout_absolute_deadline),
+      cmocka_unit_test(test_timeout_when_is_exactly_the_deadline_given),
       cmocka_unit_test(test_timeout_misuse),
       cmocka_unit_test(test_timeout_task_killed_inside_scopes),
       cmocka_unit_test(test_timeout_returning_inside_a_scope_aborts),

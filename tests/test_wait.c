@@ -237,13 +237,67 @@ static void test_wait_bare_futures_duplicates_and_empty(void **state) {
   memset(&m, 0, sizeof m);
   double end;
   assert_int_equal(vrun(wait_misc, &m, NULL, &end), 0);
-  assert_int_equal(m.empty, 0);
-  assert_int_equal(m.dup, 2);
+  /* asyncio: an empty set is a ValueError; a set holds a future once. */
+  assert_int_equal(m.empty, -EINVAL);
+  assert_int_equal(m.dup, 1);
   assert_ptr_equal(m.d[0], m.f[1]);
-  assert_ptr_equal(m.d[1], m.f[1]);
+  assert_null(m.d[1]); /* past the last one written: untouched */
   assert_ptr_equal(m.p[0], m.f[0]);
-  assert_int_equal(m.done_first, 2);
+  assert_null(m.p[1]);
+  assert_int_equal(m.done_first, 1);
   assert_true(end == 1.0);
+}
+
+/* Repeats, many of them (the sorted path): ALL_COMPLETED waits for each
+ * distinct future once, and reports each once, by its first entry. */
+#define NREP 100
+
+typedef struct {
+  int rc, rc_first;
+  double at;
+  int done_idx[NREP], pending_idx[NREP];
+} repeats;
+
+static void *wait_repeats(void *arg) {
+  repeats *r = arg;
+  async_loop *loop = async_loop_current();
+  async_future *f[3], *list[NREP], *done[NREP], *pending[NREP];
+  for (int i = 0; i < 3; i++) async_future_new(loop, &f[i]);
+  for (int i = 0; i < NREP; i++) list[i] = f[(i * 7 + 2) % 3]; /* 2, 0, 1 */
+  async_future_set_result(f[0], NULL);
+  async_loop_call_later(loop, 1.0, resolve_cb, f[1], NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, f[2], NULL);
+  memset(done, 0, sizeof done);
+  memset(pending, 0, sizeof pending);
+  r->rc_first = async_wait(list, 5, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT,
+                           done, pending); /* f[0] done already */
+  for (int i = 0; i < NREP; i++) {
+    r->done_idx[i] = r->pending_idx[i] = -1;
+    for (int k = 0; k < 3; k++) {
+      if (done[i] == f[k]) r->done_idx[i] = k;
+      if (pending[i] == f[k]) r->pending_idx[i] = k;
+    }
+  }
+  r->rc =
+      async_wait(list, NREP, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
+  r->at = vnow();
+  for (int i = 0; i < 3; i++) async_future_release(f[i]);
+  return NULL;
+}
+
+static void test_wait_counts_a_repeated_future_once(void **state) {
+  (void)state;
+  repeats r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(vrun(wait_repeats, &r, NULL, NULL), 0);
+  assert_int_equal(r.rc_first, 1);
+  assert_int_equal(r.done_idx[0], 0);
+  assert_int_equal(r.done_idx[1], -1);
+  assert_int_equal(r.pending_idx[0], 2); /* first entry order: 2, then 1 */
+  assert_int_equal(r.pending_idx[1], 1);
+  assert_int_equal(r.pending_idx[2], -1);
+  assert_int_equal(r.rc, 3);
+  assert_true(r.at == 2.0);
 }
 
 typedef struct {
@@ -291,6 +345,7 @@ int main(void) {
       cmocka_unit_test(test_wait_negative_timeout_only_looks),
       cmocka_unit_test(test_wait_cancelled_leaves_futures_running),
       cmocka_unit_test(test_wait_bare_futures_duplicates_and_empty),
+      cmocka_unit_test(test_wait_counts_a_repeated_future_once),
       cmocka_unit_test(test_wait_misuse),
   };
   return cmocka_run_group_tests_name("wait", tests, NULL, NULL);

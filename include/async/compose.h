@@ -25,8 +25,10 @@ extern "C" {
  * calling task's loop (-EXDEV, or -ESHUTDOWN once its loop is closed) and
  * must not be the calling task itself (-EDEADLK). These checks are made
  * before anything else happens. The same future may appear more than
- * once: each entry is treated on its own. The caller keeps its references;
- * the functions hold their own while they use a future.
+ * once: gather treats each entry on its own (its result is stored at each
+ * position), while wait and as_completed, which take a set in asyncio,
+ * treat it as one future, by its first entry. The caller keeps its
+ * references; the functions hold their own while they use a future.
  *
  * Cancellation: a suspending call of this section that finds its task
  * already cancelled (a pending request) or is cancelled while it waits
@@ -96,7 +98,9 @@ ASYNC_EXTERN int async_gather_coros(const async_coro coros[], size_t n,
 typedef struct async_as_completed async_as_completed;
 
 /** Makes the iterator over futs[0..n) (tasks or bare futures) and stores it
- * in *out. Futures already done come first, in argument order. `timeout`
+ * in *out. Futures already done come first, in argument order; a future
+ * given more than once is handed back once (asyncio takes a set), and
+ * counts once in async_as_completed_left. `timeout`
  * (seconds, counted from this call on the futures' loop clock;
  * ASYNC_NO_TIMEOUT: no limit; zero or less: expired already, so only the
  * futures done on entry are handed back) bounds the whole iteration: once it
@@ -152,17 +156,24 @@ typedef enum async_return_when {
 /** asyncio.wait(futs, timeout=, return_when=): waits until the condition
  * `return_when` holds over futs[0..n) or `timeout` seconds have passed
  * (ASYNC_NO_TIMEOUT: no limit; zero or less: expired already, the call
- * only looks). Running out of time is not an error and
- * nothing is cancelled, then or ever: the call reports what is done.
- * On return, done[] (if not NULL) gets the futures done, pending[] (if not
- * NULL) the others, each in argument order; both need room for n entries.
- * The futures' outcomes are not read (use async_future_result).
- * n == 0 returns 0 at once.
- * Returns the number of futures done (so pending[] holds n minus that
- * many), or -ECANCELED (the arrays are then not written), -EINVAL (bad
- * return_when, NaN timeout, n > INT_MAX, NULL futs with n > 0), -EPERM,
- * -EDEADLK, -EXDEV, -ESHUTDOWN, -ENOMEM (see the section's introduction).
- * Suspends: yes (not when the condition already holds or timeout is 0). */
+ * only looks). Running out of time is not an error and nothing is
+ * cancelled, then or ever: the call reports what is done.
+ * As in asyncio, which takes a set, a future given more than once counts
+ * as one: the conditions count distinct futures, and each is reported
+ * once. On return, done[] (if not NULL) gets the futures done, pending[]
+ * (if not NULL) the others, from index 0 on, each future once, in the
+ * order of its first entry in futs; past the last one written, the
+ * arrays are left as they were. Both need room for n entries (as many as
+ * there can be distinct futures). The futures' outcomes are not read
+ * (use async_future_result).
+ * Returns the number of distinct futures done (pending[] then holds the
+ * other distinct futures: n minus that many when futs has no repeats),
+ * or -ECANCELED (the arrays
+ * are then not written), -EINVAL (n == 0, as asyncio refuses an empty
+ * set; bad return_when, NaN timeout, n > INT_MAX, NULL futs), -EPERM,
+ * -EDEADLK, -EXDEV, -ESHUTDOWN (see the section's introduction), -ENOMEM
+ * (the wait's records are allocated beyond 8 futures). Suspends: yes (not
+ * when the condition already holds or timeout <= 0). */
 ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
                             async_return_when return_when, double timeout,
                             async_future **done, async_future **pending);
@@ -244,8 +255,10 @@ ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
  * already). Suspends: no. */
 ASYNC_EXTERN int async_timeout_reschedule(async_timeout *tmo, double when);
 
-/** The scope's deadline (loop time), ASYNC_NO_TIMEOUT when it has none,
- * NaN for a scope never entered; readable after the exit. */
+/** The scope's deadline (loop time): exactly the double given to
+ * async_timeout_enter_at or async_timeout_reschedule, loop time + delay
+ * for async_timeout_enter (asyncio's when()); ASYNC_NO_TIMEOUT when it
+ * has none, NaN for a scope never entered; readable after the exit. */
 ASYNC_EXTERN double async_timeout_when(const async_timeout *tmo);
 
 /** 1 once the scope's deadline has passed and cancelled its task, 0

@@ -78,13 +78,15 @@ static int scope_listed(const scope *s, const async__task *t) {
   return 0;
 }
 
-static int scope_enter(async_timeout *tmo, int64_t when, async__task *t) {
+static int scope_enter(async_timeout *tmo, int64_t when, double when_s,
+                       async__task *t) {
   scope *s = scope_of(tmo);
   if (scope_listed(s, t)) return -EBUSY;
   memset(tmo, 0, sizeof *tmo);
   s->timer.fire = scope_fire;
   s->task = t;
   s->when = when;
+  s->when_s = when_s;
   s->magic = ASYNC__MAGIC_SCOPE;
   s->ncancel0 = t->ncancel;
   s->expired = 0;
@@ -101,10 +103,10 @@ int async_timeout_enter(async_timeout *tmo, double delay) {
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (!tmo || async__isnan(delay)) return -EINVAL;
-  int64_t when = SCOPE_NONE;
-  if (delay < ASYNC_NO_TIMEOUT)
-    when = async__deadline_after(async__loop_now(t->fut.loop), delay);
-  return scope_enter(tmo, when, t);
+  int64_t now = async__loop_now(t->fut.loop), when = SCOPE_NONE;
+  if (delay < ASYNC_NO_TIMEOUT) when = async__deadline_after(now, delay);
+  /* asyncio's when(): loop.time() + delay, as async_loop_time reads. */
+  return scope_enter(tmo, when, (double)now / 1e9 + delay, t);
 }
 
 int async_timeout_enter_at(async_timeout *tmo, double when) {
@@ -112,7 +114,7 @@ int async_timeout_enter_at(async_timeout *tmo, double when) {
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (!tmo || async__isnan(when)) return -EINVAL;
-  return scope_enter(tmo, scope_when(when), t);
+  return scope_enter(tmo, scope_when(when), when, t);
 }
 
 int async_timeout_reschedule(async_timeout *tmo, double when) {
@@ -120,6 +122,7 @@ int async_timeout_reschedule(async_timeout *tmo, double when) {
   if (!scope_live(s) || async__isnan(when)) return -EINVAL;
   if (s->expired) return -EALREADY;
   s->when = scope_when(when);
+  s->when_s = when;
   scope_arm(s);
   return 0;
 }
@@ -127,7 +130,7 @@ int async_timeout_reschedule(async_timeout *tmo, double when) {
 double async_timeout_when(const async_timeout *tmo) {
   const scope *s = tmo ? cscope_of(tmo) : NULL;
   if (!scope_readable(s)) return ASYNC__NAN;
-  return s->when == SCOPE_NONE ? ASYNC_NO_TIMEOUT : (double)s->when / 1e9;
+  return s->when_s;
 }
 
 int async_timeout_expired(const async_timeout *tmo) {
@@ -168,8 +171,9 @@ int async_wait_for(async_future *f, double timeout, void **result) {
   if (f == &t->fut) return -EDEADLK;
   if (f->loop != t->fut.loop) return f->loop ? -EXDEV : -ESHUTDOWN;
   async_timeout tmo;
-  scope_enter(&tmo,
-              async__deadline_after(async__loop_now(t->fut.loop), timeout), t);
+  int64_t now = async__loop_now(t->fut.loop);
+  scope_enter(&tmo, async__deadline_after(now, timeout),
+              (double)now / 1e9 + timeout, t);
   err = async_await(f, result);
   /* The deadline's cancellation, passed on to f, which is done now: what
    * f made of it is the outcome (a value it returned regardless, an error

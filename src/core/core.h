@@ -292,9 +292,10 @@ typedef struct async__scope {
   async__task *task;
   struct async__scope *outer, *inner; /* task->scopes list */
   int64_t when;                       /* loop clock, ns; INT64_MAX: none */
-  uint32_t magic;                     /* ASYNC__MAGIC_SCOPE while entered */
-  uint32_t ncancel0;                  /* task->ncancel at entry */
-  int expired; /* the timer fired and requested a cancellation */
+  double when_s;     /* as given, for async_timeout_when: no round trip */
+  uint32_t magic;    /* ASYNC__MAGIC_SCOPE while entered */
+  uint32_t ncancel0; /* task->ncancel at entry */
+  int expired;       /* the timer fired and requested a cancellation */
 } async__scope;
 
 #define ASYNC__MAGIC_SCOPE 0x544d4f55u /* "TMOU" */
