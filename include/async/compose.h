@@ -93,6 +93,53 @@ ASYNC_EXTERN int async_gather_errors(async_future *const futs[], size_t n,
 ASYNC_EXTERN int async_gather_coros(const async_coro coros[], size_t n,
                                     void **results, int *errors);
 
+/** Flag of async_gather_future: return_exceptions=True. */
+#define ASYNC_GATHER_ERRORS 1
+
+/** asyncio.gather(*futs) as a future (asyncio's _GatheringFuture), for
+ * what takes a future: async_await, async_wait_for, another gather, wait,
+ * done callbacks. Stores in *out a new future over futs[0..n) (tasks or
+ * bare futures; each entry on its own, as async_gather):
+ *   - it is done once every future is, with 0 and as its result a
+ *     `void **` array of their n results in argument order (NULL for a
+ *     failed one; a NULL result when n == 0);
+ *   - without ASYNC_GATHER_ERRORS (flags 0), it ends at the first error
+ *     (a future cancelled counts, with -ECANCELED), as soon as it happens,
+ *     and the others keep running;
+ *   - cancelling it (async_future_cancel, or cancelling a task that
+ *     awaits it) cancels every future not done, and returns 1 if one of
+ *     them took the request (0 otherwise, and nothing changes); it then
+ *     ends with -ECANCELED once they are all done, whatever they ended
+ *     with, or, without ASYNC_GATHER_ERRORS, earlier, at the first of them
+ *     to fail (with that error; -ECANCELED for one cancelled).
+ * Futures done on entry are taken as they are: when they decide it, the
+ * gather future is done on return, without any loop iteration.
+ * Ownership: the caller owns *out (async_future_release). It holds a
+ * reference on every future of futs until it is freed, so that their
+ * outcomes stay readable (async_gather_future_read); the results array
+ * belongs to it, valid until it is freed. The futures' errors are marked
+ * as read: the gather future reports them. Freeing it while futures are
+ * pending leaves them running, unwatched. The caller's array may go once
+ * the call returns. Needs no task; the future lives on the pending
+ * futures' loop (which must be one), else on any of theirs, else on the
+ * running loop.
+ * Returns 0, -EINVAL (NULL out, NULL futs with n > 0, an invalid future,
+ * an unknown flag, n == 0 with no loop running), -EXDEV (pending futures
+ * of different loops), -ESHUTDOWN (a closed loop), -ENOMEM. Suspends:
+ * no. */
+ASYNC_EXTERN int async_gather_future(async_future **out,
+                                     async_future *const futs[], size_t n,
+                                     int flags);
+
+/** The outcomes of a gather future's futures, at any time: stores for
+ * each i below n and cap results[i] (future i's result, NULL unless it is
+ * done with one) and errors[i] (its error, 0 for a result, -EINPROGRESS
+ * while it is not done); either array may be NULL. Returns n, or -EINVAL
+ * (f is not a gather future). Suspends: no. */
+ASYNC_EXTERN long async_gather_future_read(const async_future *f,
+                                           void **results, int *errors,
+                                           size_t cap);
+
 /** asyncio.as_completed(futs, timeout=): an iterator that hands back the
  * futures of futs[0..n) in the order they complete. Opaque. */
 typedef struct async_as_completed async_as_completed;
@@ -296,6 +343,19 @@ ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo, int err);
  * -ECANCELED, -EINVAL, -EPERM, -EDEADLK, -EXDEV. Suspends: yes, unless f
  * is done. */
 ASYNC_EXTERN int async_shield(async_future *f, void **result);
+
+/** asyncio.shield(f) as a future: stores in *out a new future that ends
+ * as f does (f's result, or f's error, -ECANCELED when f is cancelled),
+ * while cancelling it only ends it, with -ECANCELED, and never reaches f.
+ * A task awaiting it and cancelled therefore gets -ECANCELED once it is
+ * ended, and f carries on. Where asyncio gives f itself back when f is
+ * done, this is always a new future, done on return with f's outcome.
+ * Ownership: the caller owns *out (async_future_release) and keeps its
+ * own reference to f; the shield future holds another one until it is
+ * freed. f's error is marked as read: the shield future reports it.
+ * Needs no task. Returns 0, -EINVAL (NULL out, an invalid f),
+ * -ESHUTDOWN (f's loop is closed), -ENOMEM. Suspends: no. */
+ASYNC_EXTERN int async_shield_future(async_future **out, async_future *f);
 
 /** asyncio.TaskGroup: tasks spawned into a group that its creator (the
  * parent task) waits for as a whole.

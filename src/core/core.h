@@ -103,7 +103,11 @@ void async__timers_run(async_loop *loop);
  * free or a second release is caught while the memory stays readable. */
 #define ASYNC__MAGIC_DEAD 0x44454144u /* "DEAD": freed, or released twice */
 
-enum async__fkind { ASYNC__KIND_FUTURE = 1, ASYNC__KIND_TASK };
+enum async__fkind {
+  ASYNC__KIND_FUTURE = 1,
+  ASYNC__KIND_TASK,
+  ASYNC__KIND_COMPOSED /* an async__composed */
+};
 
 /* A registration on a future's waiter list: notify(w, f) runs synchronously
  * when f becomes done, in registration order, after w is unlinked. It must
@@ -201,6 +205,22 @@ struct async__task {
   uint64_t id;
   char *name; /* NULL: "Task-<id>", formatted on demand */
 };
+
+/* A future that a composition completes and defines the cancellation of
+ * (compose/'s gather and shield futures, asyncio's _GatheringFuture and
+ * shield's outer future). Its block (async__future_alloc) starts with
+ * this. `cancel` is async_future_cancel on it while it is not done, and
+ * returns what that returns; `destroy` gives back what it holds, before
+ * the block is freed. Neither may free another composed future. */
+typedef struct async__composed_ops {
+  int (*cancel)(async_future *f);
+  void (*destroy)(async_future *f);
+} async__composed_ops;
+
+typedef struct async__composed {
+  async_future fut; /* first */
+  const async__composed_ops *ops;
+} async__composed;
 
 static inline async__task *async__task_of(async_future *f) {
   return (async__task *)f;
