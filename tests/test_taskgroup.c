@@ -197,6 +197,21 @@ static void test_taskgroup_outside_cancel_merged_with_a_failure(void **state) {
   }
 }
 
+/* The same while the parent already waits in the group: the group does
+ * not cancel it, the outside request stays pending through the wait. */
+static void
+test_taskgroup_outside_cancel_and_a_failure_while_waiting(void **state) {
+  (void)state;
+  grp x = {.n = 2,
+           .cancel_task_at = 1,
+           .s = {{.delay = 1, .fail = -EIO}, {.delay = 50, .cleanup = 1}}};
+  run_group(&x, NULL);
+  assert_int_equal(x.wait_rc, -EIO);
+  assert_true(x.at == 2.0); /* the sibling's cleanup */
+  assert_int_equal(x.s[1].slept, -ECANCELED);
+  assert_int_equal(x.after_rc, -ECANCELED);
+}
+
 /* The body took an outside cancellation, went on to the wait, and a child
  * then failed: the error is reported and the cancellation is not lost. */
 static void test_taskgroup_outside_cancel_then_a_failure(void **state) {
@@ -396,6 +411,8 @@ int main(void) {
       cmocka_unit_test(test_taskgroup_outside_cancel_in_the_body),
       cmocka_unit_test(test_taskgroup_outside_cancel_merged_with_a_failure),
       cmocka_unit_test(test_taskgroup_outside_cancel_then_a_failure),
+      cmocka_unit_test(
+          test_taskgroup_outside_cancel_and_a_failure_while_waiting),
       cmocka_unit_test(test_taskgroup_empty),
       cmocka_unit_test(test_taskgroup_misc),
       cmocka_unit_test(test_taskgroup_cancel_free_and_misuse),
