@@ -25,7 +25,7 @@ static void *amain(void *arg) {
   async_task *task2 = async_spawn(async_coroutine, (void *)(intptr_t)2);
   async_future *futs[] = {task1, task2};
   async_as_completed *it = NULL;
-  int err = async_as_completed_new(&it, futs, 2, -1);
+  int err = async_as_completed_new(&it, futs, 2, ASYNC_NO_TIMEOUT);
   async_future *f;
   while (!err && async_as_completed_next(it, &f) == 1) {
     void *result = NULL;

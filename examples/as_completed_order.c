@@ -32,7 +32,7 @@ static void *amain(void *arg) {
                           async_spawn(work, &jobs[1])};
   async_as_completed *it = NULL;
   int err = tasks[0] && tasks[1] ? 0 : -ENOMEM;
-  if (!err) err = async_as_completed_new(&it, tasks, 2, -1);
+  if (!err) err = async_as_completed_new(&it, tasks, 2, ASYNC_NO_TIMEOUT);
   while (!err) {
     async_future *done;
     int rc = async_as_completed_next(it, &done); /* 1: one more, 0: all */

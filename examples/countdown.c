@@ -29,7 +29,8 @@ static void *count_down(void *arg) {
 /* asyncio.wait(tasks) as a coroutine: waits until both are done. */
 static void *wait_all(void *arg) {
   async_task **tasks = arg;
-  int n = async_wait(tasks, 2, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
+  int n =
+      async_wait(tasks, 2, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   return n < 0 ? async_fail(n) : NULL;
 }
 

@@ -67,7 +67,7 @@ static int served_as_ready(void) {
   if (spawned < 3)
     err = -ENOMEM;
   else
-    err = async_as_completed_new(&it, cooks, 3, -1);
+    err = async_as_completed_new(&it, cooks, 3, ASYNC_NO_TIMEOUT);
   while (!err) {
     async_future *ready;
     int rc = async_as_completed_next(it, &ready);

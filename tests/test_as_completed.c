@@ -55,8 +55,9 @@ static void *iterate(void *arg) {
 
 static void test_as_completed_order(void **state) {
   (void)state;
-  run r = {
-      .n = 3, .timeout = -1, .s = {{.delay = 3}, {.delay = 1}, {.delay = 2}}};
+  run r = {.n = 3,
+           .timeout = ASYNC_NO_TIMEOUT,
+           .s = {{.delay = 3}, {.delay = 1}, {.delay = 2}}};
   assert_int_equal(vrun(iterate, &r, NULL, NULL), 0);
   assert_int_equal(r.calls, 3);
   const int want[] = {1, 2, 0};
@@ -105,6 +106,18 @@ static void test_as_completed_zero_timeout(void **state) {
   assert_int_equal(r.rc[2], 0);
 }
 
+static void test_as_completed_negative_timeout(void **state) {
+  (void)state;
+  run r = {.n = 2, .timeout = -1.0, .s = {{.delay = 1}, {.delay = 2}}};
+  assert_int_equal(vrun(iterate, &r, NULL, NULL), 0);
+  assert_int_equal(r.rc[0], -ETIMEDOUT);
+  assert_int_equal(r.which[0], 0);
+  assert_true(r.at[0] == 0.0);
+  assert_int_equal(r.rc[1], -ETIMEDOUT);
+  assert_int_equal(r.which[1], 1);
+  assert_int_equal(r.rc[2], 0);
+}
+
 static void test_as_completed_empty(void **state) {
   (void)state;
   run r = {.n = 0, .timeout = 1.0};
@@ -149,13 +162,56 @@ static void test_as_completed_bare_futures(void **state) {
   (void)state;
   bare b = {{0}, {0}, {0}, {0}};
   assert_int_equal(vrun(iterate_bare, &b, NULL, NULL), 0);
-  const int rc[] = {1, 1, 1, -ETIMEDOUT, 0, 0};
-  const int which[] = {2, 0, 0, 1, -1, -1};
+  /* f[0], given twice, is handed back once (asyncio takes a set). */
+  const int rc[] = {1, 1, -ETIMEDOUT, 0, 0, 0};
+  const int which[] = {2, 0, 1, -1, -1, -1};
   for (int i = 0; i < 6; i++) {
     assert_int_equal(b.rc[i], rc[i]);
     assert_int_equal(b.which[i], which[i]);
     assert_true(b.at[i] == 5.0); /* none of them waited */
   }
+}
+
+/* Many repeats (the sorted path): each future once, left counts them. */
+typedef struct {
+  long left;
+  int n, rc_end;
+  int which[4];
+} many;
+
+static void *iterate_many(void *arg) {
+  many *m = arg;
+  async_loop *loop = async_loop_current();
+  async_future *f[3], *list[100];
+  for (int i = 0; i < 3; i++) async_future_new(loop, &f[i]);
+  for (int i = 0; i < 100; i++) list[i] = f[i % 3];
+  async_future_set_result(f[1], NULL);
+  async_loop_call_later(loop, 1.0, resolve_cb, f[2], NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, f[0], NULL);
+  async_as_completed *it;
+  if (async_as_completed_new(&it, list, 100, ASYNC_NO_TIMEOUT))
+    return async_fail(-EPROTO);
+  m->left = async_as_completed_left(it);
+  async_future *got;
+  while (m->n < 4 && async_as_completed_next(it, &got) == 1)
+    m->which[m->n++] = index_of(f, 3, got);
+  m->rc_end = async_as_completed_next(it, &got);
+  async_as_completed_free(it);
+  for (int i = 0; i < 3; i++) async_future_release(f[i]);
+  return NULL;
+}
+
+static void test_as_completed_hands_a_repeated_future_back_once(void **state) {
+  (void)state;
+  many m;
+  memset(&m, 0, sizeof m);
+  assert_int_equal(vrun(iterate_many, &m, NULL, NULL), 0);
+  assert_int_equal(m.left, 3);
+  assert_int_equal(m.n, 3);
+  assert_int_equal(m.which[0], 1);
+  assert_int_equal(m.which[1], 2);
+  assert_int_equal(m.which[2], 0);
+  assert_int_equal(m.rc_end, 0);
 }
 
 /* Cancelling the iterating task: next() returns -ECANCELED and loses
@@ -174,7 +230,7 @@ static void *iterate_cancelled(void *arg) {
   async_loop_call_later(loop, 2.0, resolve_cb, c->f[1], NULL);
   async_loop_call_later(loop, 3.0, resolve_cb, c->f[0], NULL);
   async_as_completed *it;
-  async_as_completed_new(&it, c->f, 2, -1);
+  async_as_completed_new(&it, c->f, 2, ASYNC_NO_TIMEOUT);
   for (int i = 0; i < 4; i++) {
     async_future *f;
     c->rc[i] = async_as_completed_next(it, &f);
@@ -214,7 +270,7 @@ static void *busy_main(void *arg) {
   busy *b = arg;
   async_future *f;
   async_future_new(async_loop_current(), &f);
-  async_as_completed_new(&b->it, &f, 1, -1);
+  async_as_completed_new(&b->it, &f, 1, ASYNC_NO_TIMEOUT);
   async_task *w = async_spawn(next_waiter, b);
   async_yield(); /* w waits in next() */
   async_future *g;
@@ -265,16 +321,18 @@ static void test_as_completed_misuse(void **state) {
   async_future_new(loop, &f[0]);
   async_future_new(other, &f[1]);
   async_as_completed *it = (async_as_completed *)1;
-  assert_int_equal(async_as_completed_new(&it, f, 2, -1), -EXDEV);
+  assert_int_equal(async_as_completed_new(&it, f, 2, ASYNC_NO_TIMEOUT), -EXDEV);
   assert_null(it);
   assert_int_equal(async_as_completed_new(&it, f, 1, NAN), -EINVAL);
-  assert_int_equal(async_as_completed_new(NULL, f, 1, -1), -EINVAL);
-  assert_int_equal(async_as_completed_new(&it, NULL, 1, -1), -EINVAL);
+  assert_int_equal(async_as_completed_new(NULL, f, 1, ASYNC_NO_TIMEOUT),
+                   -EINVAL);
+  assert_int_equal(async_as_completed_new(&it, NULL, 1, ASYNC_NO_TIMEOUT),
+                   -EINVAL);
   assert_int_equal(async_as_completed_free(NULL), 0);
   assert_int_equal(async_as_completed_left(NULL), -EINVAL);
   async_future_set_result(f[1], NULL);
   /* A done future of another loop is fine. */
-  assert_int_equal(async_as_completed_new(&it, f, 2, -1), 0);
+  assert_int_equal(async_as_completed_new(&it, f, 2, ASYNC_NO_TIMEOUT), 0);
   assert_int_equal(async_as_completed_free(it), 0);
   async_future_release(f[0]);
   async_future_release(f[1]);
@@ -308,7 +366,7 @@ static void *window_second(void *arg) {
 static void *window_main(void *arg) {
   window *w = arg;
   async_future_new(async_loop_current(), &w->f);
-  async_as_completed_new(&w->it, &w->f, 1, -1);
+  async_as_completed_new(&w->it, &w->f, 1, ASYNC_NO_TIMEOUT);
   async_task *first = async_spawn(window_first, w);
   async_yield(); /* first parks in next */
   async_task *second = async_spawn(window_second, w);
@@ -339,8 +397,10 @@ int main(void) {
       cmocka_unit_test(test_as_completed_order),
       cmocka_unit_test(test_as_completed_timeout),
       cmocka_unit_test(test_as_completed_zero_timeout),
+      cmocka_unit_test(test_as_completed_negative_timeout),
       cmocka_unit_test(test_as_completed_empty),
       cmocka_unit_test(test_as_completed_bare_futures),
+      cmocka_unit_test(test_as_completed_hands_a_repeated_future_back_once),
       cmocka_unit_test(test_as_completed_cancel_loses_nothing),
       cmocka_unit_test(test_as_completed_one_waiter_at_a_time),
       cmocka_unit_test(test_as_completed_outlives_the_loop),

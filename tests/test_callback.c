@@ -55,6 +55,25 @@ static void test_callback_timers_by_deadline_then_scheduling(void **state) {
   free_loop(loop);
 }
 
+/* asyncio's call_later(d) is call_at(time() + d): negative delays keep
+ * their order, before a zero delay scheduled earlier; so do past times. */
+static void test_callback_negative_delays_in_deadline_order(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  g_log.n = 0;
+  double now = async_loop_time(loop);
+  async_loop_call_later(loop, 0.0, log_cb, IPTR(5), NULL);
+  async_loop_call_later(loop, -1.0, log_cb, IPTR(4), NULL);
+  async_loop_call_later(loop, -2.0, log_cb, IPTR(2), NULL);
+  async_loop_call_at(loop, now - 1.5, log_cb, IPTR(3), NULL);
+  async_loop_call_at(loop, now - 3.0, log_cb, IPTR(1), NULL);
+  async_loop_call_later(loop, 0.01, stop_cb, loop, NULL);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  int want[] = {1, 2, 3, 4, 5};
+  seqlog_expect(&g_log, want, 5);
+  free_loop(loop);
+}
+
 static void test_callback_call_later_waits(void **state) {
   (void)state;
   async_loop *loop = new_loop();
@@ -246,6 +265,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_callback_call_soon_is_fifo),
       cmocka_unit_test(test_callback_timers_by_deadline_then_scheduling),
+      cmocka_unit_test(test_callback_negative_delays_in_deadline_order),
       cmocka_unit_test(test_callback_call_later_waits),
       cmocka_unit_test(test_callback_cancel_before_and_after),
       cmocka_unit_test(test_callback_release_keeps_it_scheduled),

@@ -437,7 +437,7 @@ typedef struct {
 
 static void *wait_readable(void *arg) {
   fd_wait *w = arg;
-  w->err = async_fd_wait(w->fd, ASYNC_READABLE, -1);
+  w->err = async_fd_wait(w->fd, ASYNC_READABLE, ASYNC_NO_TIMEOUT);
   return NULL;
 }
 

@@ -40,7 +40,7 @@ static void test_fd_readable_after_write(void **state) {
   async_loop *loop = new_loop();
   int p[2];
   assert_int_equal(pipe(p), 0);
-  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = -1};
+  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = ASYNC_NO_TIMEOUT};
   async_task *t;
   async_task_spawn(loop, &t, waiter, &w, NULL);
   async_task_spawn(loop, NULL, writer, &p[1], NULL);
@@ -77,6 +77,61 @@ static void test_fd_timeout(void **state) {
   free_loop(loop);
 }
 
+/* A timeout of zero or less reports the readiness there is right now,
+ * without suspending (the task spawned first never gets to run). */
+typedef struct {
+  int p[2];
+  int ran;
+  int rc[6];
+} nowait;
+
+static void cancel_cb(void *t) { async_future_cancel(t); }
+
+static void *set_ran(void *arg) {
+  *(int *)arg = 1;
+  return NULL;
+}
+
+static void *nowait_main(void *arg) {
+  nowait *n = arg;
+  async_task_spawn(async_loop_current(), NULL, set_ran, &n->ran, NULL);
+  n->rc[0] = async_fd_wait(n->p[0], ASYNC_READABLE, 0);
+  n->rc[1] = async_fd_wait(n->p[0], ASYNC_READABLE, -1.0);
+  if (write(n->p[1], "x", 1) != 1) return async_fail(-EIO);
+  n->rc[2] = async_fd_wait(n->p[0], ASYNC_READABLE, 0);
+  n->rc[3] = async_fd_wait(n->p[1], ASYNC_READABLE | ASYNC_WRITABLE, -5.0);
+  int gone = dup(n->p[0]);
+  close(gone);
+  n->rc[4] = async_fd_wait(gone, ASYNC_READABLE, 0);
+  n->rc[5] = n->ran;
+  return NULL;
+}
+
+static void test_fd_wait_zero_or_less_does_not_suspend(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  nowait n;
+  memset(&n, 0, sizeof n);
+  assert_int_equal(pipe(n.p), 0);
+  async_task *t;
+  async_task_spawn(loop, &t, nowait_main, &n, NULL);
+  /* Should a wait block, the test ends instead of hanging. */
+  async_handle *h;
+  async_loop_call_later(loop, 2.0, cancel_cb, t, &h);
+  assert_int_equal(async_loop_run_until_complete(loop, t, NULL), 0);
+  async_handle_cancel(h);
+  assert_int_equal(n.rc[0], -ETIMEDOUT);
+  assert_int_equal(n.rc[1], -ETIMEDOUT);
+  assert_int_equal(n.rc[2], ASYNC_READABLE);
+  assert_int_equal(n.rc[3], ASYNC_WRITABLE);
+  assert_int_equal(n.rc[4], -EBADF);
+  assert_int_equal(n.rc[5], 0);
+  async_task_release(t);
+  close(n.p[0]);
+  close(n.p[1]);
+  free_loop(loop);
+}
+
 static void test_fd_several_waiters_and_hangup(void **state) {
   (void)state;
   async_loop *loop = new_loop();
@@ -105,7 +160,7 @@ static void test_fd_forget_wakes_waiters_with_ebadf(void **state) {
   async_loop *loop = new_loop();
   int p[2];
   assert_int_equal(pipe(p), 0);
-  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = -1};
+  waitc w = {.fd = p[0], .events = ASYNC_READABLE, .timeout = ASYNC_NO_TIMEOUT};
   async_task *t;
   async_task_spawn(loop, &t, waiter, &w, NULL);
   spin(loop);
@@ -348,6 +403,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fd_readable_after_write),
       cmocka_unit_test(test_fd_timeout),
+      cmocka_unit_test(test_fd_wait_zero_or_less_does_not_suspend),
       cmocka_unit_test(test_fd_several_waiters_and_hangup),
       cmocka_unit_test(test_fd_forget_wakes_waiters_with_ebadf),
       cmocka_unit_test(test_fd_number_reused_after_close),

@@ -155,10 +155,11 @@ static void *timeout_forever(void *arg) {
   r->rc[4] = async_sleep(INFINITY);
   r->t1 = now();
   later_join(&l);
-  r->fired =
-      async_timeout_when(&tmo) == -1.0 && async_timeout_when(&tmo2) == -1.0;
-  r->rc[5] = async_timeout_exit(&tmo2);
-  r->rc[6] = async_timeout_exit(&tmo);
+  r->fired = async_timeout_when(&tmo) == ASYNC_NO_TIMEOUT &&
+             async_timeout_when(&tmo2) == ASYNC_NO_TIMEOUT;
+  /* The thread's cancellation is no deadline's: it passes both exits. */
+  r->rc[5] = async_timeout_exit(&tmo2, r->rc[4]);
+  r->rc[6] = async_timeout_exit(&tmo, r->rc[5]);
   return NULL;
 }
 
@@ -171,9 +172,9 @@ static void test_timeout(void **state) {
   assert_int_equal(r.rc[2], 0);
   assert_int_equal(r.rc[3], 0);
   assert_int_equal(r.rc[4], -ECANCELED); /* the thread's, not a deadline */
-  assert_int_equal(r.fired, 1);          /* no deadline: -1 */
-  assert_int_equal(r.rc[5], 0);
-  assert_int_equal(r.rc[6], 0);
+  assert_int_equal(r.fired, 1);          /* no deadline: ASYNC_NO_TIMEOUT */
+  assert_int_equal(r.rc[5], -ECANCELED);
+  assert_int_equal(r.rc[6], -ECANCELED);
   assert_sane_time(&r);
 }
 
@@ -244,7 +245,7 @@ static void *fd_at_the_end(void *arg) {
   r->t0 = now();
   later l;
   later_start(&l, NULL, NULL, p[1]);
-  r->rc[0] = async_fd_wait(p[0], ASYNC_READABLE, -1);
+  r->rc[0] = async_fd_wait(p[0], ASYNC_READABLE, ASYNC_NO_TIMEOUT);
   r->t1 = now();
   later_join(&l);
   async_fd_forget(loop, p[0]);

@@ -204,9 +204,9 @@ static int gen_free(ctx *c) { return async_gen_free(c->obj); }
 
 static void ac_make(ctx *c) {
   assert_int_equal(async_future_new(c->loop, &c->aux), 0);
-  assert_int_equal(
-      async_as_completed_new((async_as_completed **)&c->obj, &c->aux, 1, -1),
-      0);
+  assert_int_equal(async_as_completed_new((async_as_completed **)&c->obj,
+                                          &c->aux, 1, ASYNC_NO_TIMEOUT),
+                   0);
 }
 static int ac_wait(ctx *c) {
   async_future *f = NULL;

@@ -553,6 +553,249 @@ static void test_gather_misuse(void **state) {
 
 /* }==== */
 
+/* {==== gather as a future (issue 10 item 9) ============================ */
+
+typedef struct {
+  sleeper s[3];
+  int n;
+  int flags;
+  double timeout;          /* > 0: await through wait_for */
+  double cancel_at;        /* > 0: cancel the gather future then */
+  double cancel_waiter_at; /* > 0: cancel the awaiting task then */
+  int rc, cancel_rc;
+  double at;
+  void *res[3];
+  long nread;
+  void *rres[3];
+  int rerr[3];
+} gfrun;
+
+typedef struct {
+  async_future *f;
+  int rc;
+} cancel_rec;
+
+static void cancel_rec_cb(void *arg) {
+  cancel_rec *c = arg;
+  c->rc = async_future_cancel(c->f);
+}
+
+static void *gather_future_main(void *arg) {
+  gfrun *g = arg;
+  async_loop *loop = async_loop_current();
+  async_task *t[3];
+  for (int i = 0; i < g->n; i++) t[i] = async_spawn(sleeper_fn, &g->s[i]);
+  async_future *gf;
+  if (async_gather_future(&gf, t, (size_t)g->n, g->flags))
+    return async_fail(-EPROTO);
+  cancel_rec c = {gf, -1};
+  if (g->cancel_at > 0)
+    async_loop_call_later(loop, g->cancel_at, cancel_rec_cb, &c, NULL);
+  if (g->cancel_waiter_at > 0)
+    async_loop_call_later(loop, g->cancel_waiter_at, cancel_cb,
+                          async_task_current(), NULL);
+  void *r = NULL;
+  g->rc =
+      g->timeout > 0 ? async_wait_for(gf, g->timeout, &r) : async_await(gf, &r);
+  g->at = vnow();
+  if (g->rc == 0)
+    for (int i = 0; i < g->n; i++) g->res[i] = ((void **)r)[i];
+  g->cancel_rc = c.rc;
+  for (int i = 0; i < g->n; i++) async_await(t[i], NULL); /* all end */
+  g->nread = async_gather_future_read(gf, g->rres, g->rerr, 3);
+  async_future_release(gf);
+  for (int i = 0; i < g->n; i++) async_task_release(t[i]);
+  return NULL;
+}
+
+static void test_gather_future_awaited(void **state) {
+  (void)state;
+  gfrun g = {.n = 3,
+             .s = {{.delay = 3, .value = IPTR(1)},
+                   {.delay = 1, .value = IPTR(2)},
+                   {.delay = 2, .value = IPTR(3)}}};
+  assert_int_equal(vrun(gather_future_main, &g, NULL, NULL), 0);
+  assert_int_equal(g.rc, 0);
+  assert_true(g.at == 3.0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(PTRI(g.res[i]), i + 1);
+    assert_int_equal(PTRI(g.rres[i]), i + 1);
+    assert_int_equal(g.rerr[i], 0);
+  }
+  assert_int_equal(g.nread, 3);
+}
+
+static void test_gather_future_first_error_and_collect(void **state) {
+  (void)state;
+  gfrun g = {.n = 3,
+             .s = {{.delay = 3, .value = IPTR(1)},
+                   {.delay = 1, .fail = -EIO},
+                   {.delay = 2, .value = IPTR(3)}}};
+  double end;
+  assert_int_equal(vrun(gather_future_main, &g, NULL, &end), 0);
+  assert_int_equal(g.rc, -EIO);
+  assert_true(g.at == 1.0); /* at once; the others went on */
+  assert_int_equal(g.s[0].slept, 0);
+  assert_true(end == 3.0);
+  assert_int_equal(g.rerr[1], -EIO);
+  assert_int_equal(PTRI(g.rres[2]), 3);
+  gfrun c = {.n = 3,
+             .flags = ASYNC_GATHER_ERRORS,
+             .s = {{.delay = 3, .value = IPTR(1)},
+                   {.delay = 1, .fail = -EIO},
+                   {.delay = 2, .value = IPTR(3)}}};
+  assert_int_equal(vrun(gather_future_main, &c, NULL, NULL), 0);
+  assert_int_equal(c.rc, 0);
+  assert_true(c.at == 3.0);
+  assert_int_equal(PTRI(c.res[0]), 1);
+  assert_null(c.res[1]);
+  assert_int_equal(c.rerr[1], -EIO);
+  assert_int_equal(PTRI(c.res[2]), 3);
+}
+
+/* Cancelling it cancels the children, and it ends cancelled once they are
+ * done (asyncio's _GatheringFuture.cancel), even one that returned. */
+static void test_gather_future_cancel_cancels_the_children(void **state) {
+  (void)state;
+  gfrun g = {.n = 2,
+             .flags = ASYNC_GATHER_ERRORS,
+             .cancel_at = 1,
+             .s = {{.delay = 10, .cleanup = 2},
+                   {.delay = 10, .ignore = 1, .value = IPTR(5)}}};
+  assert_int_equal(vrun(gather_future_main, &g, NULL, NULL), 0);
+  assert_int_equal(g.cancel_rc, 1);
+  assert_int_equal(g.rc, -ECANCELED);
+  assert_true(g.at == 3.0); /* after the cleanup */
+  assert_int_equal(g.s[0].slept, -ECANCELED);
+  assert_int_equal(g.s[1].slept, -ECANCELED);
+  assert_int_equal(g.rerr[0], -ECANCELED);
+  assert_int_equal(g.rerr[1], 0);
+  assert_int_equal(PTRI(g.rres[1]), 5);
+}
+
+static void test_gather_future_awaiter_cancelled(void **state) {
+  (void)state;
+  gfrun g = {
+      .n = 2, .cancel_waiter_at = 1, .s = {{.delay = 10}, {.delay = 10}}};
+  assert_int_equal(vrun(gather_future_main, &g, NULL, NULL), 0);
+  assert_int_equal(g.rc, -ECANCELED);
+  assert_true(g.at == 1.0);
+  assert_int_equal(g.s[0].slept, -ECANCELED);
+  assert_int_equal(g.s[1].slept, -ECANCELED);
+}
+
+static void test_gather_future_in_wait_for(void **state) {
+  (void)state;
+  gfrun g = {.n = 2,
+             .timeout = 2,
+             .flags = ASYNC_GATHER_ERRORS,
+             .s = {{.delay = 1, .value = IPTR(1)}, {.delay = 10}}};
+  assert_int_equal(vrun(gather_future_main, &g, NULL, NULL), 0);
+  assert_int_equal(g.rc, -ETIMEDOUT);
+  assert_true(g.at == 2.0);
+  assert_int_equal(g.s[0].slept, 0);
+  assert_int_equal(g.s[1].slept, -ECANCELED);
+  assert_int_equal(PTRI(g.rres[0]), 1);
+}
+
+/* Gathers nest, with bare futures, futures done already and n == 0. */
+typedef struct {
+  int rc, inner_done, empty_rc, empty_done, read_bad, flags_bad, null_out;
+  void *res[2];
+  void *inner0; /* the inner gather's results[0], read while it lives */
+  void *empty_res;
+  long outside;
+} nested;
+
+static void *nested_main(void *arg) {
+  nested *x = arg;
+  async_loop *loop = async_loop_current();
+  async_future *a, *b, *inner, *outer, *empty;
+  async_future_new(loop, &a);
+  async_future_new(loop, &b);
+  async_future_set_result(a, IPTR(7)); /* done already */
+  async_loop_call_later(loop, 1.0, resolve_cb, b, NULL);
+  async_future *ab[2] = {a, b};
+  async_gather_future(&inner, ab, 2, 0);
+  async_future *pair[2] = {inner, a};
+  async_gather_future(&outer, pair, 2, 0);
+  void *r = NULL;
+  x->rc = async_await(outer, &r);
+  if (!x->rc) {
+    memcpy(x->res, r, sizeof x->res);
+    x->inner0 = ((void **)x->res[0])[0]; /* the inner's results array */
+  }
+  x->inner_done = async_future_done(inner);
+  x->empty_rc = async_gather_future(&empty, NULL, 0, 0);
+  x->empty_done = async_future_done(empty);
+  async_future_result(empty, &x->empty_res);
+  x->read_bad = (int)async_gather_future_read(a, NULL, NULL, 0);
+  async_future *none;
+  x->flags_bad = async_gather_future(&none, ab, 2, 4);
+  x->null_out = async_gather_future(NULL, ab, 2, 0);
+  async_future_release(empty);
+  async_future_release(outer);
+  async_future_release(inner);
+  async_future_release(a);
+  async_future_release(b);
+  return NULL;
+}
+
+static void test_gather_future_nested_bare_and_empty(void **state) {
+  (void)state;
+  nested x;
+  memset(&x, 0, sizeof x);
+  x.empty_res = IPTR(1);
+  assert_int_equal(vrun(nested_main, &x, NULL, NULL), 0);
+  assert_int_equal(x.rc, 0);
+  assert_non_null(x.res[0]);
+  assert_int_equal(PTRI(x.inner0), 7);
+  assert_int_equal(x.inner_done, 1);
+  assert_int_equal(PTRI(x.res[1]), 7);
+  assert_int_equal(x.empty_rc, 0);
+  assert_int_equal(x.empty_done, 1);
+  assert_null(x.empty_res);
+  assert_int_equal(x.read_bad, -EINVAL);
+  assert_int_equal(x.flags_bad, -EINVAL);
+  assert_int_equal(x.null_out, -EINVAL);
+  async_future *f = (async_future *)1;
+  assert_int_equal(async_gather_future(&f, NULL, 0, 0), -EINVAL); /* no loop */
+  assert_null(f);
+}
+
+/* Released while its children run, or held past the loop's close: the
+ * children are unaffected and nothing leaks (ASan, valgrind). */
+static void *release_early_main(void *arg) {
+  async_future **keep = arg;
+  async_loop *loop = async_loop_current();
+  async_future *f[2], *gf;
+  async_future_new(loop, &f[0]);
+  async_future_new(loop, &f[1]);
+  async_gather_future(&gf, f, 2, 0);
+  async_future_release(gf); /* pending, unwatched from now on */
+  async_future_set_result(f[0], NULL);
+  async_gather_future(&keep[0], f, 2, 0);
+  async_future_release(f[0]); /* keep[0] holds it */
+  keep[1] = f[1];             /* still pending at close */
+  return NULL;
+}
+
+static void test_gather_future_released_early_and_after_close(void **state) {
+  (void)state;
+  async_future *keep[2] = {NULL, NULL};
+  async_loop *loop = new_vloop();
+  assert_int_equal(run_task(loop, release_early_main, keep, NULL), 0);
+  assert_int_equal(async_loop_close(loop), 0);
+  assert_int_equal(async_future_done(keep[0]), 0);
+  assert_int_equal(async_future_cancel(keep[0]), 1); /* after the close */
+  assert_int_equal(async_future_cancelled(keep[0]), 1);
+  assert_int_equal(async_future_release(keep[0]), 0);
+  assert_int_equal(async_future_release(keep[1]), 0);
+  free_loop(loop);
+}
+
+/* }==== */
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_results_in_argument_order),
@@ -569,6 +812,13 @@ int main(void) {
       cmocka_unit_test(test_gather_coros_with_errors),
       cmocka_unit_test(test_gather_chained_total_is_the_longest_chain),
       cmocka_unit_test(test_gather_misuse),
+      cmocka_unit_test(test_gather_future_awaited),
+      cmocka_unit_test(test_gather_future_first_error_and_collect),
+      cmocka_unit_test(test_gather_future_cancel_cancels_the_children),
+      cmocka_unit_test(test_gather_future_awaiter_cancelled),
+      cmocka_unit_test(test_gather_future_in_wait_for),
+      cmocka_unit_test(test_gather_future_nested_bare_and_empty),
+      cmocka_unit_test(test_gather_future_released_early_and_after_close),
   };
   return cmocka_run_group_tests_name("gather", tests, NULL, NULL);
 }

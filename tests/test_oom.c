@@ -364,7 +364,7 @@ static int op_as_completed(void *arg) {
   async_future_set_result(f[1], NULL);
   countdown = saved;
   async_as_completed *it = NULL;
-  int err = async_as_completed_new(&it, f, 2, -1);
+  int err = async_as_completed_new(&it, f, 2, ASYNC_NO_TIMEOUT);
   async_future *got;
   int n = 0;
   while (!err && async_as_completed_next(it, &got) == 1) n++;

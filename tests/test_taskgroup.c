@@ -12,8 +12,10 @@ static void cancel_cb(void *f) { async_future_cancel(f); }
 typedef struct {
   sleeper s[N];
   int n;
-  double body_sleep; /* the parent's body sleeps this long before waiting */
-  double cancel_at;  /* > 0: cancel the parent then */
+  double body_sleep;     /* the parent's body sleeps this long before waiting */
+  double cancel_at;      /* > 0: cancel the parent then */
+  double cancel_task_at; /* > 0: a task armed after the children cancels
+                            the parent then */
   int body_rc, wait_rc, after_rc, spawn_after_abort, spawn_after_wait;
   double at;
   long nerr;
@@ -22,6 +24,20 @@ typedef struct {
 } grp;
 
 static void *noop(void *arg) { return arg; }
+
+typedef struct {
+  double at;
+  async_task *parent;
+} canceller;
+
+/* Spawned after the children, its sleep's timer fires after theirs at an
+ * equal time: the parent is cancelled just after a child failed. */
+static void *cancel_later(void *arg) {
+  canceller *c = arg;
+  async_sleep(c->at);
+  async_task_cancel(c->parent);
+  return NULL;
+}
 
 static void *group_main(void *arg) {
   grp *x = arg;
@@ -33,6 +49,9 @@ static void *group_main(void *arg) {
   if (x->cancel_at > 0)
     async_loop_call_later(async_loop_current(), x->cancel_at, cancel_cb,
                           async_task_current(), NULL);
+  async_task *ct = NULL;
+  canceller c = {x->cancel_task_at, async_task_current()};
+  if (x->cancel_task_at > 0) ct = async_spawn(cancel_later, &c);
   if (x->body_sleep > 0) x->body_rc = async_sleep(x->body_sleep);
   x->spawn_after_abort = async_task_group_spawn(g, NULL, noop, NULL, NULL);
   x->wait_rc = async_task_group_wait(g);
@@ -48,6 +67,10 @@ static void *group_main(void *arg) {
   for (int i = 0; i < x->n; i++) async_task_release(t[i]);
   async_task_group_free(g);
   x->after_rc = async_sleep(1.0); /* not cancelled any more */
+  if (ct) {
+    async_await(ct, NULL);
+    async_task_release(ct);
+  }
   return NULL;
 }
 
@@ -150,6 +173,58 @@ static void test_taskgroup_outside_cancel_in_the_body(void **state) {
   assert_int_equal(x.wait_rc, 0);
   assert_true(x.at == 3.0);
   assert_int_equal(x.s[0].slept, 0);
+}
+
+/* The parent cancelled from outside at the time a child fails: the two
+ * requests merge into one delivery, and the outside one survives the
+ * wait, whichever came first (issue 10 item 3, asyncio's TaskGroup
+ * __aexit__ re-cancelling a parent whose cancelling() is non-zero). */
+static void test_taskgroup_outside_cancel_merged_with_a_failure(void **state) {
+  (void)state;
+  for (int first_outside = 0; first_outside < 2; first_outside++) {
+    grp x = {.n = 2,
+             .body_sleep = 100,
+             .s = {{.delay = 1, .fail = -EIO}, {.delay = 50}}};
+    if (first_outside)
+      x.cancel_at = 1; /* armed before the children's timers */
+    else
+      x.cancel_task_at = 1;
+    run_group(&x, NULL);
+    assert_int_equal(x.body_rc, -ECANCELED); /* one delivery for both */
+    assert_int_equal(x.wait_rc, -EIO);
+    assert_true(x.at == 1.0);
+    assert_int_equal(x.after_rc, -ECANCELED); /* the outside request */
+  }
+}
+
+/* The same while the parent already waits in the group: the group does
+ * not cancel it, the outside request stays pending through the wait. */
+static void
+test_taskgroup_outside_cancel_and_a_failure_while_waiting(void **state) {
+  (void)state;
+  grp x = {.n = 2,
+           .cancel_task_at = 1,
+           .s = {{.delay = 1, .fail = -EIO}, {.delay = 50, .cleanup = 1}}};
+  run_group(&x, NULL);
+  assert_int_equal(x.wait_rc, -EIO);
+  assert_true(x.at == 2.0); /* the sibling's cleanup */
+  assert_int_equal(x.s[1].slept, -ECANCELED);
+  assert_int_equal(x.after_rc, -ECANCELED);
+}
+
+/* The body took an outside cancellation, went on to the wait, and a child
+ * then failed: the error is reported and the cancellation is not lost. */
+static void test_taskgroup_outside_cancel_then_a_failure(void **state) {
+  (void)state;
+  grp x = {.n = 1,
+           .body_sleep = 5,
+           .cancel_at = 1,
+           .s = {{.delay = 3, .fail = -EIO}}};
+  run_group(&x, NULL);
+  assert_int_equal(x.body_rc, -ECANCELED);
+  assert_int_equal(x.wait_rc, -EIO);
+  assert_true(x.at == 3.0);
+  assert_int_equal(x.after_rc, -ECANCELED);
 }
 
 static void test_taskgroup_empty(void **state) {
@@ -334,6 +409,10 @@ int main(void) {
       cmocka_unit_test(test_taskgroup_failure_interrupts_the_parents_body),
       cmocka_unit_test(test_taskgroup_outside_cancel_while_waiting),
       cmocka_unit_test(test_taskgroup_outside_cancel_in_the_body),
+      cmocka_unit_test(test_taskgroup_outside_cancel_merged_with_a_failure),
+      cmocka_unit_test(test_taskgroup_outside_cancel_then_a_failure),
+      cmocka_unit_test(
+          test_taskgroup_outside_cancel_and_a_failure_while_waiting),
       cmocka_unit_test(test_taskgroup_empty),
       cmocka_unit_test(test_taskgroup_misc),
       cmocka_unit_test(test_taskgroup_cancel_free_and_misuse),

@@ -79,13 +79,30 @@ static void test_wait_for_zero_timeout(void **state) {
   assert_int_equal(w.s.ran, 0); /* cancelled before it started */
 }
 
+/* asyncio's wait_for reports what the work made of the deadline: a value
+ * it returned regardless is the result, an error of its cleanup is the
+ * error; only an ending cancelled is a timeout (issue 10 item 5). */
 static void test_wait_for_child_ignoring_the_cancel(void **state) {
   (void)state;
   wf w = {.s = {.delay = 10, .ignore = 1, .value = IPTR(7)}, .timeout = 1};
   assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
-  assert_int_equal(w.rc, -ETIMEDOUT);
-  assert_int_equal(w.child_rc, 0); /* its own outcome stays readable */
+  assert_int_equal(w.rc, 0);
+  assert_int_equal(PTRI(w.res), 7);
+  assert_true(w.at == 1.0);
+  assert_int_equal(w.s.slept, -ECANCELED); /* it was cancelled */
+  assert_int_equal(w.child_rc, 0);
   assert_int_equal(PTRI(w.child_res), 7);
+}
+
+static void test_wait_for_child_failing_in_its_cleanup(void **state) {
+  (void)state;
+  wf w = {.s = {.delay = 10, .ignore = 1, .cleanup = 1, .fail = -EIO},
+          .timeout = 1};
+  assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
+  assert_int_equal(w.rc, -EIO);
+  assert_null(w.res);
+  assert_true(w.at == 2.0);
+  assert_int_equal(w.child_rc, -EIO);
 }
 
 static void test_wait_for_outside_cancel_is_not_a_timeout(void **state) {
@@ -99,7 +116,7 @@ static void test_wait_for_outside_cancel_is_not_a_timeout(void **state) {
 
 static void test_wait_for_no_limit(void **state) {
   (void)state;
-  wf w = {.s = {.delay = 7200, .value = IPTR(1)}, .timeout = -1};
+  wf w = {.s = {.delay = 7200, .value = IPTR(1)}, .timeout = ASYNC_NO_TIMEOUT};
   assert_int_equal(vrun(wait_for_main, &w, NULL, NULL), 0);
   assert_int_equal(w.rc, 0);
   assert_true(w.at == 7200.0);
@@ -138,7 +155,7 @@ static void test_wait_for_bare_future(void **state) {
 typedef struct {
   double outer_delay, inner_delay; /* < 0: no deadline */
   double body_sleep;
-  double resched_inner; /* >= 0: reschedule the inner to it */
+  double resched_inner; /* reschedule the inner to it */
   double resched_at;    /* ... after sleeping this long */
   int body_rc, inner_rc, outer_rc, after_rc;
   double at_inner_exit, at_outer_exit;
@@ -157,11 +174,12 @@ static void *nested_main(void *arg) {
   }
   n->body_rc = async_sleep(n->body_sleep);
   n->inner_expired = async_timeout_expired(&inner);
-  n->inner_rc = async_timeout_exit(&inner);
+  n->inner_rc = async_timeout_exit(&inner, n->body_rc);
   n->at_inner_exit = vnow();
-  if (!n->inner_rc) n->after_rc = async_sleep(1.0); /* still in outer */
+  int err = n->inner_rc;
+  if (!err) err = n->after_rc = async_sleep(1.0); /* still in outer */
   n->outer_expired = async_timeout_expired(&outer);
-  n->outer_rc = async_timeout_exit(&outer);
+  n->outer_rc = async_timeout_exit(&outer, err);
   n->at_outer_exit = vnow();
   return NULL;
 }
@@ -172,13 +190,15 @@ static void run_nest(nest *n) {
 
 static void test_timeout_scope_expires(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1, .inner_delay = 2, .body_sleep = 3600};
+  nest n = {
+      .outer_delay = ASYNC_NO_TIMEOUT, .inner_delay = 2, .body_sleep = 3600};
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 1);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
   assert_true(n.at_inner_exit == 2.0);
-  assert_int_equal(n.outer_rc, 0);
+  assert_int_equal(n.outer_rc, -ETIMEDOUT); /* passed through the outer */
+  assert_int_equal(n.outer_expired, 0);
 }
 
 static void test_timeout_scope_in_time(void **state) {
@@ -198,7 +218,7 @@ static void test_timeout_inner_expires_first(void **state) {
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
-  assert_int_equal(n.outer_rc, 0); /* the outer scope was not involved */
+  assert_int_equal(n.outer_rc, -ETIMEDOUT); /* the inner's, passed on */
   assert_int_equal(n.outer_expired, 0);
   assert_true(n.at_outer_exit == 1.0);
 }
@@ -208,12 +228,11 @@ static void test_timeout_outer_expires_inside_inner(void **state) {
   nest n = {.outer_delay = 1, .inner_delay = 10, .body_sleep = 60};
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
-  assert_int_equal(n.inner_rc, 0); /* not the inner's: it travels on */
+  /* Not the inner's: the -ECANCELED travels on, and the outer claims it. */
+  assert_int_equal(n.inner_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 0);
-  /* The body's code would return -ECANCELED here; this one carries on
-   * with a sleep that is not cancelled again, and the outer claims it. */
-  assert_int_equal(n.after_rc, 0);
   assert_int_equal(n.outer_rc, -ETIMEDOUT);
+  assert_true(n.at_outer_exit == 1.0);
 }
 
 static void test_timeout_both_expire_together(void **state) {
@@ -222,13 +241,13 @@ static void test_timeout_both_expire_together(void **state) {
   run_nest(&n);
   assert_int_equal(n.body_rc, -ECANCELED);
   assert_int_equal(n.inner_expired, 1);
-  assert_int_equal(n.inner_rc, 0); /* the outer's request is also there */
+  assert_int_equal(n.inner_rc, -ECANCELED); /* the outer's is there too */
   assert_int_equal(n.outer_rc, -ETIMEDOUT);
 }
 
 static void test_timeout_reschedule_later(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1,
+  nest n = {.outer_delay = ASYNC_NO_TIMEOUT,
             .inner_delay = 2,
             .body_sleep = 3,
             .resched_at = 1,
@@ -242,7 +261,7 @@ static void test_timeout_reschedule_later(void **state) {
 
 static void test_timeout_reschedule_earlier_and_to_none(void **state) {
   (void)state;
-  nest n = {.outer_delay = -1,
+  nest n = {.outer_delay = ASYNC_NO_TIMEOUT,
             .inner_delay = 100,
             .body_sleep = 50,
             .resched_at = 1,
@@ -250,11 +269,11 @@ static void test_timeout_reschedule_earlier_and_to_none(void **state) {
   run_nest(&n);
   assert_int_equal(n.inner_rc, -ETIMEDOUT);
   assert_true(n.at_inner_exit == 5.0);
-  nest m = {.outer_delay = -1,
+  nest m = {.outer_delay = ASYNC_NO_TIMEOUT,
             .inner_delay = 2,
             .body_sleep = 50,
             .resched_at = 1,
-            .resched_inner = -1};
+            .resched_inner = ASYNC_NO_TIMEOUT};
   run_nest(&m);
   assert_int_equal(m.body_rc, 0);
   assert_int_equal(m.inner_rc, 0);
@@ -273,7 +292,7 @@ static void *outside_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 5.0);
   o->body_rc = async_sleep(10.0);
-  o->exit_rc = async_timeout_exit(&tmo);
+  o->exit_rc = async_timeout_exit(&tmo, o->body_rc);
   o->later = async_sleep(10.0); /* the scope's deadline is gone with it */
   return NULL;
 }
@@ -284,7 +303,7 @@ static void test_timeout_outside_cancel_is_not_converted(void **state) {
   double end;
   assert_int_equal(vrun(outside_main, &o, NULL, &end), 0);
   assert_int_equal(o.body_rc, -ECANCELED);
-  assert_int_equal(o.exit_rc, 0);
+  assert_int_equal(o.exit_rc, -ECANCELED);
   assert_int_equal(o.later, 0);
   assert_true(end == 11.0);
 }
@@ -300,7 +319,7 @@ static void *both_main(void *arg) {
    * the callback cancels the task again: merged with the scope's. */
   async_timeout_enter(&tmo, 1.0);
   o->body_rc = async_sleep(10.0);
-  o->exit_rc = async_timeout_exit(&tmo);
+  o->exit_rc = async_timeout_exit(&tmo, o->body_rc);
   o->later = async_sleep(1.0);
   return NULL;
 }
@@ -310,7 +329,7 @@ static void test_timeout_merged_with_outside_cancel(void **state) {
   outside o = {0, 0, 0};
   assert_int_equal(vrun(both_main, &o, NULL, NULL), 0);
   assert_int_equal(o.body_rc, -ECANCELED);
-  assert_int_equal(o.exit_rc, 0);
+  assert_int_equal(o.exit_rc, -ECANCELED);
   assert_int_equal(o.later, 0);
 }
 
@@ -334,11 +353,11 @@ static void *undelivered_main(void *arg) {
   undelivered *u = arg;
   async_timeout tmo;
   u->tmo = &tmo;
-  async_timeout_enter(&tmo, -1);
+  async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   async_task *t = async_spawn(move_deadline, u);
   u->sleep_rc = async_sleep(1.0);
   u->expired = async_timeout_expired(&tmo);
-  u->exit_rc = async_timeout_exit(&tmo);
+  u->exit_rc = async_timeout_exit(&tmo, u->sleep_rc);
   u->later = async_sleep(1.0);
   async_task_release(t);
   return NULL;
@@ -381,11 +400,11 @@ static void *handed_main(void *arg) {
   async_timeout tmo;
   h->tmo = &tmo;
   if (async_queue_new(&h->q, 1, NULL)) return async_fail(-ENOMEM);
-  async_timeout_enter(&tmo, -1);
+  async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   async_task *t = async_spawn(hand_over, h);
   h->get_rc = async_queue_get(h->q, &h->item);
   h->expired = async_timeout_expired(&tmo);
-  h->exit_rc = async_timeout_exit(&tmo);
+  h->exit_rc = async_timeout_exit(&tmo, h->get_rc);
   h->later = async_sleep(1.0);
   async_task_release(t);
   async_queue_free(h->q);
@@ -416,12 +435,12 @@ static void *immediate_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 0);
   m->expired = async_timeout_expired(&tmo);
-  m->exit_rc = async_timeout_exit(&tmo);
+  m->exit_rc = async_timeout_exit(&tmo, 0);
   m->later = async_sleep(1.0);
   async_timeout_enter(&tmo, 0);
   int rc = async_yield(); /* the deadline cancels this suspension */
   m->expired = m->expired * 10 + (rc == -ECANCELED);
-  m->exit_rc = m->exit_rc * 100 + async_timeout_exit(&tmo);
+  m->exit_rc = m->exit_rc * 100 + async_timeout_exit(&tmo, rc);
   return NULL;
 }
 
@@ -432,6 +451,48 @@ static void test_timeout_zero_delay(void **state) {
   assert_int_equal(m.expired, 1);          /* 0, then cancelled */
   assert_int_equal(m.exit_rc, -ETIMEDOUT); /* 0 * 100 - ETIMEDOUT */
   assert_int_equal(m.later, 0);
+}
+
+/* The exit is given the body's outcome: a body that caught the deadline's
+ * cancellation and succeeded, or failed otherwise, reports that, not
+ * -ETIMEDOUT; expired stays readable after the exit (issue 10 item 5). */
+typedef struct {
+  int body, exit_ok, exit_err, exit_cancelled, expired[3], when_ok;
+} outcome;
+
+static void *outcome_main(void *arg) {
+  outcome *o = arg;
+  async_timeout tmo;
+  async_timeout_enter(&tmo, 1.0);
+  o->body = async_sleep(10.0); /* -ECANCELED: caught, carries on */
+  int err = async_sleep(1.0);  /* 0: not cancelled again */
+  o->exit_ok = async_timeout_exit(&tmo, err);
+  o->expired[0] = async_timeout_expired(&tmo);
+  o->when_ok = async_timeout_when(&tmo) == 1.0;
+  async_timeout_enter(&tmo, 1.0);
+  err = async_sleep(10.0);
+  if (err == -ECANCELED) err = -EIO; /* its cleanup failed */
+  o->exit_err = async_timeout_exit(&tmo, err);
+  o->expired[1] = async_timeout_expired(&tmo);
+  async_timeout_enter(&tmo, 1.0);
+  o->exit_cancelled = async_timeout_exit(&tmo, async_sleep(10.0));
+  o->expired[2] = async_timeout_expired(&tmo);
+  return NULL;
+}
+
+static void test_timeout_exit_reports_the_bodys_outcome(void **state) {
+  (void)state;
+  outcome o;
+  memset(&o, 0, sizeof o);
+  double end;
+  assert_int_equal(vrun(outcome_main, &o, NULL, &end), 0);
+  assert_int_equal(o.body, -ECANCELED);
+  assert_int_equal(o.exit_ok, 0);
+  assert_int_equal(o.exit_err, -EIO);
+  assert_int_equal(o.exit_cancelled, -ETIMEDOUT);
+  for (int i = 0; i < 3; i++) assert_int_equal(o.expired[i], 1);
+  assert_int_equal(o.when_ok, 1);
+  assert_true(end == 4.0);
 }
 
 /* A scope cancels only the task that entered it. */
@@ -446,10 +507,62 @@ static void *only_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 1.0);
   o->body_rc = async_sleep(5.0);
-  o->exit_rc = async_timeout_exit(&tmo);
+  o->exit_rc = async_timeout_exit(&tmo, o->body_rc);
   async_await(t, NULL);
   async_task_release(t);
   return NULL;
+}
+
+/* Zero or less is "expired already", never "no limit" (issue 10 item 4):
+ * a negative delay, a past or negative absolute deadline, a reschedule
+ * into the past, a negative wait_for timeout (a remaining time gone
+ * negative). */
+typedef struct {
+  int body[4], exit[4];
+  double at[4];
+  int wf_rc, child_rc;
+  double wf_at;
+} negative;
+
+static void *negative_main(void *arg) {
+  negative *n = arg;
+  async_sleep(10.0);
+  async_timeout tmo;
+  for (int i = 0; i < 4; i++) {
+    if (i == 0) async_timeout_enter(&tmo, -1.0);
+    if (i == 1) async_timeout_enter_at(&tmo, 5.0); /* before now (10) */
+    if (i == 2) async_timeout_enter_at(&tmo, -1.0);
+    if (i == 3) {
+      async_timeout_enter(&tmo, 100.0);
+      async_timeout_reschedule(&tmo, -0.5);
+    }
+    n->body[i] = async_sleep(3600.0);
+    n->exit[i] = async_timeout_exit(&tmo, n->body[i]);
+    n->at[i] = vnow();
+  }
+  sleeper s = {.delay = 1, .value = IPTR(1)};
+  async_task *t = async_spawn(sleeper_fn, &s);
+  double deadline = vnow() - 2.0; /* a deadline computed and passed */
+  n->wf_rc = async_wait_for(t, deadline - vnow(), NULL);
+  n->wf_at = vnow();
+  n->child_rc = async_task_result(t, NULL);
+  async_task_release(t);
+  return NULL;
+}
+
+static void test_timeout_negative_means_expired(void **state) {
+  (void)state;
+  negative n;
+  memset(&n, 0, sizeof n);
+  assert_int_equal(vrun(negative_main, &n, NULL, NULL), 0);
+  for (int i = 0; i < 4; i++) {
+    assert_int_equal(n.body[i], -ECANCELED);
+    assert_int_equal(n.exit[i], -ETIMEDOUT);
+    assert_true(n.at[i] == 10.0);
+  }
+  assert_int_equal(n.wf_rc, -ETIMEDOUT);
+  assert_true(n.wf_at == 10.0);
+  assert_int_equal(n.child_rc, -ECANCELED);
 }
 
 static void test_timeout_cancels_only_its_task(void **state) {
@@ -475,11 +588,11 @@ static void *absolute_main(void *arg) {
   async_timeout tmo;
   async_timeout_enter(&tmo, 2.5);
   a->when_rel = async_timeout_when(&tmo);
-  async_timeout_exit(&tmo);
+  async_timeout_exit(&tmo, 0);
   a->enter_at_rc = async_timeout_enter_at(&tmo, 15.0);
   a->when_abs = async_timeout_when(&tmo);
   a->body_rc = async_sleep(100.0);
-  a->exit_rc = async_timeout_exit(&tmo);
+  a->exit_rc = async_timeout_exit(&tmo, a->body_rc);
   a->at = vnow();
   return NULL;
 }
@@ -497,6 +610,38 @@ static void test_timeout_absolute_deadline(void **state) {
   assert_true(a.at == 15.0);
 }
 
+/* async_timeout_when gives back the very double it was given (a round
+ * trip through nanoseconds rounded pi/2 up to the next nanosecond). */
+typedef struct {
+  double at, rescheduled, rel, now;
+} exact;
+
+static void *exact_main(void *arg) {
+  exact *e = arg;
+  async_sleep(0.3);
+  async_timeout tmo;
+  async_timeout_enter_at(&tmo, 1.5707963267948966);
+  e->at = async_timeout_when(&tmo);
+  async_timeout_reschedule(&tmo, 3.14159265358979);
+  e->rescheduled = async_timeout_when(&tmo);
+  async_timeout_exit(&tmo, 0);
+  e->now = vnow();
+  async_timeout_enter(&tmo, 0.7);
+  e->rel = async_timeout_when(&tmo);
+  async_timeout_exit(&tmo, 0);
+  return NULL;
+}
+
+static void test_timeout_when_is_exactly_the_deadline_given(void **state) {
+  (void)state;
+  exact e;
+  memset(&e, 0, sizeof e);
+  assert_int_equal(vrun(exact_main, &e, NULL, NULL), 0);
+  assert_true(e.at == 1.5707963267948966);
+  assert_true(e.rescheduled == 3.14159265358979);
+  assert_true(e.rel == e.now + 0.7); /* asyncio: loop.time() + delay */
+}
+
 /* Misuse: another task's exit, a double exit, rescheduling after expiry. */
 typedef struct {
   async_timeout *tmo;
@@ -505,7 +650,7 @@ typedef struct {
 
 static void *foreign_exit(void *arg) {
   foreign *f = arg;
-  f->rc = async_timeout_exit(f->tmo);
+  f->rc = async_timeout_exit(f->tmo, 0);
   return NULL;
 }
 
@@ -526,12 +671,12 @@ static void *scope_misuse_main(void *arg) {
   m->nan = async_timeout_reschedule(&tmo, NAN);
   async_sleep(2.0); /* expires */
   m->resched_after = async_timeout_reschedule(&tmo, 100.0);
-  async_timeout_exit(&tmo);
-  m->second_exit = async_timeout_exit(&tmo);
+  async_timeout_exit(&tmo, 0);
+  m->second_exit = async_timeout_exit(&tmo, 0);
   m->enter_nan = async_timeout_enter(&tmo, NAN);
-  async_timeout_enter(&tmo, -1);
+  async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
   m->when_none = async_timeout_when(&tmo);
-  async_timeout_exit(&tmo);
+  async_timeout_exit(&tmo, 0);
   return NULL;
 }
 
@@ -539,7 +684,7 @@ static void test_timeout_misuse(void **state) {
   (void)state;
   async_timeout tmo;
   assert_int_equal(async_timeout_enter(&tmo, 1.0), -EPERM);
-  assert_int_equal(async_timeout_exit(NULL), -EINVAL);
+  assert_int_equal(async_timeout_exit(NULL, 0), -EINVAL);
   assert_true(isnan(async_timeout_when(NULL)));
   scope_misuse m;
   memset(&m, 0, sizeof m);
@@ -549,7 +694,7 @@ static void test_timeout_misuse(void **state) {
   assert_int_equal(m.resched_after, -EALREADY);
   assert_int_equal(m.second_exit, -EINVAL);
   assert_int_equal(m.enter_nan, -EINVAL);
-  assert_true(m.when_none == -1.0);
+  assert_true(m.when_none == ASYNC_NO_TIMEOUT);
 }
 
 /* Scopes left behind: a task killed at loop close inside a scope (it
@@ -562,8 +707,8 @@ static void *stubborn_in_scope(void *arg) {
   async_timeout_enter(&inner, 1e8);
   for (;;)
     if (async_sleep(1.0) == -ECANCELED) (*rounds)++;
-  async_timeout_exit(&inner); /* never reached */
-  async_timeout_exit(&outer);
+  async_timeout_exit(&inner, 0); /* never reached */
+  async_timeout_exit(&outer, 0);
   return NULL;
 }
 
@@ -641,9 +786,9 @@ static void *out_of_order(void *arg) {
   async_timeout_enter(&a, 5.0);
   o->twice = async_timeout_enter(&a, 1.0); /* still entered */
   async_timeout_enter(&b, 1.0);
-  o->exit_outer_first = async_timeout_exit(&a); /* out of order: allowed */
-  o->body = async_sleep(10.0);                  /* b still cuts it short */
-  o->exit_inner = async_timeout_exit(&b);
+  o->exit_outer_first = async_timeout_exit(&a, 0); /* out of order: allowed */
+  o->body = async_sleep(10.0);                     /* b still cuts it short */
+  o->exit_inner = async_timeout_exit(&b, o->body);
   return NULL;
 }
 
@@ -671,7 +816,7 @@ typedef struct {
 static void *shared_second(void *arg) {
   shared *sh = arg;
   sh->second_enter = async_timeout_enter(&sh->tmo, 5);
-  sh->second_exit = async_timeout_exit(&sh->tmo);
+  sh->second_exit = async_timeout_exit(&sh->tmo, 0);
   return NULL;
 }
 
@@ -681,7 +826,7 @@ static void *shared_first(void *arg) {
   async_task *t = async_spawn(shared_second, sh);
   sh->body = async_sleep(10);
   sh->first_at = vnow();
-  sh->first_exit = async_timeout_exit(&sh->tmo);
+  sh->first_exit = async_timeout_exit(&sh->tmo, sh->body);
   async_await(t, NULL);
   async_task_release(t);
   return NULL;
@@ -708,6 +853,7 @@ int main(void) {
       cmocka_unit_test(test_wait_for_timeout_cancels_and_waits),
       cmocka_unit_test(test_wait_for_zero_timeout),
       cmocka_unit_test(test_wait_for_child_ignoring_the_cancel),
+      cmocka_unit_test(test_wait_for_child_failing_in_its_cleanup),
       cmocka_unit_test(test_wait_for_outside_cancel_is_not_a_timeout),
       cmocka_unit_test(test_wait_for_no_limit),
       cmocka_unit_test(test_wait_for_bare_future),
@@ -723,8 +869,11 @@ int main(void) {
       cmocka_unit_test(test_timeout_expiring_after_the_wake_reaches_that_sleep),
       cmocka_unit_test(test_timeout_undelivered_request_is_withdrawn),
       cmocka_unit_test(test_timeout_zero_delay),
+      cmocka_unit_test(test_timeout_negative_means_expired),
+      cmocka_unit_test(test_timeout_exit_reports_the_bodys_outcome),
       cmocka_unit_test(test_timeout_cancels_only_its_task),
       cmocka_unit_test(test_timeout_absolute_deadline),
+      cmocka_unit_test(test_timeout_when_is_exactly_the_deadline_given),
       cmocka_unit_test(test_timeout_misuse),
       cmocka_unit_test(test_timeout_task_killed_inside_scopes),
       cmocka_unit_test(test_timeout_returning_inside_a_scope_aborts),

@@ -111,7 +111,7 @@ typedef struct {
 
 static void *wait_pipe(void *arg) {
   fd_waiter *w = arg;
-  w->events = async_fd_wait(w->fd, ASYNC_READABLE, -1);
+  w->events = async_fd_wait(w->fd, ASYNC_READABLE, ASYNC_NO_TIMEOUT);
   w->at = vnow();
   return NULL;
 }

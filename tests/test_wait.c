@@ -53,7 +53,7 @@ static void test_wait_all_completed(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 2}, {.delay = 1, .fail = -EIO}, {.delay = 3}},
                .when = ASYNC_ALL_COMPLETED,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 3);
   assert_true(w.at == 3.0);
@@ -64,7 +64,7 @@ static void test_wait_first_completed(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 2}, {.delay = 3}, {.delay = 1}},
                .when = ASYNC_FIRST_COMPLETED,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 1);
   assert_true(w.at == 1.0);
@@ -81,7 +81,7 @@ static void test_wait_first_exception(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 1}, {.delay = 2, .fail = -EIO}, {.delay = 5}},
                .when = ASYNC_FIRST_EXCEPTION,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 2);
   assert_true(w.at == 2.0);
@@ -94,7 +94,7 @@ static void test_wait_first_exception_without_one_waits_for_all(void **state) {
   (void)state;
   waitrun w = {.s = {{.delay = 1}, {.delay = 2}, {.delay = 4}},
                .when = ASYNC_FIRST_EXCEPTION,
-               .timeout = -1};
+               .timeout = ASYNC_NO_TIMEOUT};
   run_wait(&w);
   assert_int_equal(w.rc, 3);
   assert_true(w.at == 4.0);
@@ -112,7 +112,7 @@ static void *first_exception_cancelled(void *arg) {
   async_task *t[2] = {async_spawn(sleeper_fn, &s[0]),
                       async_spawn(sleeper_fn, &s[1])};
   async_loop_call_later(async_loop_current(), 1.0, cancel_cb, t[0], NULL);
-  c->rc = async_wait(t, 2, ASYNC_FIRST_EXCEPTION, -1, NULL, NULL);
+  c->rc = async_wait(t, 2, ASYNC_FIRST_EXCEPTION, ASYNC_NO_TIMEOUT, NULL, NULL);
   c->at = vnow();
   for (int i = 0; i < 2; i++) {
     async_await(t[i], NULL);
@@ -156,6 +156,19 @@ static void test_wait_zero_timeout_only_looks(void **state) {
   for (int i = 0; i < N; i++) assert_int_equal(w.pending[i], i);
 }
 
+/* A negative timeout has expired already: it only looks, as 0 does
+ * (before, it meant no limit). */
+static void test_wait_negative_timeout_only_looks(void **state) {
+  (void)state;
+  waitrun w = {.s = {{.delay = 1}, {.delay = 2}, {.delay = 3}},
+               .when = ASYNC_FIRST_COMPLETED,
+               .timeout = -1.0};
+  run_wait(&w);
+  assert_int_equal(w.rc, 0);
+  assert_true(w.at == 0.0);
+  for (int i = 0; i < N; i++) assert_int_equal(w.pending[i], i);
+}
+
 /* Cancelling the waiting task: -ECANCELED, the futures carry on. */
 typedef struct {
   sleeper s[2];
@@ -172,7 +185,8 @@ static void *wait_cancelled(void *arg) {
                         async_task_current(), NULL);
   c->rc = async_wait(t, 2, ASYNC_ALL_COMPLETED, 100, NULL, NULL);
   c->at = vnow();
-  c->later = async_wait(t, 2, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
+  c->later =
+      async_wait(t, 2, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   for (int i = 0; i < 2; i++) async_task_release(t[i]);
   return NULL;
 }
@@ -202,14 +216,16 @@ static void resolve_cb(void *f) { async_future_set_result(f, NULL); }
 static void *wait_misc(void *arg) {
   misc *m = arg;
   async_loop *loop = async_loop_current();
-  m->empty = async_wait(NULL, 0, ASYNC_FIRST_COMPLETED, -1, NULL, NULL);
+  m->empty =
+      async_wait(NULL, 0, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   async_future_new(loop, &m->f[0]);
   async_future_new(loop, &m->f[1]);
   async_loop_call_later(loop, 1.0, resolve_cb, m->f[1], NULL);
   async_future *list[3] = {m->f[0], m->f[1], m->f[1]};
-  m->dup = async_wait(list, 3, ASYNC_FIRST_COMPLETED, -1, m->d, m->p);
-  m->done_first =
-      async_wait(list, 3, ASYNC_FIRST_COMPLETED, -1, NULL, NULL); /* at once */
+  m->dup =
+      async_wait(list, 3, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT, m->d, m->p);
+  m->done_first = async_wait(list, 3, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT,
+                             NULL, NULL); /* at once */
   async_future_release(m->f[0]);
   async_future_release(m->f[1]);
   return NULL;
@@ -221,13 +237,67 @@ static void test_wait_bare_futures_duplicates_and_empty(void **state) {
   memset(&m, 0, sizeof m);
   double end;
   assert_int_equal(vrun(wait_misc, &m, NULL, &end), 0);
-  assert_int_equal(m.empty, 0);
-  assert_int_equal(m.dup, 2);
+  /* asyncio: an empty set is a ValueError; a set holds a future once. */
+  assert_int_equal(m.empty, -EINVAL);
+  assert_int_equal(m.dup, 1);
   assert_ptr_equal(m.d[0], m.f[1]);
-  assert_ptr_equal(m.d[1], m.f[1]);
+  assert_null(m.d[1]); /* past the last one written: untouched */
   assert_ptr_equal(m.p[0], m.f[0]);
-  assert_int_equal(m.done_first, 2);
+  assert_null(m.p[1]);
+  assert_int_equal(m.done_first, 1);
   assert_true(end == 1.0);
+}
+
+/* Repeats, many of them (the sorted path): ALL_COMPLETED waits for each
+ * distinct future once, and reports each once, by its first entry. */
+#define NREP 100
+
+typedef struct {
+  int rc, rc_first;
+  double at;
+  int done_idx[NREP], pending_idx[NREP];
+} repeats;
+
+static void *wait_repeats(void *arg) {
+  repeats *r = arg;
+  async_loop *loop = async_loop_current();
+  async_future *f[3], *list[NREP], *done[NREP], *pending[NREP];
+  for (int i = 0; i < 3; i++) async_future_new(loop, &f[i]);
+  for (int i = 0; i < NREP; i++) list[i] = f[(i * 7 + 2) % 3]; /* 2, 0, 1 */
+  async_future_set_result(f[0], NULL);
+  async_loop_call_later(loop, 1.0, resolve_cb, f[1], NULL);
+  async_loop_call_later(loop, 2.0, resolve_cb, f[2], NULL);
+  memset(done, 0, sizeof done);
+  memset(pending, 0, sizeof pending);
+  r->rc_first = async_wait(list, 5, ASYNC_FIRST_COMPLETED, ASYNC_NO_TIMEOUT,
+                           done, pending); /* f[0] done already */
+  for (int i = 0; i < NREP; i++) {
+    r->done_idx[i] = r->pending_idx[i] = -1;
+    for (int k = 0; k < 3; k++) {
+      if (done[i] == f[k]) r->done_idx[i] = k;
+      if (pending[i] == f[k]) r->pending_idx[i] = k;
+    }
+  }
+  r->rc =
+      async_wait(list, NREP, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
+  r->at = vnow();
+  for (int i = 0; i < 3; i++) async_future_release(f[i]);
+  return NULL;
+}
+
+static void test_wait_counts_a_repeated_future_once(void **state) {
+  (void)state;
+  repeats r;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(vrun(wait_repeats, &r, NULL, NULL), 0);
+  assert_int_equal(r.rc_first, 1);
+  assert_int_equal(r.done_idx[0], 0);
+  assert_int_equal(r.done_idx[1], -1);
+  assert_int_equal(r.pending_idx[0], 2); /* first entry order: 2, then 1 */
+  assert_int_equal(r.pending_idx[1], 1);
+  assert_int_equal(r.pending_idx[2], -1);
+  assert_int_equal(r.rc, 3);
+  assert_true(r.at == 2.0);
 }
 
 typedef struct {
@@ -239,18 +309,22 @@ static void *wait_misuse(void *arg) {
   async_task *self = async_task_current();
   async_future *f;
   async_future_new(async_loop_current(), &f);
-  m->errs[0] = async_wait(&f, 1, (async_return_when)7, -1, NULL, NULL);
+  m->errs[0] =
+      async_wait(&f, 1, (async_return_when)7, ASYNC_NO_TIMEOUT, NULL, NULL);
   m->errs[1] = async_wait(&f, 1, ASYNC_ALL_COMPLETED, NAN, NULL, NULL);
-  m->errs[2] = async_wait(&self, 1, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
-  m->errs[3] = async_wait(NULL, 1, ASYNC_ALL_COMPLETED, -1, NULL, NULL);
+  m->errs[2] =
+      async_wait(&self, 1, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
+  m->errs[3] =
+      async_wait(NULL, 1, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL);
   async_future_release(f);
   return NULL;
 }
 
 static void test_wait_misuse(void **state) {
   (void)state;
-  assert_int_equal(async_wait(NULL, 0, ASYNC_ALL_COMPLETED, -1, NULL, NULL),
-                   -EPERM);
+  assert_int_equal(
+      async_wait(NULL, 0, ASYNC_ALL_COMPLETED, ASYNC_NO_TIMEOUT, NULL, NULL),
+      -EPERM);
   wmisuse m = {{0}};
   assert_int_equal(vrun(wait_misuse, &m, NULL, NULL), 0);
   assert_int_equal(m.errs[0], -EINVAL);
@@ -268,8 +342,10 @@ int main(void) {
       cmocka_unit_test(test_wait_first_exception_ignores_cancelled),
       cmocka_unit_test(test_wait_timeout_cancels_nothing),
       cmocka_unit_test(test_wait_zero_timeout_only_looks),
+      cmocka_unit_test(test_wait_negative_timeout_only_looks),
       cmocka_unit_test(test_wait_cancelled_leaves_futures_running),
       cmocka_unit_test(test_wait_bare_futures_duplicates_and_empty),
+      cmocka_unit_test(test_wait_counts_a_repeated_future_once),
       cmocka_unit_test(test_wait_misuse),
   };
   return cmocka_run_group_tests_name("wait", tests, NULL, NULL);

@@ -25,8 +25,10 @@ extern "C" {
  * calling task's loop (-EXDEV, or -ESHUTDOWN once its loop is closed) and
  * must not be the calling task itself (-EDEADLK). These checks are made
  * before anything else happens. The same future may appear more than
- * once: each entry is treated on its own. The caller keeps its references;
- * the functions hold their own while they use a future.
+ * once: gather treats each entry on its own (its result is stored at each
+ * position), while wait and as_completed, which take a set in asyncio,
+ * treat it as one future, by its first entry. The caller keeps its
+ * references; the functions hold their own while they use a future.
  *
  * Cancellation: a suspending call of this section that finds its task
  * already cancelled (a pending request) or is cancelled while it waits
@@ -91,22 +93,72 @@ ASYNC_EXTERN int async_gather_errors(async_future *const futs[], size_t n,
 ASYNC_EXTERN int async_gather_coros(const async_coro coros[], size_t n,
                                     void **results, int *errors);
 
+/** Flag of async_gather_future: return_exceptions=True. */
+#define ASYNC_GATHER_ERRORS 1
+
+/** asyncio.gather(*futs) as a future (asyncio's _GatheringFuture), for
+ * what takes a future: async_await, async_wait_for, another gather, wait,
+ * done callbacks. Stores in *out a new future over futs[0..n) (tasks or
+ * bare futures; each entry on its own, as async_gather):
+ *   - it is done once every future is, with 0 and as its result a
+ *     `void **` array of their n results in argument order (NULL for a
+ *     failed one; a NULL result when n == 0);
+ *   - without ASYNC_GATHER_ERRORS (flags 0), it ends at the first error
+ *     (a future cancelled counts, with -ECANCELED), as soon as it happens,
+ *     and the others keep running;
+ *   - cancelling it (async_future_cancel, or cancelling a task that
+ *     awaits it) cancels every future not done, and returns 1 if one of
+ *     them took the request (0 otherwise, and nothing changes); it then
+ *     ends with -ECANCELED once they are all done, whatever they ended
+ *     with, or, without ASYNC_GATHER_ERRORS, earlier, at the first of them
+ *     to fail (with that error; -ECANCELED for one cancelled).
+ * Futures done on entry are taken as they are: when they decide it, the
+ * gather future is done on return, without any loop iteration.
+ * Ownership: the caller owns *out (async_future_release). It holds a
+ * reference on every future of futs until it is freed, so that their
+ * outcomes stay readable (async_gather_future_read); the results array
+ * belongs to it, valid until it is freed. The futures' errors are marked
+ * as read: the gather future reports them. Freeing it while futures are
+ * pending leaves them running, unwatched. The caller's array may go once
+ * the call returns. Needs no task; the future lives on the pending
+ * futures' loop (which must be one), else on any of theirs, else on the
+ * running loop.
+ * Returns 0, -EINVAL (NULL out, NULL futs with n > 0, an invalid future,
+ * an unknown flag, n == 0 with no loop running), -EXDEV (pending futures
+ * of different loops), -ESHUTDOWN (a closed loop), -ENOMEM. Suspends:
+ * no. */
+ASYNC_EXTERN int async_gather_future(async_future **out,
+                                     async_future *const futs[], size_t n,
+                                     int flags);
+
+/** The outcomes of a gather future's futures, at any time: stores for
+ * each i below n and cap results[i] (future i's result, NULL unless it is
+ * done with one) and errors[i] (its error, 0 for a result, -EINPROGRESS
+ * while it is not done); either array may be NULL. Returns n, or -EINVAL
+ * (f is not a gather future). Suspends: no. */
+ASYNC_EXTERN long async_gather_future_read(const async_future *f,
+                                           void **results, int *errors,
+                                           size_t cap);
+
 /** asyncio.as_completed(futs, timeout=): an iterator that hands back the
  * futures of futs[0..n) in the order they complete. Opaque. */
 typedef struct async_as_completed async_as_completed;
 
 /** Makes the iterator over futs[0..n) (tasks or bare futures) and stores it
- * in *out. Futures already done come first, in argument order. `timeout`
- * (seconds, counted from this call on the futures' loop clock; < 0: no
- * limit) bounds the whole iteration: once it has passed, the futures not
- * done by then are reported as timed out (see async_as_completed_next).
- * The iterator holds a reference on every future until it is freed, and
- * registers with them at once, so the completion order is recorded even
- * while nobody calls next. The caller owns *out: async_as_completed_free
- * ends it; it may outlive the loop.
- * Returns 0, -EINVAL (NULL out, NULL futs with n > 0, an invalid future,
- * NaN timeout), -EXDEV (pending futures of different loops), -ESHUTDOWN
- * (a pending future of a closed loop), -ENOMEM. Suspends: no. */
+ * in *out. Futures already done come first, in argument order; a future
+ * given more than once is handed back once (asyncio takes a set), and
+ * counts once in async_as_completed_left. `timeout`
+ * (seconds, counted from this call on the futures' loop clock;
+ * ASYNC_NO_TIMEOUT: no limit; zero or less: expired already, so only the
+ * futures done on entry are handed back) bounds the whole iteration: once it
+ * has passed, the futures not done by then are reported as timed out (see
+ * async_as_completed_next). The iterator holds a reference on every future
+ * until it is freed, and registers with them at once, so the completion order
+ * is recorded even while nobody calls next. The caller owns *out:
+ * async_as_completed_free ends it; it may outlive the loop. Returns 0, -EINVAL
+ * (NULL out, NULL futs with n > 0, an invalid future, NaN timeout), -EXDEV
+ * (pending futures of different loops), -ESHUTDOWN (a pending future of a
+ * closed loop), -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_as_completed_new(async_as_completed **out,
                                         async_future *const futs[], size_t n,
                                         double timeout);
@@ -153,27 +205,38 @@ typedef enum async_return_when {
 
 /** asyncio.wait(futs, timeout=, return_when=): waits until the condition
  * `return_when` holds over futs[0..n) or `timeout` seconds have passed
- * (< 0: no limit; 0: only look). Running out of time is not an error and
- * nothing is cancelled, then or ever: the call reports what is done.
- * On return, done[] (if not NULL) gets the futures done, pending[] (if not
- * NULL) the others, each in argument order; both need room for n entries.
- * The futures' outcomes are not read (use async_future_result).
- * n == 0 returns 0 at once.
- * Returns the number of futures done (so pending[] holds n minus that
- * many), or -ECANCELED (the arrays are then not written), -EINVAL (bad
- * return_when, NaN timeout, n > INT_MAX, NULL futs with n > 0), -EPERM,
- * -EDEADLK, -EXDEV, -ESHUTDOWN, -ENOMEM (see the section's introduction).
- * Suspends: yes (not when the condition already holds or timeout is 0). */
+ * (ASYNC_NO_TIMEOUT: no limit; zero or less: expired already, the call
+ * only looks). Running out of time is not an error and nothing is
+ * cancelled, then or ever: the call reports what is done.
+ * As in asyncio, which takes a set, a future given more than once counts
+ * as one: the conditions count distinct futures, and each is reported
+ * once. On return, done[] (if not NULL) gets the futures done, pending[]
+ * (if not NULL) the others, from index 0 on, each future once, in the
+ * order of its first entry in futs; past the last one written, the
+ * arrays are left as they were. Both need room for n entries (as many as
+ * there can be distinct futures). The futures' outcomes are not read
+ * (use async_future_result).
+ * Returns the number of distinct futures done (pending[] then holds the
+ * other distinct futures: n minus that many when futs has no repeats),
+ * or -ECANCELED (the arrays
+ * are then not written), -EINVAL (n == 0, as asyncio refuses an empty
+ * set; bad return_when, NaN timeout, n > INT_MAX, NULL futs), -EPERM,
+ * -EDEADLK, -EXDEV, -ESHUTDOWN (see the section's introduction), -ENOMEM
+ * (the wait's records are allocated beyond 8 futures). Suspends: yes (not
+ * when the condition already holds or timeout <= 0). */
 ASYNC_EXTERN int async_wait(async_future *const futs[], size_t n,
                             async_return_when return_when, double timeout,
                             async_future **done, async_future **pending);
 
 /** asyncio.wait_for(f, timeout): awaits f for at most `timeout` seconds
- * (< 0: no limit, the same as async_await). When the time runs out, f is
- * cancelled, the call waits until it is done (a task's cleanup has run),
- * and returns -ETIMEDOUT; f's own outcome stays readable with
- * async_future_result (a task may still have finished with a result).
- * A timeout of 0 cancels a pending f at once.
+ * (ASYNC_NO_TIMEOUT: no limit, the same as async_await). When the time
+ * runs out, f is cancelled and the call waits until it is done (a task's
+ * cleanup has run); then what f made of the cancellation is the outcome,
+ * as in asyncio: a result f still returned (it caught the cancellation)
+ * is returned with 0, an error its cleanup ended with is returned as it
+ * is, and only an f that ended cancelled gives -ETIMEDOUT.
+ * A timeout of zero or less has expired already: a pending f is
+ * cancelled at once.
  * If the waiting task is cancelled, f is cancelled too (as async_await
  * does), and the call returns -ECANCELED once f is done.
  * It is async_await inside an async_timeout scope; for a deadline that
@@ -187,22 +250,21 @@ ASYNC_EXTERN int async_wait_for(async_future *f, double timeout, void **result);
  * deadline. When the deadline passes while the task is still inside, the
  * scope cancels that task, and only it: its current or next suspending
  * call returns -ECANCELED (an async_await passes the cancellation on to
- * what it awaits, as always), the code unwinds to async_timeout_exit, and
- * the exit turns the cancellation into -ETIMEDOUT.
+ * what it awaits, as always), the code unwinds to async_timeout_exit with
+ * its outcome, and the exit turns a -ECANCELED outcome into -ETIMEDOUT.
  *
  *   async_timeout tmo;
  *   async_timeout_enter(&tmo, 5.0);
  *   int err = fetch(...);                 // -ECANCELED when cut short
- *   int terr = async_timeout_exit(&tmo);  // -ETIMEDOUT when cut short
- *   if (terr) err = terr;
+ *   err = async_timeout_exit(&tmo, err);  // -ETIMEDOUT when cut short
  *
  * Scopes nest: each has its own deadline and timer, and the exit of the
  * scope whose deadline cancelled the task reports -ETIMEDOUT, while an
- * inner scope crossed by that cancellation exits with 0 and lets the
- * -ECANCELED travel outwards. A cancellation from outside the scope (its
- * task cancelled by someone else while inside) is not converted: the exit
- * returns 0 and the code sees -ECANCELED. As in asyncio, the scope tells
- * its own request from others by counting the task's cancellation
+ * inner scope crossed by that cancellation gives the -ECANCELED back
+ * unchanged, to travel outwards. A cancellation from outside the scope
+ * (its task cancelled by someone else while inside) is not converted
+ * either: the exit returns the -ECANCELED it was given. As in asyncio, the
+ * scope tells its own request from others by counting the task's cancellation
  * requests: after an outside request reached the task inside the scope,
  * even one the code caught and carried on from, the scope no longer
  * claims a cancellation as its own.
@@ -227,45 +289,58 @@ typedef struct async_timeout {
 } async_timeout;
 
 /** Enters a scope whose deadline is `delay` seconds from now on the loop's
- * clock (< 0: no deadline yet, see async_timeout_reschedule; 0: the
- * deadline has already passed and cancels the task at its next
- * suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM (outside a
- * task), -EBUSY (tmo is entered already and not exited, by this task or
- * by another one; the scope entered stays as it was). Suspends: no. */
+ * clock (ASYNC_NO_TIMEOUT: no deadline yet, see async_timeout_reschedule;
+ * zero or less: the deadline has already passed and cancels the task at
+ * its next suspension). Returns 0, -EINVAL (NULL tmo, NaN delay), -EPERM
+ * (outside a task), -EBUSY (tmo is entered already and not exited, by this
+ * task or by another one; the scope entered stays as it was). Suspends:
+ * no. */
 ASYNC_EXTERN int async_timeout_enter(async_timeout *tmo, double delay);
 
 /** asyncio.timeout_at(): as async_timeout_enter, with an absolute deadline
- * `when` on the loop's clock (async_loop_time; < 0 or INFINITY: none). */
+ * `when` on the loop's clock (async_loop_time; ASYNC_NO_TIMEOUT: none; a
+ * time gone by, negative ones included, has passed already). */
 ASYNC_EXTERN int async_timeout_enter_at(async_timeout *tmo, double when);
 
 /** Moves the deadline of an entered scope to `when` (absolute, loop time;
- * < 0 or INFINITY: none), earlier or later; a time already past cancels
+ * ASYNC_NO_TIMEOUT: none), earlier or later; a time already past cancels
  * the task at the next loop iteration. May be called by any code of the
  * loop's thread. Returns 0, -EINVAL (NULL, NaN, a scope not entered or
  * exited), -EALREADY (the deadline has passed and cancelled the task
  * already). Suspends: no. */
 ASYNC_EXTERN int async_timeout_reschedule(async_timeout *tmo, double when);
 
-/** The scope's deadline (loop time), -1.0 when it has none, NaN for a scope
- * not entered. */
+/** The scope's deadline (loop time): exactly the double given to
+ * async_timeout_enter_at or async_timeout_reschedule, loop time + delay
+ * for async_timeout_enter (asyncio's when()); ASYNC_NO_TIMEOUT when it
+ * has none, NaN for a scope never entered; readable after the exit. */
 ASYNC_EXTERN double async_timeout_when(const async_timeout *tmo);
 
-/** 1 once the scope's deadline has passed and cancelled its task, 0 before,
- * -EINVAL for a scope not entered (also after its exit). */
+/** 1 once the scope's deadline has passed and cancelled its task, 0
+ * before, -EINVAL for a scope never entered. Stays readable after the
+ * exit (until the struct is entered again): whether the deadline came,
+ * whatever the exit made of it. */
 ASYNC_EXTERN int async_timeout_expired(const async_timeout *tmo);
 
-/** Leaves the scope and stops its timer. Returns -ETIMEDOUT when the
- * scope's deadline cancelled the task and the cancellation reached it (the
- * code inside saw -ECANCELED); 0 otherwise: no deadline passed, the
- * cancellation was not the scope's alone (an outer scope's, or an outside
- * one: it is left to the code to pass on, and a request still undelivered
- * stays pending), or the deadline passed after the last suspension inside,
- * in which case its request is withdrawn and the task carries on
- * uncancelled. After the exit the struct may be reused or forgotten.
+/** Leaves the scope, stops its timer, and returns the scope's outcome,
+ * given `err`, the body's (what its last call returned: 0 or another
+ * success value, or a negative error). When the scope's deadline
+ * cancelled the task, and the cancellation was the scope's alone, the
+ * outcome is what the body made of it, as asyncio's timeout() decides:
+ *   - err == -ECANCELED (the body ended cancelled): -ETIMEDOUT;
+ *   - another error (its cleanup failed otherwise): err;
+ *   - success (it caught the cancellation and carried on, or the deadline
+ *     passed after the last suspension inside): err, and a request still
+ *     undelivered is withdrawn, so the task carries on uncancelled.
+ * Otherwise it is err unchanged: no deadline passed, or the cancellation
+ * was not the scope's alone (an outer scope's, or an outside one, left to
+ * the code to pass on; a request still undelivered stays pending).
+ * After the exit, async_timeout_expired and async_timeout_when stay
+ * readable and the struct may be entered again or forgotten.
  * Returns also -EINVAL (NULL, a scope not entered, or exited twice) and
  * -EPERM (called by a task other than the one that entered it; the scope
- * stays entered). Suspends: no. */
-ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo);
+ * stays entered), in place of err. Suspends: no. */
+ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo, int err);
 
 /** await asyncio.shield(f): waits for f as async_await does, except that a
  * cancellation of the waiting task is not passed on: the call returns
@@ -276,6 +351,19 @@ ASYNC_EXTERN int async_timeout_exit(async_timeout *tmo);
  * -ECANCELED, -EINVAL, -EPERM, -EDEADLK, -EXDEV. Suspends: yes, unless f
  * is done. */
 ASYNC_EXTERN int async_shield(async_future *f, void **result);
+
+/** asyncio.shield(f) as a future: stores in *out a new future that ends
+ * as f does (f's result, or f's error, -ECANCELED when f is cancelled),
+ * while cancelling it only ends it, with -ECANCELED, and never reaches f.
+ * A task awaiting it and cancelled therefore gets -ECANCELED once it is
+ * ended, and f carries on. Where asyncio gives f itself back when f is
+ * done, this is always a new future, done on return with f's outcome.
+ * Ownership: the caller owns *out (async_future_release) and keeps its
+ * own reference to f; the shield future holds another one until it is
+ * freed. f's error is marked as read: the shield future reports it.
+ * Needs no task. Returns 0, -EINVAL (NULL out, an invalid f),
+ * -ESHUTDOWN (f's loop is closed), -ENOMEM. Suspends: no. */
+ASYNC_EXTERN int async_shield_future(async_future **out, async_future *f);
 
 /** asyncio.TaskGroup: tasks spawned into a group that its creator (the
  * parent task) waits for as a whole.
@@ -317,12 +405,16 @@ ASYNC_EXTERN int async_task_group_spawn(async_task_group *g, async_task **out,
  * Only the parent may wait. Calling it again returns the same outcome
  * without waiting.
  * Returns 0 when no task failed (and the parent was not cancelled), the
- * first task error otherwise (every one with async_task_group_errors; a
- * cancellation of the parent that came meanwhile then stays pending, for
- * its next suspending call), -ECANCELED (the parent was cancelled: the
- * tasks were cancelled and have ended), -EINVAL, -EPERM (not the parent,
- * or outside a task). Suspends: yes (not when every task is done and no
- * cancellation is pending). */
+ * first task error otherwise (every one with async_task_group_errors).
+ * With an error to return, a cancellation of the parent requested by
+ * anyone but the group since the group was made is left pending, for the
+ * parent's next suspending call: also one that its body already received,
+ * because it merged with the group's own request at about the time a task
+ * failed, or because it came before the wait (asyncio re-cancels a parent
+ * whose cancelling() is not zero). Also returns -ECANCELED (the parent
+ * was cancelled: the tasks were cancelled and have ended), -EINVAL,
+ * -EPERM (not the parent, or outside a task). Suspends: yes (not when
+ * every task is done and no cancellation is pending). */
 ASYNC_EXTERN int async_task_group_wait(async_task_group *g);
 
 /** Aborts the group, as a failing task would but without cancelling the

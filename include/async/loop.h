@@ -131,8 +131,11 @@ ASYNC_EXTERN async_loop *async_loop_current(void);
 ASYNC_EXTERN int async_loop_call_soon(async_loop *loop, async_callback cb,
                                       void *arg, async_handle **out);
 
-/** Schedules cb(arg) `delay` seconds from now (a negative delay counts as
- * 0). Callbacks due at the same time run in the order they were scheduled.
+/** Schedules cb(arg) `delay` seconds from now, that is at loop time now +
+ * delay, as asyncio's call_later is call_at(time() + delay): a delay of
+ * zero or less is due at once, and callbacks due run in the order of their
+ * times (-2 before -1 before 0), those of equal times in the order they
+ * were scheduled. ASYNC_NO_TIMEOUT never comes due.
  * Handle ownership as for async_loop_call_soon.
  * Returns 0, -EINVAL (also for a NaN delay), -ESHUTDOWN, -ENOMEM. */
 ASYNC_EXTERN int async_loop_call_later(async_loop *loop, double delay,

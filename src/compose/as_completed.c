@@ -10,7 +10,9 @@
  * deadline.
  *
  * Slot states: PENDING (registered on its future), QUEUED (on `done`),
- * LATE (completed past the deadline), OUT (handed back). The iterator
+ * LATE (completed past the deadline), OUT (handed back), REPEAT (a
+ * future given before, which asyncio's set would hold once: never
+ * registered, counted or handed back). The iterator
  * holds a reference on every future until it is freed. At loop close a
  * pending bare future drops the iterator's registration (see
  * async__future_detach) but not its reference. */
@@ -20,7 +22,9 @@
 
 #define AC_MAGIC 0x41534350u /* "ASCP" */
 
-enum { AC_PENDING = 1, AC_QUEUED, AC_LATE, AC_OUT };
+enum { AC_PENDING = 1, AC_QUEUED, AC_LATE, AC_OUT, AC_REPEAT };
+
+#define FIRST_INLINE 64
 
 typedef struct ac_slot {
   async__fwaiter w;
@@ -98,16 +102,23 @@ int async_as_completed_new(async_as_completed **out, async_future *const futs[],
   }
   if ((SIZE_MAX - sizeof(async_as_completed)) / sizeof(ac_slot) < n)
     return -ENOMEM;
+  uint8_t first_inl[FIRST_INLINE];
+  uint8_t *first = n <= FIRST_INLINE ? first_inl : malloc(n);
   async_as_completed *it =
       malloc(sizeof(async_as_completed) + n * sizeof(ac_slot));
-  if (!it) return -ENOMEM;
+  long nd = first && it ? async__futs_distinct(futs, n, first) : -ENOMEM;
+  if (nd < 0) {
+    if (first != first_inl) free(first);
+    free(it);
+    return (int)nd;
+  }
   it->magic = AC_MAGIC;
   it->loop = loop;
   it->deadline = ASYNC__NO_DEADLINE;
-  if (loop && timeout >= 0)
+  if (loop && timeout < ASYNC_NO_TIMEOUT)
     it->deadline = async__deadline_after(async__loop_now(loop), timeout);
   it->n = n;
-  it->left = n;
+  it->left = (size_t)nd;
   it->waiter = NULL;
   async__list_init(&it->done);
   for (size_t i = 0; i < n; i++) {
@@ -116,6 +127,10 @@ int async_as_completed_new(async_as_completed **out, async_future *const futs[],
     s->f = futs[i];
     async__list_init(&s->w.link);
     async__list_init(&s->qlink);
+    if (!first[i]) {
+      s->state = AC_REPEAT;
+      continue;
+    }
     async__future_ref(s->f);
     if (s->f->done) {
       s->state = AC_QUEUED;
@@ -126,6 +141,7 @@ int async_as_completed_new(async_as_completed **out, async_future *const futs[],
       async__future_add_waiter(s->f, &s->w);
     }
   }
+  if (first != first_inl) free(first);
   *out = it;
   return 0;
 }
@@ -197,6 +213,7 @@ int async_as_completed_free(async_as_completed *it) {
   it->magic = ASYNC__MAGIC_DEAD;
   for (size_t i = 0; i < it->n; i++) {
     ac_slot *s = &it->slots[i];
+    if (s->state == AC_REPEAT) continue;
     async__list_remove(&s->w.link); /* harmless once notified or detached */
     async__future_unref(s->f);
   }

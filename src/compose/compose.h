@@ -51,4 +51,10 @@ static inline int async__futs_check(const async__task *t,
   return 0;
 }
 
+/* Sets first[i] to 1 when futs[i] is the first entry of its future in
+ * futs[0..n), 0 for a repeat (asyncio's wait and as_completed take a
+ * set), and returns the number of distinct futures, or -ENOMEM (arrays
+ * of more than a few dozen entries sort a copy of their indexes). */
+long async__futs_distinct(async_future *const *futs, size_t n, uint8_t *first);
+
 #endif

@@ -12,7 +12,9 @@
  * group to new children. A failure while the parent is not waiting in the
  * group also cancels the parent, so that its body comes to the wait early;
  * the wait takes that request back as deadline scopes do (the parent's
- * ncancel, counted since the group was made). */
+ * ncancel, counted since the group was made). What is left of the count
+ * then is someone else's: with errors to report, it is made pending again
+ * rather than lost in the merge. */
 #include "compose.h"
 
 #include <stdlib.h>
@@ -193,7 +195,12 @@ int async_task_group_wait(async_task_group *g) {
   /* No failure cancels the parent while it waits here (g->waiter is set
    * until the park returns), so nothing is left to take back. */
   if ((err = group_first_error(g))) {
-    g->result = err; /* an outside cancellation stays pending */
+    g->result = err;
+    /* An outside request made in the group's lifetime survives the error,
+     * pending for the next suspending call, even when it merged with the
+     * group's own and the body took that one delivery (asyncio's
+     * uncancel() + cancel() when cancelling() is still non-zero). */
+    if (t->ncancel > g->ncancel0) t->cancel_req = 1;
   } else {
     g->result = async__task_take_cancel(t);
   }

@@ -102,7 +102,13 @@ void async__heap_remove(async__heap *h, async__timer *tm);
 #define ASYNC__TIME_NEVER INT64_MAX
 
 int64_t async__clock_ns(void);
-/* Seconds from now to an absolute deadline in ns, saturating; NaN → -1. */
+/* The time `seconds` after `now` in ns, rounded up, saturating at
+ * INT64_MAX (which INFINITY gives); negative seconds give a time before
+ * now (call_later's order). NaN is the caller's to refuse. */
+int64_t async__time_after(int64_t now, double seconds);
+/* A wait's deadline: as async__time_after, but zero or less seconds (a
+ * remaining time gone negative) give `now`, already expired, never a
+ * time a wait could mistake for ASYNC__NO_DEADLINE. */
 int64_t async__deadline_after(int64_t now, double seconds);
 
 /* Arms tm to fire at `when` (ns); re-arming an armed timer moves it. */
@@ -151,7 +157,11 @@ static inline async__cvctx *async__context_capture(void);
  * free or a second release is caught while the memory stays readable. */
 #define ASYNC__MAGIC_DEAD 0x44454144u /* "DEAD": freed, or released twice */
 
-enum async__fkind { ASYNC__KIND_FUTURE = 1, ASYNC__KIND_TASK };
+enum async__fkind {
+  ASYNC__KIND_FUTURE = 1,
+  ASYNC__KIND_TASK,
+  ASYNC__KIND_COMPOSED /* an async__composed */
+};
 
 /* A registration on a future's waiter list: notify(w, f) runs synchronously
  * when f becomes done, in registration order, after w is unlinked. It must
@@ -251,6 +261,22 @@ struct async__task {
   char *name; /* NULL: "Task-<id>", formatted on demand */
 };
 
+/* A future that a composition completes and defines the cancellation of
+ * (compose/'s gather and shield futures, asyncio's _GatheringFuture and
+ * shield's outer future). Its block (async__future_alloc) starts with
+ * this. `cancel` is async_future_cancel on it while it is not done, and
+ * returns what that returns; `destroy` gives back what it holds, before
+ * the block is freed. Neither may free another composed future. */
+typedef struct async__composed_ops {
+  int (*cancel)(async_future *f);
+  void (*destroy)(async_future *f);
+} async__composed_ops;
+
+typedef struct async__composed {
+  async_future fut; /* first */
+  const async__composed_ops *ops;
+} async__composed;
+
 static inline async__task *async__task_of(async_future *f) {
   return (async__task *)f;
 }
@@ -341,9 +367,10 @@ typedef struct async__scope {
   async__task *task;
   struct async__scope *outer, *inner; /* task->scopes list */
   int64_t when;                       /* loop clock, ns; INT64_MAX: none */
-  uint32_t magic;                     /* ASYNC__MAGIC_SCOPE while entered */
-  uint32_t ncancel0;                  /* task->ncancel at entry */
-  int expired; /* the timer fired and requested a cancellation */
+  double when_s;     /* as given, for async_timeout_when: no round trip */
+  uint32_t magic;    /* ASYNC__MAGIC_SCOPE while entered */
+  uint32_t ncancel0; /* task->ncancel at entry */
+  int expired;       /* the timer fired and requested a cancellation */
 } async__scope;
 
 #define ASYNC__MAGIC_SCOPE 0x544d4f55u /* "TMOU" */

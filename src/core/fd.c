@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 
 /* Entries never move (watcher lists point back at their heads): the
  * sparse array keeps its slots in place. */
@@ -120,6 +121,24 @@ static void fd_unlink(async__task *t) {
   }
 }
 
+/* async_fd_wait with no time to wait: what poll(2) says of fd right now.
+ * The loop's own poll cannot be asked: it runs when the loop decides. */
+static int fd_ready_now(int fd, int events) {
+  struct pollfd p = {.fd = fd, .events = 0};
+  if (events & ASYNC_READABLE) p.events |= POLLIN;
+  if (events & ASYNC_WRITABLE) p.events |= POLLOUT;
+  int n;
+  do n = poll(&p, 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return -errno;
+  if (p.revents & POLLNVAL) return -EBADF;
+  if (p.revents & (POLLERR | POLLHUP)) return events;
+  int got = 0;
+  if (p.revents & POLLIN) got |= ASYNC_READABLE;
+  if (p.revents & POLLOUT) got |= ASYNC_WRITABLE;
+  return got ? got : -ETIMEDOUT;
+}
+
 int async_fd_wait(int fd, int events, double timeout) {
   int err = 0;
   async__task *t = async__task_require(&err);
@@ -130,11 +149,12 @@ int async_fd_wait(int fd, int events, double timeout) {
   if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
   if (async__loop_owns_fd(loop, fd)) return -EINVAL;
+  if (!(timeout > 0)) return fd_ready_now(fd, events);
   fd_waiter w = {.t = t};
   async__io_init(&w.io, fd, fd_ready);
   if ((err = async__io_start(loop, &w.io, (unsigned)events))) return err;
   int64_t deadline = ASYNC__NO_DEADLINE;
-  if (timeout >= 0)
+  if (timeout < ASYNC_NO_TIMEOUT)
     deadline = async__deadline_after(async__loop_now(loop), timeout);
   t->wait_obj = &w;
   err = async__task_park_until(loop, t, fd_unlink, NULL, "fd", deadline);

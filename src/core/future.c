@@ -86,6 +86,7 @@ void async__future_destroy(async_future *f) {
   /* Most tasks have no name: no call to free(NULL) per task. */
   if (f->kind == ASYNC__KIND_TASK && async__task_of(f)->name)
     free(async__task_of(f)->name);
+  if (f->kind == ASYNC__KIND_COMPOSED) ((async__composed *)f)->ops->destroy(f);
   async__future_free_block(loop, f);
 }
 
@@ -215,6 +216,8 @@ int async_future_cancel(async_future *f) {
   if (!async__future_ok(f)) return -EINVAL;
   if (f->done) return 0;
   if (f->kind == ASYNC__KIND_TASK) return async__task_cancel(async__task_of(f));
+  if (f->kind == ASYNC__KIND_COMPOSED)
+    return ((async__composed *)f)->ops->cancel(f);
   async__future_complete(f, NULL, -ECANCELED);
   return 1;
 }

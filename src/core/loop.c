@@ -607,7 +607,7 @@ int async_loop_call_at(async_loop *loop, double when, async_callback cb,
   int err = handle_new(loop, cb, arg, out, &h, 1);
   if (err) return err;
   h->timed = 1;
-  async__timer_start(loop, &h->timer, async__deadline_after(0, when));
+  async__timer_start(loop, &h->timer, async__time_after(0, when));
   return 0;
 }
 
@@ -617,7 +617,7 @@ int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
   async_handle *h;
   int err = handle_new(loop, cb, arg, out, &h, 1);
   if (err) return err;
-  int64_t when = async__deadline_after(async__loop_now(loop), delay);
+  int64_t when = async__time_after(async__loop_now(loop), delay);
   h->timed = 1;
   async__timer_start(loop, &h->timer, when);
   return 0;

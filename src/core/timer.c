@@ -163,16 +163,22 @@ int64_t async__clock_ns(void) {
 
 double async_clock(void) { return (double)async__clock_ns() / 1e9; }
 
-int64_t async__deadline_after(int64_t now, double seconds) {
+int64_t async__time_after(int64_t now, double seconds) {
   /* Saturate instead of overflowing: a year-long sleep must not wrap into
-   * the past (a lesson the Redis timer history teaches). */
+   * the past (a lesson the Redis timer history teaches). Negative times
+   * stay negative, so that call_later(-2) sorts before call_later(-1);
+   * below -4e9 s they are all "long ago" alike. */
   const double max = (double)(INT64_MAX - now) / 1e9;
-  if (!(seconds > 0)) return now;
   if (seconds >= max) return INT64_MAX;
+  if (seconds < -4e9) seconds = -4e9;
   double ns = seconds * 1e9;
-  int64_t whole = (int64_t)ns;
+  int64_t whole = (int64_t)ns;     /* toward zero: up for a negative time */
   if ((double)whole < ns) whole++; /* round up: never wake early */
   return now + whole;
+}
+
+int64_t async__deadline_after(int64_t now, double seconds) {
+  return seconds > 0 ? async__time_after(now, seconds) : now;
 }
 
 void async__timer_start(async_loop *loop, async__timer *tm, int64_t when) {

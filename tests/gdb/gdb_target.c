@@ -84,8 +84,7 @@ __attribute__((noinline)) static int timed_wait(void) {
   int err = async_timeout_enter(&tmo, 500.0);
   if (err) return err;
   err = async_event_wait(event);
-  int terr = async_timeout_exit(&tmo);
-  return err ? err : terr;
+  return async_timeout_exit(&tmo, err);
 }
 static void *timed_main(void *arg) {
   int err = timed_wait();
