@@ -26,9 +26,10 @@ fail() {
   exit 1
 }
 
-# check PROGRAM shared|static
+# check PROGRAM shared|static; a cross build runs it under ASYNC_EMULATOR.
 check() {
-  out=$("$1") || fail "$1 exited with status $?"
+  # shellcheck disable=SC2086 # the emulator is a command and its options
+  out=$(${ASYNC_EMULATOR:-} "$1") || fail "$1 exited with status $?"
   [ "$out" = "libasync $ASYNC_VERSION" ] ||
     fail "$1 printed '$out', expected 'libasync $ASYNC_VERSION'"
   if command -v readelf >/dev/null 2>&1; then
