@@ -284,6 +284,62 @@ static void test_io_read_cancelled_takes_nothing(void **state) {
   free_loop(loop);
 }
 
+/* Woken by the fd, then cancelled before it runs: the read reports the
+ * cancellation and takes nothing. B and A wait on fds that become ready
+ * in one poll, B's first (lower numbers, written first), so B runs first
+ * and cancels A while A is ready but has not run. */
+typedef struct {
+  int y[2], x[2];
+  rd_ctx a;
+  async_task *ta;
+  int cancelled;
+  ssize_t after;
+  char buf[8];
+} rwc_ctx;
+
+static void *canceller(void *arg) {
+  rwc_ctx *c = arg;
+  char b[4];
+  async_read(c->y[0], b, sizeof b, 5);
+  c->cancelled = async_task_cancel(c->ta);
+  return NULL;
+}
+
+static void *read_woken_cancel_main(void *arg) {
+  rwc_ctx *c = arg;
+  async_task *tb;
+  async_task_spawn(async_loop_current(), &tb, canceller, c, NULL);
+  async_task_spawn(async_loop_current(), &c->ta, reader, &c->a, NULL);
+  async_sleep(0.01); /* both wait */
+  send(c->y[1], "y", 1, 0);
+  send(c->x[1], "abc", 3, 0);
+  async_await(tb, NULL);
+  async_await(c->ta, NULL);
+  async_task_release(tb);
+  async_task_release(c->ta);
+  c->after = async_read(c->x[0], c->buf, sizeof c->buf, 1);
+  return NULL;
+}
+
+static void test_io_read_woken_then_cancelled(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  rwc_ctx c = {.a.timeout = 5};
+  spair(c.y);
+  spair(c.x);
+  c.a.fd = c.x[0];
+  assert_int_equal(run_task(loop, read_woken_cancel_main, &c, NULL), 0);
+  assert_int_equal(c.cancelled, 1);
+  assert_int_equal(c.a.got, -ECANCELED);
+  assert_int_equal(c.after, 3);
+  assert_memory_equal(c.buf, "abc", 3);
+  close(c.x[0]);
+  close(c.x[1]);
+  close(c.y[0]);
+  close(c.y[1]);
+  free_loop(loop);
+}
+
 typedef struct {
   int lfd;
   int port;
@@ -709,6 +765,7 @@ int main(void) {
       cmocka_unit_test(test_io_write_all_cancelled_says_written),
       cmocka_unit_test(test_io_write_all_complete),
       cmocka_unit_test(test_io_read_cancelled_takes_nothing),
+      cmocka_unit_test(test_io_read_woken_then_cancelled),
       cmocka_unit_test(test_io_accept_cancelled_leaves_connection),
       cmocka_unit_test(test_io_accept_cancelled_while_waiting),
       cmocka_unit_test(test_io_fd_close_wakes_waiters),

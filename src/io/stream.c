@@ -366,6 +366,7 @@ static ssize_t fill(async_stream *s, async__task *t, size_t need,
 }
 
 static size_t take(async_stream *s, void *buf, size_t n) {
+  if (n == 0) return 0;
   memcpy(buf, s->rbuf + s->rpos, n);
   s->rpos += n;
   if (s->rpos == s->rend) s->rpos = s->rend = 0;
@@ -436,7 +437,7 @@ static ssize_t until(async_stream *s, const void *delim, size_t dlen, void *buf,
   ssize_t r;
   for (;;) {
     size_t have = s->rend - s->rpos;
-    const char *base = s->rbuf + s->rpos;
+    const char *base = have ? s->rbuf + s->rpos : NULL;
     const char *p = have > scanned
                         ? memmem(base + scanned, have - scanned, delim, dlen)
                         : NULL;
