@@ -14,6 +14,11 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 static void spair(int sv[2]) {
   assert_int_equal(
@@ -591,6 +596,13 @@ static void *emfile_main(void *arg) {
   int a = async_accept(lfd, NULL, NULL, 1);
   setrlimit(RLIMIT_NOFILE, &rl);
   if (a != -EMFILE) return IPTR(12);
+  /* Valgrind keeps the limit to itself: the kernel accepts, and valgrind
+   * closes the new fd and says EMFILE. Then the connection is gone, which
+   * only the real limit can show to be kept. */
+  if (RUNNING_ON_VALGRIND) {
+    close(cli);
+    return IPTR(0);
+  }
   /* The connection stayed pending for the next accept. */
   a = async_accept(lfd, NULL, NULL, 1);
   if (a < 0) return IPTR(13);
