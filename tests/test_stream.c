@@ -298,6 +298,36 @@ static void test_stream_backpressure(void **state) {
   free_loop(loop);
 }
 
+/* wait_closed against a peer that never reads: it times out with the data
+ * still queued, and free then drops it and closes the fd. */
+static void *wait_closed_main(void *arg) {
+  bp_ctx *c = arg;
+  static char chunk[256 * 1024];
+  int e = async_stream_write(c->s, chunk, sizeof chunk);
+  e |= async_stream_close(c->s);
+  c->drain_err = async_stream_wait_closed(c->s, 0.02);
+  c->max_buffered = async_stream_write_buffered(c->s);
+  c->writes = e;
+  return NULL;
+}
+
+static void test_stream_wait_closed_timeout(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  bp_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, wait_closed_main, &c, NULL), 0);
+  assert_int_equal(c.writes, 0);
+  assert_int_equal(c.drain_err, -ETIMEDOUT);
+  assert_true(c.max_buffered > 0);
+  assert_int_equal(async_stream_fd(c.s), sv[0]); /* still open */
+  assert_int_equal(async_stream_free(c.s), 0);
+  assert_int_equal(fcntl(sv[0], F_GETFD), -1);
+  close(sv[1]);
+  free_loop(loop);
+}
+
 /* Everything written reaches a slow reader, in order; write EOF reaches it
  * after the data; the writer can still read the reply (half-close). */
 typedef struct {
@@ -547,6 +577,7 @@ int main(void) {
       cmocka_unit_test(test_stream_line_over_limit),
       cmocka_unit_test(test_stream_timeout_cancel_take_nothing),
       cmocka_unit_test(test_stream_backpressure),
+      cmocka_unit_test(test_stream_wait_closed_timeout),
       cmocka_unit_test(test_stream_write_eof_half_close),
       cmocka_unit_test(test_stream_close_flushes),
       cmocka_unit_test(test_stream_pipe),
