@@ -328,6 +328,60 @@ static void test_stream_wait_closed_timeout(void **state) {
   free_loop(loop);
 }
 
+/* async_fd_close on the stream's fd while it waits (a reader, queued
+ * output): the waits fail with -EBADF and the stream lets the number go,
+ * so that freeing it closes nothing of whoever has the number next. */
+typedef struct {
+  async_stream *s;
+  ssize_t r;
+  int w, d, fd_after, reused;
+} fdc_ctx;
+
+static void *fdc_reader(void *arg) {
+  fdc_ctx *c = arg;
+  char b[8];
+  c->r = async_stream_read(c->s, b, sizeof b, 5);
+  return NULL;
+}
+
+static void *fd_closed_main(void *arg) {
+  fdc_ctx *c = arg;
+  static char chunk[512 * 1024];
+  async_task *t = spawn(fdc_reader, c);
+  c->w = async_stream_write(c->s, chunk, sizeof chunk); /* queues */
+  async_sleep(0.01);
+  int fd = async_stream_fd(c->s);
+  async_fd_close(fd);
+  join(t);
+  c->d = async_stream_drain(c->s, 1);
+  c->fd_after = async_stream_fd(c->s);
+  int p[2];
+  if (pipe(p) == 0) { /* takes the number back */
+    c->reused = p[0] == fd || p[1] == fd;
+    async_stream_free(c->s);
+    c->reused &= fcntl(fd, F_GETFD) != -1; /* free left it alone */
+    close(p[0]);
+    close(p[1]);
+  }
+  return NULL;
+}
+
+static void test_stream_fd_closed_under_it(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  fdc_ctx c = {.s = open_stream(loop, sv[0], 0)};
+  assert_int_equal(run_task(loop, fd_closed_main, &c, NULL), 0);
+  assert_int_equal(c.w, 0);
+  assert_int_equal(c.r, -EBADF);
+  assert_int_equal(c.d, -EBADF);
+  assert_int_equal(c.fd_after, -EBADF);
+  assert_true(c.reused);
+  close(sv[1]);
+  free_loop(loop);
+}
+
 /* Everything written reaches a slow reader, in order; write EOF reaches it
  * after the data; the writer can still read the reply (half-close). */
 typedef struct {
@@ -578,6 +632,7 @@ int main(void) {
       cmocka_unit_test(test_stream_timeout_cancel_take_nothing),
       cmocka_unit_test(test_stream_backpressure),
       cmocka_unit_test(test_stream_wait_closed_timeout),
+      cmocka_unit_test(test_stream_fd_closed_under_it),
       cmocka_unit_test(test_stream_write_eof_half_close),
       cmocka_unit_test(test_stream_close_flushes),
       cmocka_unit_test(test_stream_pipe),
