@@ -52,6 +52,8 @@
  *                    shield, task groups
  *   async/sync.h     queues; lock, event, condition, semaphores, barrier;
  *                    generators
+ *   async/pool.h     the thread pool for blocking calls (to_thread); name
+ *                    resolution on it (getaddrinfo, getnameinfo)
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -63,5 +65,6 @@
 #include "async/fd.h"
 #include "async/compose.h"
 #include "async/sync.h"
+#include "async/pool.h"
 
 #endif
