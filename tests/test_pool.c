@@ -287,6 +287,64 @@ static void test_pool_cancel_while_queued(void **state) {
   gate_destroy(&g);
 }
 
+/* Done, then cancelled before its task resumed. One thread runs the jobs
+ * of b, the victim and c in turn, so c's function starting means the
+ * first two are on the done list; the loop thread is held meanwhile, and
+ * then one collection wakes b and the victim, in that order. b cancels
+ * the victim, which is READY: the cancellation wins over the result. */
+static async_task *victim;
+
+static void *quick(void *arg) { return arg; }
+
+static void *canceller(void *arg) {
+  (void)arg;
+  void *res = NULL;
+  int err = async_to_thread(quick, IPTR(1), &res, NULL);
+  async_future_cancel(victim);
+  return IPTR(err);
+}
+
+static void *holds_gate(void *arg) {
+  (void)arg;
+  return IPTR(async_to_thread(blocker, NULL, NULL, NULL));
+}
+
+static void *done_then_cancelled_main(void *arg) {
+  canc *c = arg;
+  async_task *b = async_spawn(canceller, NULL);
+  victim = async_spawn(cancellable, c);
+  async_task *last = async_spawn(holds_gate, NULL);
+  async_yield(); /* the three submit, in order, then this runs again */
+  struct timespec ms = {0, 1000000L};
+  while (!atomic_load(&g.entered)) nanosleep(&ms, NULL); /* holds the loop */
+  async_await(victim, NULL);
+  gate_open(&g);
+  async_await(last, NULL);
+  async_await(b, NULL);
+  async_task_release(victim);
+  async_task_release(last);
+  async_task_release(b);
+  return NULL;
+}
+
+static void test_pool_done_then_cancelled_before_resuming(void **state) {
+  (void)state;
+  gate_init(&g);
+  dispose_reset();
+  async_loop *loop = new_loop();
+  assert_int_equal(async_pool_set_max(loop, ASYNC_POOL_WORK, 1), 0);
+  canc c = {.lane = ASYNC_POOL_WORK, .timeout = ASYNC_NO_TIMEOUT, .fn = quick};
+  assert_int_equal(run_task(loop, done_then_cancelled_main, &c, NULL), 0);
+  assert_int_equal(c.err, -ECANCELED);
+  assert_int_equal(c.disposed_at_return, 1); /* disposed before returning */
+  assert_int_equal(disposed.calls, 1);
+  assert_int_equal(disposed.ran, 1);
+  assert_int_equal(PTRI(disposed.result), 7);
+  free_loop(loop);
+  assert_int_equal(disposed.calls, 1);
+  gate_destroy(&g);
+}
+
 /* A pending cancellation and an expired timeout: nothing is queued, and
  * dispose still gets arg back. */
 static void *pending_cancel(void *arg) {
@@ -580,6 +638,7 @@ int main(void) {
       cmocka_unit_test(test_pool_completion_order),
       cmocka_unit_test(test_pool_cancel_while_running),
       cmocka_unit_test(test_pool_cancel_while_queued),
+      cmocka_unit_test(test_pool_done_then_cancelled_before_resuming),
       cmocka_unit_test(test_pool_cancel_pending_and_expired),
       cmocka_unit_test(test_pool_timeout_while_running),
       cmocka_unit_test(test_pool_virtual_clock_waits_for_threads),
