@@ -475,6 +475,44 @@ static void test_pool_close_with_work_running_and_queued(void **state) {
   gate_destroy(&g);
 }
 
+/* A task that calls again each time it is cancelled: the close gives up
+ * on it after its rounds of cancellation and ends it while its last job
+ * is queued. Every job it gave up is disposed of, that one included. */
+static int stubborn_calls;
+static void *stubborn(void *arg) {
+  (void)arg;
+  int err;
+  do {
+    stubborn_calls++;
+    err = async_pool_run(ASYNC_POOL_WORK, blocker, IPTR(7), NULL,
+                         record_dispose, ASYNC_NO_TIMEOUT);
+  } while (err == -ECANCELED);
+  return NULL;
+}
+
+static void test_pool_close_kills_a_task_that_keeps_calling(void **state) {
+  (void)state;
+  gate_init(&g);
+  dispose_reset();
+  stubborn_calls = 0;
+  async_loop *loop = new_loop();
+  assert_int_equal(async_pool_set_max(loop, ASYNC_POOL_WORK, 1), 0);
+  assert_int_equal(async_task_spawn(loop, NULL, stubborn, NULL, NULL), 0);
+  assert_int_equal(run_task(loop, close_main, NULL, NULL), 0);
+  /* The rounds of cancellation at close take about 2 s; the running job
+   * is let go after them, while the close waits for it. */
+  opener op;
+  opener_start(&op, &g, 3000);
+  assert_int_equal(async_loop_close(loop), 0);
+  assert_true(stubborn_calls > 2);
+  assert_int_equal(disposed.calls, stubborn_calls);
+  assert_int_equal(disposed.ran, 1); /* the first; the others never ran */
+  assert_int_equal(disposed.off_thread, 0);
+  free_loop(loop);
+  opener_join(&op);
+  gate_destroy(&g);
+}
+
 /* ---- The DNS lane ------------------------------------------------------ */
 
 static void *dns_lane_main(void *arg) {
@@ -643,6 +681,7 @@ int main(void) {
       cmocka_unit_test(test_pool_timeout_while_running),
       cmocka_unit_test(test_pool_virtual_clock_waits_for_threads),
       cmocka_unit_test(test_pool_close_with_work_running_and_queued),
+      cmocka_unit_test(test_pool_close_kills_a_task_that_keeps_calling),
       cmocka_unit_test(test_pool_dns_lane_does_not_block_work),
       cmocka_unit_test(test_pool_loop_sleeps_while_work_runs),
       cmocka_unit_test(test_pool_threads_block_signals),
