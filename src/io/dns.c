@@ -97,10 +97,10 @@ int async_getaddrinfo(const char *host, const char *service,
                       const struct addrinfo *hints, struct addrinfo **res,
                       double timeout) {
   if (res) *res = NULL;
-  if (!res || (!host && !service)) return -EINVAL;
-  int err = check_timeout(timeout);
-  if (err) return err;
+  int err = 0;
   if (!async__task_require(&err)) return err;
+  if (!res || (!host && !service)) return -EINVAL;
+  if ((err = check_timeout(timeout))) return err;
   size_t nh = host ? strlen(host) + 1 : 0;
   size_t ns = service ? strlen(service) + 1 : 0;
   gai_req *q = calloc(1, sizeof *q + nh + ns);
@@ -158,14 +158,14 @@ static void gni_free(void *arg, void *result, int ran) {
 int async_getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                       size_t hostlen, char *serv, size_t servlen, int flags,
                       double timeout) {
+  int err = 0;
+  if (!async__task_require(&err)) return err;
   if (!host) hostlen = 0;
   if (!serv) servlen = 0;
   if (!sa || salen == 0 || salen > sizeof(struct sockaddr_storage) ||
       (!hostlen && !servlen))
     return -EINVAL;
-  int err = check_timeout(timeout);
-  if (err) return err;
-  if (!async__task_require(&err)) return err;
+  if ((err = check_timeout(timeout))) return err;
   gni_req *q = malloc(sizeof *q);
   if (!q) return -ENOMEM;
   memset(q, 0, sizeof *q);
