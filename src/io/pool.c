@@ -136,9 +136,15 @@ static void watch_stop(async_loop *loop, pool *p) {
 static void pool_ready(async_loop *loop, async__io *w, unsigned revents) {
   pool *p = async__container_of(w, pool, io);
   (void)revents;
-  char buf[64];
+  uint64_t buf[8];
+#if defined(__linux__)
+  /* One read resets an eventfd's counter. */
+  ssize_t r = read(p->wake_fd[0], buf, sizeof buf[0]);
+  (void)r;
+#else
   while (read(p->wake_fd[0], buf, sizeof buf) > 0) {
   }
+#endif
   async__list done;
   pthread_mutex_lock(&p->lock);
   async__list_move(&p->done, &done);
