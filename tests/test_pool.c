@@ -5,9 +5,10 @@
  * wait on gates the tests open, never on timing. */
 #include "pool_helpers.h"
 
+#include <dirent.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 /* What dispose callbacks saw; they run on the loop's thread only. */
 static struct {
@@ -624,6 +625,49 @@ static void test_pool_threads_block_signals(void **state) {
   free_loop(loop);
 }
 
+/* The pool's wake-up fd is the loop's, like its own: a task cannot wait
+ * on it, nor async_fd_forget drop it (which would leave every job's task
+ * waiting forever). */
+#if defined(__linux__)
+static void *own_fds_main(void *arg) {
+  int *e = arg;
+  void *res = NULL;
+  e[0] = async_to_thread(twice, IPTR(1), &res, NULL);
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    char path[300], link[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%s", de->d_name);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n <= 0) continue;
+    link[n] = 0;
+    if (!strstr(link, "eventfd")) continue;
+    int fd = atoi(de->d_name);
+    e[1]++;
+    if (async_fd_wait(fd, ASYNC_READABLE, 0.01) == -EINVAL) e[2]++;
+    if (async_fd_forget(async_loop_current(), fd) == 0) e[3]++;
+  }
+  if (d) closedir(d);
+  e[4] = async_to_thread(twice, IPTR(4), &res, NULL);
+  e[5] = PTRI(res);
+  return NULL;
+}
+
+static void test_pool_fd_is_not_the_users(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int e[6] = {0};
+  assert_int_equal(run_task(loop, own_fds_main, e, NULL), 0);
+  assert_int_equal(e[0], 0);
+  assert_int_equal(e[1], 2); /* the loop's and the pool's */
+  assert_int_equal(e[2], 2);
+  assert_int_equal(e[3], 2);
+  assert_int_equal(e[4], 0);
+  assert_int_equal(e[5], 8);
+  free_loop(loop);
+}
+#endif
+
 /* ---- Bad input --------------------------------------------------------- */
 
 static void *misuse_main(void *arg) {
@@ -671,21 +715,24 @@ static void test_pool_bad_input(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_pool_results_and_lazy_start),
-      cmocka_unit_test(test_pool_bounded_beyond_max),
-      cmocka_unit_test(test_pool_completion_order),
-      cmocka_unit_test(test_pool_cancel_while_running),
-      cmocka_unit_test(test_pool_cancel_while_queued),
-      cmocka_unit_test(test_pool_done_then_cancelled_before_resuming),
-      cmocka_unit_test(test_pool_cancel_pending_and_expired),
-      cmocka_unit_test(test_pool_timeout_while_running),
-      cmocka_unit_test(test_pool_virtual_clock_waits_for_threads),
-      cmocka_unit_test(test_pool_close_with_work_running_and_queued),
-      cmocka_unit_test(test_pool_close_kills_a_task_that_keeps_calling),
-      cmocka_unit_test(test_pool_dns_lane_does_not_block_work),
-      cmocka_unit_test(test_pool_loop_sleeps_while_work_runs),
-      cmocka_unit_test(test_pool_threads_block_signals),
-      cmocka_unit_test(test_pool_bad_input),
+    cmocka_unit_test(test_pool_results_and_lazy_start),
+    cmocka_unit_test(test_pool_bounded_beyond_max),
+    cmocka_unit_test(test_pool_completion_order),
+    cmocka_unit_test(test_pool_cancel_while_running),
+    cmocka_unit_test(test_pool_cancel_while_queued),
+    cmocka_unit_test(test_pool_done_then_cancelled_before_resuming),
+    cmocka_unit_test(test_pool_cancel_pending_and_expired),
+    cmocka_unit_test(test_pool_timeout_while_running),
+    cmocka_unit_test(test_pool_virtual_clock_waits_for_threads),
+    cmocka_unit_test(test_pool_close_with_work_running_and_queued),
+    cmocka_unit_test(test_pool_close_kills_a_task_that_keeps_calling),
+    cmocka_unit_test(test_pool_dns_lane_does_not_block_work),
+    cmocka_unit_test(test_pool_loop_sleeps_while_work_runs),
+    cmocka_unit_test(test_pool_threads_block_signals),
+#if defined(__linux__)
+    cmocka_unit_test(test_pool_fd_is_not_the_users),
+#endif
+    cmocka_unit_test(test_pool_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -488,6 +488,7 @@ typedef struct async__ext {
   struct async__ext *next;
   const void *key; /* the address of something of the owning layer's */
   void (*close)(async_loop *loop, struct async__ext *e);
+  int fd; /* its own fd, as the wake-up fd (async__loop_owns_fd), or -1 */
 } async__ext;
 
 /* The extension of loop with `key`, or NULL. */
@@ -598,8 +599,8 @@ void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */
 int async__loop_iterate_inline(async_loop *loop);
-/* Whether fd is one of the loop's own (its wake-up fd): not the user's to
- * wait on or forget. */
+/* Whether fd is one of the loop's own (its wake-up fd, an extension's):
+ * not the user's to wait on or forget. */
 int async__loop_owns_fd(const async_loop *loop, int fd);
 
 /* Consumes a cancellation request of t that is still pending, as

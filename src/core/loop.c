@@ -112,7 +112,10 @@ static void wake_ready(async_loop *loop, async__io *w, unsigned revents) {
 }
 
 int async__loop_owns_fd(const async_loop *loop, int fd) {
-  return fd == loop->wake_fd[0] || fd == loop->wake_fd[1];
+  if (fd == loop->wake_fd[0] || fd == loop->wake_fd[1]) return 1;
+  for (const async__ext *e = loop->exts; e; e = e->next)
+    if (e->fd == fd) return 1;
+  return 0;
 }
 
 /* }==== */

@@ -268,6 +268,7 @@ static int pool_get(async_loop *loop, pool **out) {
   async__io_init(&p->io, p->wake_fd[0], pool_ready);
   p->ext.key = &pool_key;
   p->ext.close = pool_close;
+  p->ext.fd = p->wake_fd[0]; /* a pipe's write end is never polled */
   async__loop_ext_add(loop, &p->ext);
   *out = p;
   return 0;
