@@ -601,8 +601,14 @@ static void *mask_probe(void *arg) {
   (void)arg;
   sigset_t s;
   pthread_sigmask(SIG_BLOCK, NULL, &s);
-  return IPTR(sigismember(&s, SIGINT) && sigismember(&s, SIGTERM) &&
-              sigismember(&s, SIGCHLD) && sigismember(&s, SIGUSR1));
+  int ok = sigismember(&s, SIGINT) && sigismember(&s, SIGTERM) &&
+           sigismember(&s, SIGCHLD) && sigismember(&s, SIGUSR1);
+#if defined(__GLIBC__)
+  char name[16] = "";
+  pthread_getname_np(pthread_self(), name, sizeof name);
+  ok = ok && strcmp(name, "async-pool") == 0;
+#endif
+  return IPTR(ok);
 }
 
 static void *mask_main(void *arg) {
@@ -612,7 +618,7 @@ static void *mask_main(void *arg) {
   return err ? async_fail(err) : res;
 }
 
-static void test_pool_threads_block_signals(void **state) {
+static void test_pool_threads_block_signals_and_are_named(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   void *res = NULL;
@@ -728,7 +734,7 @@ int main(void) {
     cmocka_unit_test(test_pool_close_kills_a_task_that_keeps_calling),
     cmocka_unit_test(test_pool_dns_lane_does_not_block_work),
     cmocka_unit_test(test_pool_loop_sleeps_while_work_runs),
-    cmocka_unit_test(test_pool_threads_block_signals),
+    cmocka_unit_test(test_pool_threads_block_signals_and_are_named),
 #if defined(__linux__)
     cmocka_unit_test(test_pool_fd_is_not_the_users),
 #endif

@@ -9,7 +9,8 @@
  * for name resolution, so that slow lookups cannot starve other blocking
  * work, nor the other way round. No thread exists before a lane's first
  * job; a lane then starts threads as jobs wait, up to its bound, and keeps
- * them until the loop closes. The threads start with every signal blocked.
+ * them until the loop closes. The threads start with every signal blocked
+ * (and, with glibc, are named "async-pool" and "async-dns").
  * A job's completion wakes the loop through a file descriptor of the
  * pool's: the loop sleeps while the work runs (with the virtual clock it
  * waits in real time, as for an fd, while a job is outstanding).

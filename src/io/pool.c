@@ -77,6 +77,12 @@ static void job_dispose(pool_job *j, int ran) {
 static void *worker_main(void *p) {
   pool_lane *ln = p;
   pool *pl = ln->pool;
+#if defined(__GLIBC__)
+  /* For top and gdb; at most 15 characters. */
+  pthread_setname_np(pthread_self(), ln == &pl->lanes[ASYNC_POOL_DNS]
+                                         ? "async-dns"
+                                         : "async-pool");
+#endif
   pthread_mutex_lock(&pl->lock);
   for (;;) {
     while (async__list_empty(&ln->queue) && !pl->stopping)
