@@ -148,6 +148,45 @@ static void test_dns_name_that_does_not_exist(void **state) {
   free_loop(loop);
 }
 
+/* Twenty lookups at once on the default DNS lane: two threads serve them
+ * all. */
+static void *one_lookup(void *arg) {
+  (void)arg;
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  struct addrinfo *res = NULL;
+  int err = async_getaddrinfo("localhost", "80", &hints, &res, 10.0);
+  gai_seen s = {0};
+  if (!err) inspect(&s, res, 80);
+  freeaddrinfo(res);
+  if (err) return async_fail(err);
+  return IPTR(s.count >= 1 && s.loopback_only && s.port_ok);
+}
+
+static void *many_main(void *arg) {
+  int *ok = arg;
+  async_task *t[20];
+  for (int i = 0; i < 20; i++) t[i] = async_spawn(one_lookup, NULL);
+  void *res[20];
+  int errs[20];
+  async_gather_errors(t, 20, res, errs);
+  for (int i = 0; i < 20; i++) {
+    if (!errs[i] && PTRI(res[i]) == 1) (*ok)++;
+    async_task_release(t[i]);
+  }
+  return NULL;
+}
+
+static void test_dns_many_lookups_beyond_the_bound(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int ok = 0;
+  assert_int_equal(run_task(loop, many_main, &ok, NULL), 0);
+  assert_int_equal(ok, 20);
+  int n = async_pool_threads(loop, ASYNC_POOL_DNS);
+  assert_true(n >= 1 && n <= ASYNC_POOL_DNS_THREADS);
+  free_loop(loop);
+}
+
 /* ---- getnameinfo ------------------------------------------------------- */
 
 static void *nameinfo_main(void *arg) {
@@ -356,6 +395,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dns_localhost),
       cmocka_unit_test(test_dns_numeric),
+      cmocka_unit_test(test_dns_many_lookups_beyond_the_bound),
       cmocka_unit_test(test_dns_name_that_does_not_exist),
       cmocka_unit_test(test_dns_getnameinfo_loopback),
       cmocka_unit_test(test_dns_error_mapping),
