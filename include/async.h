@@ -55,6 +55,8 @@
  *   async/io.h       read, write, accept, connect, sendfile that suspend;
  *                    TCP, Unix and UDP sockets and their options
  *   async/stream.h   buffered streams: lines, exact reads, backpressure
+ *   async/pool.h     the thread pool for blocking calls (to_thread); name
+ *                    resolution on it (getaddrinfo, getnameinfo)
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -68,5 +70,6 @@
 #include "async/sync.h"
 #include "async/io.h"
 #include "async/stream.h"
+#include "async/pool.h"
 
 #endif

@@ -6,6 +6,8 @@
  * (-Wl,--wrap, see tests/CMakeLists.txt), for the library's calls only. */
 #include "helpers.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -467,12 +469,49 @@ static void test_oom_inside_a_task(void **state) {
   for (int i = 0; i < vs.n; i++) expect_clean(&vs.v[i]);
 }
 
+/* The thread pool and name resolution, each attempt on a loop of its
+ * own, so that making the pool is among what fails. */
+static void *pool_calls(void *arg) {
+  (void)arg;
+  void *res = NULL;
+  int err = async_to_thread(nothing, IPTR(5), &res, NULL);
+  if (!err && PTRI(res) != 5) err = -EFAULT;
+  if (!err) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    err = async_getaddrinfo("127.0.0.1", "80", &hints, &ai, 10.0);
+    if (!err && !ai) err = -EFAULT;
+    freeaddrinfo(ai);
+  }
+  if (!err) {
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    char host[64];
+    err = async_getnameinfo((struct sockaddr *)&in, sizeof in, host,
+                            sizeof host, NULL, 0, NI_NUMERICHOST, 10.0);
+  }
+  return err ? async_fail(err) : NULL;
+}
+
+static int op_pool(void *arg) {
+  (void)arg;
+  return async_run(pool_calls, NULL, NULL);
+}
+
+static void test_oom_pool(void **state) {
+  (void)state;
+  verdict v = {0};
+  exhaust(&v, "to_thread, getaddrinfo, getnameinfo", op_pool, NULL);
+  expect_clean(&v);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_oom_loop_new),
       cmocka_unit_test(test_oom_loop_calls),
       cmocka_unit_test(test_oom_inside_a_task),
       cmocka_unit_test(test_oom_timer_heap_full),
+      cmocka_unit_test(test_oom_pool),
   };
   return cmocka_run_group_tests_name("oom", tests, NULL, NULL);
 }

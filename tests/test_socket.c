@@ -143,6 +143,40 @@ static void test_socket_tcp_refused(void **state) {
   free_loop(loop);
 }
 
+/* Connect by name: "localhost" goes to the thread pool's DNS lane, and
+ * each address it gives is tried in turn (::1 first on most systems, where
+ * only the IPv4 listener is: refused, then 127.0.0.1). */
+typedef struct {
+  int lfd, port, cfd, afd;
+} byname;
+
+static void *byname_main(void *arg) {
+  byname *b = arg;
+  b->cfd = async_tcp_connect("localhost", b->port, 5.0);
+  if (b->cfd >= 0) b->afd = async_accept(b->lfd, NULL, NULL, 5.0);
+  return NULL;
+}
+
+static void test_socket_connect_by_name(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  byname b = {.afd = -1};
+  b.lfd = async_tcp_listen("127.0.0.1", 0, 8, 0);
+  assert_true(b.lfd >= 0);
+  b.port = async_socket_port(b.lfd);
+  assert_int_equal(run_task(loop, byname_main, &b, NULL), 0);
+  assert_true(b.cfd >= 0);
+  assert_true(b.afd >= 0);
+  assert_int_equal(write(b.cfd, "x", 1), 1);
+  char c = 0;
+  assert_int_equal(read(b.afd, &c, 1), 1);
+  assert_int_equal(c, 'x');
+  close(b.cfd);
+  close(b.afd);
+  close(b.lfd);
+  free_loop(loop);
+}
+
 /* A listener whose backlog is full drops the SYN: connect waits, and its
  * timeout ends it. */
 static void *timeout_main(void *arg) {
@@ -453,6 +487,7 @@ int main(void) {
       cmocka_unit_test(test_socket_tcp_ipv4),
       cmocka_unit_test(test_socket_tcp_ipv6),
       cmocka_unit_test(test_socket_tcp_refused),
+      cmocka_unit_test(test_socket_connect_by_name),
       cmocka_unit_test(test_socket_tcp_connect_timeout),
       cmocka_unit_test(test_socket_connect_each_address),
       cmocka_unit_test(test_socket_listen_errors),

@@ -67,8 +67,10 @@ ASYNC_EXTERN int async_loop_new(async_loop **out,
 /** Closes the loop: cancels every pending task and runs the loop until they
  * have unwound (a task that keeps ignoring cancellation is given up after
  * a number of rounds and reported on stderr, its stack freed without
- * running its cleanup), drops pending callbacks, frees stacks and the
- * poller. The loop object stays valid for async_loop_is_closed() until
+ * running its cleanup), shuts the loop's thread pool down (async/pool.h:
+ * this waits for the blocking functions still running), drops pending
+ * callbacks, frees stacks and the poller.
+ * The loop object stays valid for async_loop_is_closed() until
  * async_loop_free(). Futures and tasks whose references are still held stay
  * readable (done, result, name) and must still be released.
  * Closing a closed loop does nothing and returns 0.

@@ -477,6 +477,27 @@ void async__fd_close_all(async_loop *loop);
 
 /* }==== */
 
+/* {==== Extensions of the loop (loop.c) =================================
+ * A layer above core that keeps state per loop (io's thread pool) hangs it
+ * on the loop as an extension record embedded in that state: found again
+ * by its key, and ended by its close hook when the loop closes, after
+ * every task has ended and before the fds, the poller and the stacks go.
+ * The hook owns the record from then on (it may free it). */
+
+typedef struct async__ext {
+  struct async__ext *next;
+  const void *key; /* the address of something of the owning layer's */
+  void (*close)(async_loop *loop, struct async__ext *e);
+  int fd; /* its own fd, as the wake-up fd (async__loop_owns_fd), or -1 */
+} async__ext;
+
+/* The extension of loop with `key`, or NULL. */
+async__ext *async__loop_ext(const async_loop *loop, const void *key);
+/* Hangs e on loop; one per key. */
+void async__loop_ext_add(async_loop *loop, async__ext *e);
+
+/* }==== */
+
 /* {==== The loop (loop.c) =============================================== */
 
 #define ASYNC__MAGIC_LOOP 0x4c4f4f50u
@@ -534,6 +555,7 @@ struct async_loop {
   async__cvctx **cv_slot;
   async_exception_handler exc_handler; /* NULL: the default */
   void *exc_arg;
+  async__ext *exts; /* see async__loop_ext */
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread
@@ -577,8 +599,8 @@ void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */
 int async__loop_iterate_inline(async_loop *loop);
-/* Whether fd is one of the loop's own (its wake-up fd): not the user's to
- * wait on or forget. */
+/* Whether fd is one of the loop's own (its wake-up fd, an extension's):
+ * not the user's to wait on or forget. */
 int async__loop_owns_fd(const async_loop *loop, int fd);
 
 /* Consumes a cancellation request of t that is still pending, as

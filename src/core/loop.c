@@ -112,7 +112,10 @@ static void wake_ready(async_loop *loop, async__io *w, unsigned revents) {
 }
 
 int async__loop_owns_fd(const async_loop *loop, int fd) {
-  return fd == loop->wake_fd[0] || fd == loop->wake_fd[1];
+  if (fd == loop->wake_fd[0] || fd == loop->wake_fd[1]) return 1;
+  for (const async__ext *e = loop->exts; e; e = e->next)
+    if (e->fd == fd) return 1;
+  return 0;
 }
 
 /* }==== */
@@ -513,6 +516,26 @@ static void drop_timers(async_loop *loop) {
   }
 }
 
+async__ext *async__loop_ext(const async_loop *loop, const void *key) {
+  for (async__ext *e = loop->exts; e; e = e->next)
+    if (e->key == key) return e;
+  return NULL;
+}
+
+void async__loop_ext_add(async_loop *loop, async__ext *e) {
+  e->next = loop->exts;
+  loop->exts = e;
+}
+
+/* Newest first, as a stack of layers unwinds. */
+static void close_exts(async_loop *loop) {
+  async__ext *e;
+  while ((e = loop->exts)) {
+    loop->exts = e->next;
+    e->close(loop, e);
+  }
+}
+
 int async_loop_close(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
@@ -521,6 +544,7 @@ int async_loop_close(async_loop *loop) {
   loop->closing = 1;
   wake_drain(loop);
   close_tasks(loop);
+  close_exts(loop);
   wake_drain(loop);
   drop_ready(loop);
   drop_timers(loop);
@@ -624,8 +648,7 @@ int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
 }
 
 double async_handle_when(const async_handle *h) {
-  if (!async__handle_ok(h) || !h->timed)
-    return ASYNC__NAN;
+  if (!async__handle_ok(h) || !h->timed) return ASYNC__NAN;
   return (double)h->timer.when / 1e9;
 }
 

@@ -47,23 +47,15 @@ extern int async__sendfile_force_copy;
 
 /* }==== */
 
-/* {==== Name resolution =================================================
- * async_getaddrinfo belongs to the thread pool's DNS lane (src/io/dns.c,
- * include/async/pool.h), built in parallel. Until it is merged,
- * src/io/dns_fallback.c provides a TEMPORARY blocking stand-in, to be
- * deleted at the merge; socket.c calls it only for names that are not
- * numeric addresses (a numeric one resolves with AI_NUMERICHOST, which
- * never blocks). */
-/* getaddrinfo's EAI_* code as a negative errno: -ENOENT (no such name),
- * -EAGAIN (temporary), -ENOMEM, errno for EAI_SYSTEM, -EIO otherwise. */
-int async__gai_errno(int rc);
+/* {==== Thread pool (pool.c) and name resolution (dns.c) ================
+ * dns.c runs its lookups through the public async_pool_run() on the
+ * ASYNC_POOL_DNS lane; it needs nothing private of pool.c. */
 
-/* Assumed: 0, or a negative errno (as async__gai_errno gives). */
-#ifndef ASYNC_API_POOL_H
-ASYNC_EXTERN int async_getaddrinfo(const char *host, const char *service,
-                                   const struct addrinfo *hints,
-                                   struct addrinfo **res, double timeout);
-#endif
+/* getaddrinfo's or getnameinfo's EAI_* code as the negative errno of
+ * async_getaddrinfo's doc (include/async/pool.h); `sys` is the errno of
+ * the thread that made the call, read for EAI_SYSTEM (dns.c). socket.c's
+ * numeric lookups, which never block, go through it too. */
+int async__dns_errno(int rc, int sys);
 
 /* }==== */
 

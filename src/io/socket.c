@@ -81,29 +81,6 @@ int async_socket_port(int fd) {
 
 /* {==== Addresses ======================================================= */
 
-int async__gai_errno(int rc) {
-  switch (rc) {
-  case 0:
-    return 0;
-  case EAI_NONAME:
-#ifdef EAI_NODATA
-  case EAI_NODATA:
-#endif
-#ifdef EAI_ADDRFAMILY
-  case EAI_ADDRFAMILY:
-#endif
-    return -ENOENT;
-  case EAI_AGAIN:
-    return -EAGAIN;
-  case EAI_MEMORY:
-    return -ENOMEM;
-  case EAI_SYSTEM:
-    return errno ? -errno : -EIO;
-  default:
-    return -EIO;
-  }
-}
-
 /* Resolves host:port for `socktype`. A numeric host never suspends; a name
  * does only when `may_suspend`, else it is -EINVAL. A NULL or empty host
  * is the IPv4 wildcard (passive) or loopback. */
@@ -119,7 +96,7 @@ static int resolve(const char *host, int port, int socktype, int passive,
   }
   snprintf(service, sizeof service, "%d", port);
   int rc = getaddrinfo(host, service, &hints, res);
-  if (rc != EAI_NONAME) return async__gai_errno(rc);
+  if (rc != EAI_NONAME) return async__dns_errno(rc, errno);
   if (!may_suspend) return -EINVAL;
   hints.ai_flags &= ~AI_NUMERICHOST;
   return async_getaddrinfo(host, service, &hints, res, timeout);
