@@ -149,38 +149,54 @@ static void test_condition_cancelled_waiter_absorbs_no_notify(void **state) {
   free_loop(loop);
 }
 
-static void
-test_condition_cancelled_after_notify_returns_notified(void **state) {
+/* Issue 10 item 7: notified, then cancelled before it runs: the
+ * cancellation wins (as in asyncio), the task still takes the lock back,
+ * and the notification goes to the next waiter. */
+static void test_condition_cancelled_after_notify_passes_it_on(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_condition *c;
   async_condition_new(&c, NULL);
-  cw w[1];
-  async_task *t[1];
-  spawn_waiters(loop, c, w, t, 1, NULL);
+  seqlog log = {0};
+  cw w[3];
+  async_task *t[3];
+  spawn_waiters(loop, c, w, t, 3, &log);
   async_lock_try_acquire(async_condition_lock(c));
-  async_condition_notify(c, 1);
+  assert_int_equal(async_condition_notify(c, 1), 1);
   async_task_cancel(t[0]); /* notified, has not run yet */
   spin(loop);
-  /* It waits for the lock now, the cancellation pending. */
+  /* It waits for the lock now. */
   assert_int_equal(w[0].done, 0);
   async_condition_release(c);
-  run_all(loop, t, 1);
-  assert_int_equal(w[0].rc, 0); /* the notification is not lost */
+  async_loop_run_until_complete(loop, t[0], NULL);
+  assert_int_equal(w[0].rc, -ECANCELED);
   assert_int_equal(w[0].held, 1);
-  assert_int_equal(w[0].after, -ECANCELED); /* delivered later */
+  assert_int_equal(w[0].after, 0); /* delivered once only */
+  /* Exactly one notification passed on: the second wakes, not the third. */
+  async_loop_run_until_complete(loop, t[1], NULL);
+  assert_int_equal(w[1].rc, 0);
+  assert_int_equal(w[2].done, 0);
+  async_lock_try_acquire(async_condition_lock(c));
+  assert_int_equal(async_condition_notify_all(c), 1);
+  async_condition_release(c);
+  run_all(loop, t, 3);
+  assert_int_equal(w[2].rc, 0);
+  int want[] = {0, 1, 2};
+  seqlog_expect(&log, want, 3);
   assert_int_equal(async_condition_free(c), 0);
   free_loop(loop);
 }
 
+/* Notified, then cancelled (twice) while it takes the lock back: one
+ * -ECANCELED, and the notification goes on. */
 static void test_condition_cancelled_while_reacquiring(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_condition *c;
   async_condition_new(&c, NULL);
-  cw w[1];
-  async_task *t[1];
-  spawn_waiters(loop, c, w, t, 1, NULL);
+  cw w[2];
+  async_task *t[2];
+  spawn_waiters(loop, c, w, t, 2, NULL);
   async_lock_try_acquire(async_condition_lock(c));
   async_condition_notify(c, 1);
   spin(loop); /* now waiting for the lock */
@@ -190,10 +206,11 @@ static void test_condition_cancelled_while_reacquiring(void **state) {
   spin(loop);
   assert_int_equal(w[0].done, 0); /* reacquires through cancellations */
   async_condition_release(c);
-  run_all(loop, t, 1);
-  assert_int_equal(w[0].rc, 0);
+  run_all(loop, t, 2);
+  assert_int_equal(w[0].rc, -ECANCELED);
   assert_int_equal(w[0].held, 1);
-  assert_int_equal(w[0].after, -ECANCELED);
+  assert_int_equal(w[0].after, 0);
+  assert_int_equal(w[1].rc, 0); /* got the notification passed on */
   assert_int_equal(async_condition_free(c), 0);
   free_loop(loop);
 }
@@ -325,7 +342,7 @@ int main(void) {
       cmocka_unit_test(test_condition_notify_wakes_in_order),
       cmocka_unit_test(test_condition_notify_all),
       cmocka_unit_test(test_condition_cancelled_waiter_absorbs_no_notify),
-      cmocka_unit_test(test_condition_cancelled_after_notify_returns_notified),
+      cmocka_unit_test(test_condition_cancelled_after_notify_passes_it_on),
       cmocka_unit_test(test_condition_cancelled_while_reacquiring),
       cmocka_unit_test(
           test_condition_cancelled_before_notify_waits_for_the_lock),

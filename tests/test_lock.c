@@ -147,7 +147,36 @@ static void test_lock_cancelled_only_waiter_leaves_it_free(void **state) {
   free_loop(loop);
 }
 
-static void test_lock_handed_over_then_cancelled_holds_it(void **state) {
+/* Issue 10 item 7: made the owner, then cancelled before it runs: the
+ * cancellation wins (as in asyncio) and the lock goes to the next waiter. */
+static void test_lock_handed_over_then_cancelled_passes_it_on(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  async_lock_try_acquire(l);
+  seqlog log = {0};
+  locker k[2] = {{.l = l, .id = 0, .log = &log, .release = 1},
+                 {.l = l, .id = 1, .log = &log, .release = 1}};
+  async_task *t[2];
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], lock_task, &k[i], NULL);
+  spin(loop);
+  async_lock_release(l);   /* handed to the first waiter */
+  async_task_cancel(t[0]); /* before it runs */
+  run_all(loop, t, 2);
+  assert_int_equal(k[0].rc, -ECANCELED); /* it does not hold it */
+  assert_int_equal(k[1].rc, 0);          /* the next one got it */
+  assert_int_equal(k[1].after, 0);
+  int want[] = {0, 1};
+  seqlog_expect(&log, want, 2);
+  assert_int_equal(async_lock_locked(l), 0); /* and released it */
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+/* Nobody next: the lock handed over and refused is free again. */
+static void test_lock_handed_over_then_cancelled_unlocks(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_lock *l;
@@ -157,12 +186,13 @@ static void test_lock_handed_over_then_cancelled_holds_it(void **state) {
   async_task *t;
   async_task_spawn(loop, &t, lock_task, &k, NULL);
   spin(loop);
-  async_lock_release(l); /* handed to the waiter */
-  async_task_cancel(t);  /* before it runs */
+  async_lock_release(l);
+  async_task_cancel(t);
   run_all(loop, &t, 1);
-  assert_int_equal(k.rc, 0); /* it knows it holds the lock */
-  assert_int_equal(k.after, -ECANCELED);
-  assert_int_equal(async_lock_locked(l), 0); /* and released it */
+  assert_int_equal(k.rc, -ECANCELED);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_try_acquire(l), 0);
+  assert_int_equal(async_lock_release(l), 0);
   assert_int_equal(async_lock_free(l), 0);
   free_loop(loop);
 }
@@ -295,7 +325,8 @@ int main(void) {
       cmocka_unit_test(test_lock_release_hands_over_no_barging),
       cmocka_unit_test(test_lock_cancelled_waiter_never_holds_it),
       cmocka_unit_test(test_lock_cancelled_only_waiter_leaves_it_free),
-      cmocka_unit_test(test_lock_handed_over_then_cancelled_holds_it),
+      cmocka_unit_test(test_lock_handed_over_then_cancelled_passes_it_on),
+      cmocka_unit_test(test_lock_handed_over_then_cancelled_unlocks),
       cmocka_unit_test(test_lock_is_not_recursive),
       cmocka_unit_test(test_lock_mutual_exclusion_under_cancellation),
       cmocka_unit_test(test_lock_owner_is_not_a_reused_address),

@@ -26,14 +26,18 @@ extern "C" {
  *
  * Fairness: waiting getters and putters are served first come, first
  * served, and a newcomer never overtakes them: a put that finds a getter
- * waiting hands its item straight to the first one, a get that frees a
- * place moves the first waiting putter's item in.
+ * waiting stores its item and promises it to the first one, which takes it
+ * when it runs; a get that frees a place promises it to the first waiting
+ * putter, which stores its item when it runs. Meanwhile nobody else can
+ * take that item or that place (size, empty and full count them as
+ * taken).
  *
- * Cancellation: a get or put cancelled while it waits returns -ECANCELED
- * and has moved nothing (the next waiter is served instead); one that was
- * already served when the cancellation came returns 0 with its item, and
- * the cancellation is delivered at the task's next suspension point. So no
- * item is lost or duplicated.
+ * Cancellation, as in asyncio: a get or put cancelled while it waits, or
+ * woken and then cancelled before it runs, returns -ECANCELED and has
+ * moved nothing. The item promised to a cancelled getter stays in the
+ * queue at its place (by the queue's order) and goes to the next getter in
+ * line if there is one; a cancelled putter's item is not stored, and the
+ * place goes to the next putter. So no item is lost or duplicated.
  *
  * A queue is not bound to a loop, but it belongs to one thread, and all
  * tasks that wait on it at the same time must belong to the same loop.
@@ -84,15 +88,16 @@ ASYNC_EXTERN int async_queue_new(async_queue **out, size_t maxsize,
  * any), in queue order. NULL is a harmless no-op. Freeing twice is
  * undefined.
  * Returns 0, -EINVAL, or -EBUSY when a task waits on the queue (in get,
- * put or join): nothing is freed then (shut it down first, which wakes
- * them). Suspends: no. */
+ * put or join), or was woken from get or put and has not run yet: nothing
+ * is freed then (shut it down first, which wakes them, and let them run).
+ * Suspends: no. */
 ASYNC_EXTERN int async_queue_free(async_queue *q);
 
 /** Puts `item` (any pointer, NULL included) into the queue, waiting while
  * the queue is full. Does not suspend when there is room (and so does not
  * deliver a pending cancellation then, as asyncio's put does not).
- * Returns 0 (the item now belongs to the queue, or to the getter it was
- * handed to), -ESHUTDOWN (the queue is shut down, now or while waiting),
+ * Returns 0 (the item now belongs to the queue), -ESHUTDOWN (the queue is
+ * shut down, now, while waiting, or after a place was promised to it),
  * -ECANCELED, -EINVAL, -EPERM (outside a task), -ENOMEM (a growing queue
  * could not grow). On error the item stays the caller's. Suspends: yes. */
 ASYNC_EXTERN int async_queue_put(async_queue *q, void *item);
@@ -100,7 +105,8 @@ ASYNC_EXTERN int async_queue_put(async_queue *q, void *item);
 /** Takes the next item (by the queue's order) into *item, waiting while the
  * queue is empty. Does not suspend when an item is there.
  * Returns 0 (*item is the caller's now), -ESHUTDOWN (the queue is shut
- * down and empty, now or while waiting), -ECANCELED, -EINVAL (also a NULL
+ * down and empty, now or while waiting, or an immediate shutdown discarded
+ * the item promised to it), -ECANCELED, -EINVAL (also a NULL
  * item), -EPERM (outside a task). *item is NULL on error.
  * Suspends: yes. */
 ASYNC_EXTERN int async_queue_get(async_queue *q, void **item);
@@ -136,17 +142,20 @@ ASYNC_EXTERN int async_queue_join(async_queue *q);
  * Returns 0 or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_queue_shutdown(async_queue *q, int immediate);
 
-/** The number of items in the queue (not counting those that waiting
- * putters still hold), or -EINVAL. */
+/** The number of items a get could take now: those in the queue, less the
+ * ones promised to woken getters (and not counting those that putters
+ * still hold), or -EINVAL. */
 ASYNC_EXTERN long async_queue_size(const async_queue *q);
 
 /** The maxsize given at creation (0: unbounded), or -EINVAL. */
 ASYNC_EXTERN long async_queue_maxsize(const async_queue *q);
 
-/** 1 if the queue holds no item, 0 if it does, -EINVAL. */
+/** 1 if the queue holds no item a get could take now (see
+ * async_queue_size), 0 if it does, -EINVAL. */
 ASYNC_EXTERN int async_queue_empty(const async_queue *q);
 
-/** 1 if the queue is bounded and holds maxsize items, 0 if not, -EINVAL. */
+/** 1 if the queue is bounded and every place is taken, by an item or
+ * promised to a woken putter (a put would wait), 0 if not, -EINVAL. */
 ASYNC_EXTERN int async_queue_full(const async_queue *q);
 
 /* ==== Synchronization =================================================== */
@@ -161,13 +170,17 @@ ASYNC_EXTERN int async_queue_full(const async_queue *q);
  *
  * All of them are FIFO-fair: waiters are served in the order they came,
  * and a newcomer never overtakes a waiter (the lock or permit released
- * while tasks wait goes straight to the first of them). All waits are
- * cancellation-safe: a task cancelled while it waits returns -ECANCELED
- * and owns nothing (it does not hold the lock, took no permit, did not
- * pass the barrier); a task already served when the cancellation came
- * returns 0, owning what it waited for, and the cancellation is delivered
- * at its next suspension point. A call that can be served at once does not
- * suspend (and does not deliver a pending cancellation), as in asyncio.
+ * while tasks wait goes straight to the first of them, even when the
+ * releasing task asks for it again at once). All waits are
+ * cancellation-safe, and the cancellation wins, as in asyncio: a task
+ * cancelled while it waits, or served (woken) and then cancelled before it
+ * runs, returns -ECANCELED and owns nothing (it does not hold the lock,
+ * took no permit, did not pass the barrier). What it was handed passes on:
+ * the lock, the permit or the condition's notification goes to the next
+ * waiter (or back to the object when nobody waits); an event or barrier
+ * wake-up holds nothing to pass on. A call that can be served at once does
+ * not suspend (and does not deliver a pending cancellation), as in
+ * asyncio.
  *
  * None of these calls allocates memory except _new. */
 
@@ -185,7 +198,8 @@ ASYNC_EXTERN int async_lock_free(async_lock *l);
 
 /** Acquires the lock, waiting in line while another task holds it.
  * Returns 0 (the calling task holds it), -EDEADLK (the calling task holds
- * it already: waiting would never end), -ECANCELED (it does not hold it),
+ * it already: waiting would never end), -ECANCELED (it does not hold it:
+ * one handed the lock and cancelled before it ran passed it on),
  * -EINVAL, -EPERM (outside a task). Suspends: yes. */
 ASYNC_EXTERN int async_lock_acquire(async_lock *l);
 
@@ -211,8 +225,9 @@ ASYNC_EXTERN int async_event_new(async_event **out);
 ASYNC_EXTERN int async_event_free(async_event *e);
 
 /** Sets the flag and wakes every waiting task (each will return 0 even if
- * the flag is cleared before it runs). Returns the number of tasks woken,
- * or -EINVAL. Suspends: no. */
+ * the flag is cleared before it runs, or -ECANCELED if it is cancelled
+ * before it runs). Returns the number of tasks woken, or -EINVAL.
+ * Suspends: no. */
 ASYNC_EXTERN int async_event_set(async_event *e);
 
 /** Clears the flag. Returns 0 or -EINVAL. Suspends: no. */
@@ -251,9 +266,11 @@ ASYNC_EXTERN int async_condition_locked(const async_condition *c);
 /** Releases the lock, which the calling task must hold, waits until
  * notified, and acquires the lock again before returning: on every return
  * but -EPERM/-EINVAL the task holds the lock, cancelled or not.
- * Returns 0 (notified), -ECANCELED (cancelled before it was notified; a
- * notification is never consumed by a cancelled wait), -EPERM (outside a
- * task, or the lock is not held by the calling task), -EINVAL.
+ * Returns 0 (notified), -ECANCELED (cancelled while it waited, or
+ * notified and then cancelled before it ran or while it took the lock
+ * back: that notification then goes to the next waiter, so a cancelled
+ * wait never consumes one), -EPERM (outside a task, or the lock is not
+ * held by the calling task), -EINVAL.
  * Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait(async_condition *c);
 
@@ -288,7 +305,8 @@ ASYNC_EXTERN int async_bounded_semaphore_new(async_semaphore **out,
 ASYNC_EXTERN int async_semaphore_free(async_semaphore *s);
 
 /** Takes a permit, waiting in line while there is none.
- * Returns 0, -ECANCELED (no permit taken), -EINVAL, -EPERM.
+ * Returns 0, -ECANCELED (no permit taken: one handed the permit and
+ * cancelled before it ran passed it on), -EINVAL, -EPERM.
  * Suspends: yes. */
 ASYNC_EXTERN int async_semaphore_acquire(async_semaphore *s);
 
@@ -322,7 +340,9 @@ ASYNC_EXTERN int async_barrier_free(async_barrier *b);
  * 0 to parties - 1 (the last to arrive, which does not suspend, gets
  * parties - 1), or -ENOTRECOVERABLE (the barrier is broken by abort, or
  * was reset or aborted while waiting), -ECANCELED (cancelled before the
- * barrier tripped: the task no longer counts as arrived), -EINVAL, -EPERM.
+ * barrier tripped: the task no longer counts as arrived; or cancelled after
+ * the trip, before it ran: the others have passed all the same, as in
+ * asyncio), -EINVAL, -EPERM.
  * Suspends: yes (not for the last party). */
 ASYNC_EXTERN int async_barrier_wait(async_barrier *b);
 

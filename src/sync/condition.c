@@ -5,8 +5,9 @@
  * whatever happens, as asyncio does: the reacquisition goes on through
  * cancellations. Notify hands the wake-up to the first waiters (see
  * sync.h): one cancelled while parked is unlinked and cannot absorb a
- * notification; one cancelled after it was notified returns 0, and the
- * cancellation stays pending for its next suspension point. */
+ * notification; one cancelled after it was notified (before it ran, or
+ * while it takes the lock back) returns -ECANCELED and passes the
+ * notification on to the next waiter, as asyncio does. */
 #include "sync.h"
 
 #include <limits.h>
@@ -99,12 +100,18 @@ int async_condition_wait(async_condition *c) {
   async__waiter w;
   w.item = NULL;
   int rc = async__waitq_park(&c->waiters, &w, t, cond_unlink, "condition");
+  /* Notified, then cancelled before it ran: the cancellation wins. */
+  int cancelled = rc == 0 && async__task_take_cancel(t);
   /* Take the lock back, however many times we are cancelled meanwhile. */
-  int cancelled_again = 0;
-  while ((err = async_lock_acquire(c->lock)) == -ECANCELED) cancelled_again = 1;
+  while ((err = async_lock_acquire(c->lock)) == -ECANCELED) cancelled = 1;
   if (w.item) c->resuming--; /* done with c: it may be freed now */
   if (err) return err;       /* only if the lock was freed under us */
-  if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
+  if (rc == 0 && cancelled) {
+    /* The notification we took, and will not act on, goes to the next
+     * waiter, as asyncio's wait notifies another when it raises. */
+    async_condition_notify(c, 1);
+    return -ECANCELED;
+  }
   return rc;
 }
 

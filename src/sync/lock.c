@@ -3,8 +3,9 @@
  *
  * Invariant: `locked` is 0 only while nobody waits. A release with waiters
  * does not unlock: it makes the first waiter the owner and wakes it (see
- * sync.h), so a newcomer cannot take the lock from under a waiter, and a
- * waiter cancelled while parked never holds it. */
+ * sync.h), so a newcomer cannot take the lock from under a waiter; a
+ * waiter cancelled while parked never holds it, and one cancelled after it
+ * was made the owner releases it before it returns, to the next waiter. */
 #include "sync.h"
 
 #include <stdlib.h>
@@ -68,7 +69,10 @@ int async_lock_acquire(async_lock *l) {
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   /* 0: the releaser made us the owner before waking us. */
-  return async__waitq_park(&l->waiters, &w, t, NULL, "lock");
+  err = async__waitq_park(&l->waiters, &w, t, NULL, "lock");
+  if (err == 0 && (err = async__task_take_cancel(t)))
+    async_lock_release(l); /* cancelled before we ran: to the next */
+  return err;
 }
 
 int async_lock_try_acquire(async_lock *l) {

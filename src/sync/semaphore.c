@@ -4,7 +4,9 @@
  *
  * Invariant: `value` is 0 whenever tasks wait. A release with waiters does
  * not raise the value: it hands the permit to the first waiter and wakes
- * it (see sync.h), so a newcomer cannot take it first. */
+ * it (see sync.h), so a newcomer cannot take it first, not even the task
+ * that released it; a waiter cancelled after it was handed the permit
+ * passes it on before it returns. */
 #include "sync.h"
 
 #include <limits.h>
@@ -55,6 +57,15 @@ int async_semaphore_free(async_semaphore *s) {
   return 0;
 }
 
+/* To the first waiter, which then owns it, else to the semaphore. */
+static void give_permit(async_semaphore *s) {
+  async__waiter *w = async__waitq_first(&s->waiters);
+  if (w)
+    async__waitq_wake(w, 0);
+  else
+    s->value++;
+}
+
 int async_semaphore_acquire(async_semaphore *s) {
   int err = 0;
   async__task *t = async__task_require(&err);
@@ -67,7 +78,10 @@ int async_semaphore_acquire(async_semaphore *s) {
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
   /* 0: the releaser handed us its permit before waking us. */
-  return async__waitq_park(&s->waiters, &w, t, NULL, "semaphore");
+  err = async__waitq_park(&s->waiters, &w, t, NULL, "semaphore");
+  if (err == 0 && (err = async__task_take_cancel(t)))
+    give_permit(s); /* cancelled before we ran: to the next */
+  return err;
 }
 
 int async_semaphore_try_acquire(async_semaphore *s) {
@@ -81,11 +95,7 @@ int async_semaphore_release(async_semaphore *s) {
   if (!sem_ok(s)) return -EINVAL;
   if (s->bounded ? s->value >= s->bound : s->value >= INT_MAX)
     return -EOVERFLOW;
-  async__waiter *w = async__waitq_first(&s->waiters);
-  if (w)
-    async__waitq_wake(w, 0);
-  else
-    s->value++;
+  give_permit(s);
   return 0;
 }
 
