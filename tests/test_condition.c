@@ -287,6 +287,45 @@ static void test_condition_wait_for_predicate(void **state) {
   free_loop(loop);
 }
 
+/* Issue 10 item 8: wait_for asks the predicate first, as asyncio's does,
+ * so an already true predicate needs neither the lock nor a wait. */
+static int always(void *arg) {
+  ++*(int *)arg;
+  return 1;
+}
+
+typedef struct pred_first {
+  async_condition *c;
+  int calls, rc, rc_held, rc_cancelled;
+} pred_first;
+
+static void *wait_for_true(void *arg) {
+  pred_first *p = arg;
+  p->rc = async_condition_wait_for(p->c, always, &p->calls); /* no lock */
+  async_condition_acquire(p->c);
+  async_task_cancel(async_task_current());
+  /* Served at once: does not suspend, so the request stays pending. */
+  p->rc_held = async_condition_wait_for(p->c, always, &p->calls);
+  async_condition_release(p->c);
+  p->rc_cancelled = async_yield();
+  return NULL;
+}
+
+static void test_condition_wait_for_asks_the_predicate_first(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  pred_first p = {0};
+  async_condition_new(&p.c, NULL);
+  assert_int_equal(run_task(loop, wait_for_true, &p, NULL), 0);
+  assert_int_equal(p.rc, 0);
+  assert_int_equal(p.rc_held, 0);
+  assert_int_equal(p.calls, 2);
+  assert_int_equal(p.rc_cancelled, -ECANCELED);
+  assert_int_equal(async_condition_locked(p.c), 0);
+  assert_int_equal(async_condition_free(p.c), 0);
+  free_loop(loop);
+}
+
 typedef struct misuse {
   async_condition *c;
   int wait_rc, wait_for_rc, notify_rc;
@@ -347,6 +386,7 @@ int main(void) {
       cmocka_unit_test(
           test_condition_cancelled_before_notify_waits_for_the_lock),
       cmocka_unit_test(test_condition_wait_for_predicate),
+      cmocka_unit_test(test_condition_wait_for_asks_the_predicate_first),
       cmocka_unit_test(test_condition_misuse),
   };
   return cmocka_run_group_tests_name("condition", tests, NULL, NULL);

@@ -274,9 +274,16 @@ ASYNC_EXTERN int async_condition_locked(const async_condition *c);
  * Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait(async_condition *c);
 
-/** Waits (as async_condition_wait) until pred(arg) returns non-zero; pred
- * is called with the lock held, first before any wait.
- * Returns 0 once pred is true, or the error of a wait. Suspends: yes. */
+/** Waits (as async_condition_wait) until pred(arg) returns non-zero. As in
+ * asyncio, pred is called first, before anything else is checked: when it
+ * is already true the call returns 0 at once, whether or not the calling
+ * task holds the lock, without suspending (and so without delivering a
+ * pending cancellation). Otherwise the task must hold the lock, and pred
+ * is called again, with the lock held, after each wake-up.
+ * Returns 0 once pred is true (C has no truth value to hand back beside
+ * the errors), -EPERM (outside a task, or pred false and the lock not held
+ * by the calling task), -EINVAL (NULL c or pred), or the error of a wait
+ * (-ECANCELED: the lock is held again). Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait_for(async_condition *c,
                                           int (*pred)(void *arg), void *arg);
 

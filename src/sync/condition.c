@@ -121,9 +121,13 @@ int async_condition_wait_for(async_condition *c, int (*pred)(void *arg),
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (!cond_ok(c) || !pred) return -EINVAL;
+  /* Asked first, as asyncio does: already true needs neither the lock nor
+   * a wait. */
+  if (pred(arg)) return 0;
   if (!async__lock_held_by(c->lock, t)) return -EPERM;
-  while (!pred(arg))
+  do
     if ((err = async_condition_wait(c))) return err;
+  while (!pred(arg));
   return 0;
 }
 
