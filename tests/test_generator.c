@@ -407,6 +407,107 @@ static void test_generator_loop_close_ends_the_producer(void **state) {
   free_loop(loop);
 }
 
+/* {==== asend and athrow (issue 10 item 8) ============================= */
+
+/* Yields twice what it is sent (0 for next); handles -EIO by yielding
+ * 100, fails with any other error thrown. */
+typedef struct echo {
+  int ran, caught, end_rc;
+} echo;
+
+static void *echo_gen(void *arg) {
+  echo *e = arg;
+  e->ran = 1;
+  long n = 0;
+  for (;;) {
+    void *sent = IPTR(-1);
+    int rc = async_gen_yield_recv(IPTR(n), &sent);
+    if (rc == -EIO) {
+      e->caught++;
+      n = 100;
+      continue;
+    }
+    if (rc) {
+      e->end_rc = rc;
+      if (sent != NULL) return async_fail(-EFAULT); /* must be NULL */
+      return rc == -EPIPE ? NULL : async_fail(rc);
+    }
+    n = 2 * PTRI(sent);
+  }
+}
+
+typedef struct send_throw {
+  async_gen *g, *fresh;
+  echo e, fresh_e;
+  int rc[12];
+  void *v[12];
+} send_throw;
+
+static void *send_and_throw(void *arg) {
+  send_throw *st = arg;
+  int i = 0;
+  st->rc[i] = async_gen_asend(st->g, IPTR(5), &st->v[i]); /* not started */
+  i++;
+  st->rc[i] = async_gen_asend(st->g, NULL, &st->v[i]); /* starts: 0 */
+  i++;
+  st->rc[i] = async_gen_asend(st->g, IPTR(5), &st->v[i]); /* 10 */
+  i++;
+  st->rc[i] = async_gen_next(st->g, &st->v[i]); /* sends NULL: 0 */
+  i++;
+  st->rc[i] = async_gen_athrow(st->g, -EIO, &st->v[i]); /* handled: 100 */
+  i++;
+  st->rc[i] = async_gen_asend(st->g, IPTR(21), &st->v[i]); /* 42 */
+  i++;
+  st->rc[i] = async_gen_athrow(st->g, 5, &st->v[i]); /* not an error */
+  i++;
+  st->rc[i] = async_gen_athrow(st->g, -ENOENT, &st->v[i]); /* passed on */
+  i++;
+  st->rc[i] = async_gen_next(st->g, &st->v[i]); /* done */
+  i++;
+  st->rc[i] = async_gen_athrow(st->fresh, -EIO, &st->v[i]); /* never runs */
+  i++;
+  st->rc[i] = async_gen_next(st->fresh, &st->v[i]);
+  i++;
+  async_gen_close(st->fresh);
+  st->rc[i] = async_gen_asend(st->fresh, NULL, &st->v[i]); /* closed */
+  return NULL;
+}
+
+static void test_generator_asend_and_athrow(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  send_throw st = {0};
+  assert_int_equal(async_gen_new(&st.g, echo_gen, &st.e, NULL), 0);
+  assert_int_equal(async_gen_new(&st.fresh, echo_gen, &st.fresh_e, NULL), 0);
+  assert_int_equal(run_task(loop, send_and_throw, &st, NULL), 0);
+  static const int rc[12] = {-EINVAL,
+                             0,
+                             0,
+                             0,
+                             0,
+                             0,
+                             -EINVAL,
+                             -ENOENT,
+                             ASYNC_GEN_DONE,
+                             -EIO,
+                             ASYNC_GEN_DONE,
+                             -ESHUTDOWN};
+  static const long v[12] = {0, 0, 10, 0, 100, 42, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 12; i++) {
+    if (st.rc[i] != rc[i] || PTRI(st.v[i]) != v[i])
+      fail_msg("call %d: %d, %d (want %d, %ld)", i, st.rc[i], PTRI(st.v[i]),
+               rc[i], v[i]);
+  }
+  assert_int_equal(st.e.caught, 1);
+  assert_int_equal(st.e.end_rc, -ENOENT);
+  assert_int_equal(st.fresh_e.ran, 0);
+  assert_int_equal(async_gen_free(st.g), 0);
+  assert_int_equal(async_gen_free(st.fresh), 0);
+  free_loop(loop);
+}
+
+/* }==== */
+
 /* {==== Misuse ========================================================== */
 
 typedef struct misuse {
@@ -415,7 +516,7 @@ typedef struct misuse {
   int next_own, close_own;
   int yield_after_close[2];
   int second_next;
-  int next_rc;
+  int next_rc, close_rc;
 } misuse;
 
 static void *plain_task_yields(void *arg) {
@@ -435,9 +536,16 @@ static void *selfish(void *arg) {
 
 static void *ignores_close(void *arg) {
   misuse *m = arg;
-  async_gen_yield(IPTR(1));                           /* -EPIPE: closed */
-  m->yield_after_close[0] = async_gen_yield(IPTR(2)); /* at once */
+  async_gen_yield(IPTR(1)); /* -EPIPE: closed */
+  /* Ignored: the close returns -EPERM, and this waits for the next. */
+  m->yield_after_close[0] = async_gen_yield(IPTR(2));
   m->yield_after_close[1] = async_sleep(0.001);
+  return NULL;
+}
+
+static void *close_it(void *arg) {
+  misuse *m = arg;
+  m->close_rc = async_gen_close(m->g);
   return NULL;
 }
 
@@ -463,7 +571,7 @@ static void *one_then_close(void *arg) {
   misuse *m = arg;
   void *v;
   m->next_rc = async_gen_next(m->g, &v);
-  async_gen_close(m->g);
+  m->close_rc = async_gen_close(m->g);
   return NULL;
 }
 
@@ -501,12 +609,28 @@ static void test_generator_misuse(void **state) {
   assert_int_equal(m.close_own, -EDEADLK);
   assert_int_equal(m.next_rc, 0);
   assert_int_equal(async_gen_free(m.g), 0);
-  /* A producer that ignores the close: its yields fail at once. */
+  /* Issue 10 item 8: a producer that yields again after the close makes
+   * the close report it, asyncio's "ignored GeneratorExit"; it is left at
+   * that yield, undelivered, and a second close tells it again. */
   assert_int_equal(async_gen_new(&m.g, ignores_close, &m, NULL), 0);
+  m.yield_after_close[0] = m.yield_after_close[1] = 1;
   assert_int_equal(run_task(loop, one_then_close, &m, NULL), 0);
+  assert_int_equal(m.close_rc, -EPERM);
+  assert_int_equal(m.yield_after_close[0], 1);       /* still waiting there */
+  assert_int_equal(async_gen_next(m.g, &v), -EPERM); /* outside a task */
+  assert_int_equal(run_task(loop, close_it, &m, NULL), 0);
+  assert_int_equal(m.close_rc, 0); /* it returned this time */
   assert_int_equal(m.yield_after_close[0], -EPIPE);
   assert_int_equal(m.yield_after_close[1], 0);
   assert_int_equal(async_gen_free(m.g), 0);
+  /* Freed while it waits at an ignored yield: told again. */
+  assert_int_equal(async_gen_new(&m.g, ignores_close, &m, NULL), 0);
+  m.yield_after_close[0] = m.yield_after_close[1] = 1;
+  assert_int_equal(run_task(loop, one_then_close, &m, NULL), 0);
+  assert_int_equal(m.close_rc, -EPERM);
+  assert_int_equal(async_gen_free(m.g), 0);
+  spin(loop);
+  assert_int_equal(m.yield_after_close[0], -EPIPE);
   /* Bad arguments. */
   assert_int_equal(async_gen_new(NULL, sleepy_gen, NULL, NULL), -EINVAL);
   assert_int_equal(async_gen_new(&m.g, NULL, NULL, NULL), -EINVAL);
@@ -538,6 +662,7 @@ int main(void) {
       cmocka_unit_test(test_generator_producer_cancelled_at_its_yield),
       cmocka_unit_test(test_generator_nested),
       cmocka_unit_test(test_generator_loop_close_ends_the_producer),
+      cmocka_unit_test(test_generator_asend_and_athrow),
       cmocka_unit_test(test_generator_misuse),
   };
   return cmocka_run_group_tests_name("generator", tests, NULL, NULL);

@@ -399,7 +399,12 @@ ASYNC_EXTERN int async_barrier_broken(const async_barrier *b);
  * that stops early calls async_gen_close (or async_gen_free), and the
  * producer's pending async_gen_yield returns -EPIPE: it cleans up and
  * returns. Values are opaque pointers; whoever receives one owns what it
- * points to, by the producer's own convention. */
+ * points to, by the producer's own convention.
+ *
+ * As asyncio's asend and athrow, async_gen_asend resumes the producer with
+ * a value that its pending yield receives (async_gen_yield_recv), and
+ * async_gen_athrow with an error that its pending yield returns; either
+ * then waits, as async_gen_next does, for the next value or the end. */
 typedef struct async_gen async_gen;
 
 /** What async_gen_next returns once the producer has returned (positive:
@@ -434,12 +439,45 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * returned; value may be NULL to drop the value. Suspends: yes. */
 ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
 
+/** asyncio's asend: async_gen_next, except that the producer's pending
+ * yield receives `sent` (through async_gen_yield_recv; async_gen_next
+ * sends NULL). The generator does not own `sent`: the producer's
+ * convention says who does. Returns what async_gen_next returns, and
+ * -EINVAL when sent is not NULL and the producer has not started (no
+ * yield could receive it, asyncio's "can't send non-None value to a
+ * just-started async generator"; a NULL one starts it as next does),
+ * -EAGAIN when sent is not NULL and the producer is not waiting at a
+ * yield that delivered its value (after its own wait was cancelled from
+ * outside it runs on its own; async_gen_next still works). Nothing is
+ * sent on an error. *value as for async_gen_next. Suspends: yes. */
+ASYNC_EXTERN int async_gen_asend(async_gen *g, void *sent, void **value);
+
+/** asyncio's athrow: the producer's pending yield returns `error` (a
+ * negative errno value of the caller's choosing) instead of 0; the call
+ * then waits, as async_gen_next does, for what the producer does next: a
+ * value it yields (0, *value set: it handled the error), its end
+ * (ASYNC_GEN_DONE), or its failure (the error it fails with, typically
+ * `error` itself, passed on by `return async_fail(err)`).
+ * A producer not started never runs: the generator is finished at once
+ * (later calls return ASYNC_GEN_DONE) and the call returns `error`, as
+ * asyncio raises it at the generator's first line.
+ * Returns those, the errors of async_gen_next, -EINVAL (error >= 0, or
+ * NULL g), -EAGAIN (the producer is not waiting at a yield that delivered
+ * its value: see async_gen_asend). Suspends: yes (not when the producer
+ * had not started). */
+ASYNC_EXTERN int async_gen_athrow(async_gen *g, int error, void **value);
+
 /** Called by a producer: hands `value` to the consumer waiting in
  * async_gen_next, then waits until the consumer asks for the next one.
  * Returns 0 (asked for the next value: go on); -EPIPE (the generator was
  * closed: clean up and return); -ECANCELED (the producer task was
  * cancelled, typically because its consumer was: clean up and return);
- * -EPERM outside a generator's producer.
+ * the error given to async_gen_athrow; -EPERM outside a generator's
+ * producer. A yield after -EPIPE (the producer ignored the close) delivers
+ * nothing: it makes the async_gen_close waiting for the producer return
+ * -EPERM, and waits there until the generator is closed again (another
+ * async_gen_close, or async_gen_free), then returns -EPIPE again; after
+ * async_gen_free it returns -EPIPE at once.
  * The value is delivered before the call suspends, except when the call
  * fails at once (-EPERM; -EPIPE, the generator was already closed;
  * -ECANCELED, a cancellation was already pending) and when no consumer
@@ -449,14 +487,26 @@ ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
  * Suspends: yes. */
 ASYNC_EXTERN int async_gen_yield(void *value);
 
+/** async_gen_yield, and *sent (if sent is not NULL) receives what the
+ * consumer resumed it with: the value given to async_gen_asend, NULL for
+ * async_gen_next. *sent is NULL unless 0 is returned. Besides the codes
+ * of async_gen_yield, returns the error given to async_gen_athrow (the
+ * consumer then waits for the producer's next yield or its end).
+ * Suspends: yes. */
+ASYNC_EXTERN int async_gen_yield_recv(void *value, void **sent);
+
 /** Closes the generator (aclose): a producer waiting at a yield gets
  * -EPIPE there, and the call waits until the producer has returned, so its
  * cleanup is done. A generator never started is closed without running.
- * Closing again, or closing a finished generator, does nothing.
+ * Closing a finished generator does nothing; closing again one whose
+ * producer still lives (it ignored the close) tells it again.
  * Returns 0, or the producer's error if it failed with another code than
- * -EPIPE; -EBUSY (a task waits in async_gen_next), -EDEADLK (called by
- * the producer itself), -ECANCELED (the closing task was cancelled while
- * it waited: the producer was cancelled too), -EXDEV, -EPERM, -EINVAL.
+ * -EPIPE; -EPERM when the producer yields again instead of returning
+ * (asyncio's "async generator ignored GeneratorExit"): it is left waiting
+ * at that yield, and a later close or free tells it again; -EBUSY (a task
+ * waits in async_gen_next), -EDEADLK (called by the producer itself),
+ * -ECANCELED (the closing task was cancelled while it waited: the
+ * producer was cancelled too), -EXDEV, -EPERM (outside a task), -EINVAL.
  * Suspends: yes (not when nothing runs). */
 ASYNC_EXTERN int async_gen_close(async_gen *g);
 
