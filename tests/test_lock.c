@@ -197,6 +197,35 @@ static void test_lock_handed_over_then_cancelled_unlocks(void **state) {
   free_loop(loop);
 }
 
+/* The lock handed to a waiter that has not run yet is busy: cancelled, it
+ * would release it. One given up at loop close before it ran counts
+ * itself out. */
+static void test_lock_free_waits_for_the_woken_owner(void **state) {
+  (void)state;
+  for (int close = 0; close < 2; close++) {
+    async_loop *loop = new_loop();
+    async_lock *l;
+    async_lock_new(&l);
+    async_lock_try_acquire(l);
+    locker k = {.l = l, .release = 1};
+    async_task *t;
+    async_task_spawn(loop, &t, lock_task, &k, NULL);
+    spin(loop);
+    async_lock_release(l); /* handed over */
+    assert_int_equal(async_lock_free(l), -EBUSY);
+    if (close) {
+      async_task_release(t);
+      free_loop(loop); /* it is given up before it runs */
+      assert_int_equal(async_lock_free(l), 0);
+    } else {
+      run_all(loop, &t, 1);
+      assert_int_equal(k.rc, 0);
+      assert_int_equal(async_lock_free(l), 0);
+      free_loop(loop);
+    }
+  }
+}
+
 static void *relock(void *arg) {
   locker *k = arg;
   async_lock_acquire(k->l);
@@ -327,6 +356,7 @@ int main(void) {
       cmocka_unit_test(test_lock_cancelled_only_waiter_leaves_it_free),
       cmocka_unit_test(test_lock_handed_over_then_cancelled_passes_it_on),
       cmocka_unit_test(test_lock_handed_over_then_cancelled_unlocks),
+      cmocka_unit_test(test_lock_free_waits_for_the_woken_owner),
       cmocka_unit_test(test_lock_is_not_recursive),
       cmocka_unit_test(test_lock_mutual_exclusion_under_cancellation),
       cmocka_unit_test(test_lock_owner_is_not_a_reused_address),

@@ -178,6 +178,33 @@ test_semaphore_served_then_cancelled_gives_the_permit_back(void **state) {
   free_loop(loop);
 }
 
+/* A permit handed to a waiter that has not run yet keeps the semaphore
+ * busy; one given up at loop close before it ran counts itself out. */
+static void test_semaphore_free_waits_for_the_woken_waiter(void **state) {
+  (void)state;
+  for (int close = 0; close < 2; close++) {
+    async_loop *loop = new_loop();
+    async_semaphore *s;
+    async_semaphore_new(&s, 0);
+    acq a = {.s = s, .release = 1};
+    async_task *t;
+    async_task_spawn(loop, &t, acquirer, &a, NULL);
+    spin(loop);
+    async_semaphore_release(s); /* handed over */
+    assert_int_equal(async_semaphore_free(s), -EBUSY);
+    if (close) {
+      async_task_release(t);
+      free_loop(loop);
+      assert_int_equal(async_semaphore_free(s), 0);
+    } else {
+      run_all(loop, &t, 1);
+      assert_int_equal(a.rc, 0);
+      assert_int_equal(async_semaphore_free(s), 0);
+      free_loop(loop);
+    }
+  }
+}
+
 /* A task that releases and at once acquires again does not overtake the
  * waiter woken by its release, even when that one is then cancelled. */
 typedef struct recycler {
@@ -285,6 +312,7 @@ int main(void) {
       cmocka_unit_test(
           test_semaphore_served_then_cancelled_gives_the_permit_back),
       cmocka_unit_test(test_semaphore_reacquire_does_not_overtake),
+      cmocka_unit_test(test_semaphore_free_waits_for_the_woken_waiter),
       cmocka_unit_test(test_semaphore_limits_concurrency_under_cancellation),
   };
   return cmocka_run_group_tests_name("semaphore", tests, NULL, NULL);

@@ -193,7 +193,8 @@ typedef struct async_lock async_lock;
 ASYNC_EXTERN int async_lock_new(async_lock **out);
 
 /** Frees the lock (it may be locked). Returns 0, -EINVAL, -EBUSY (a task
- * waits for it). Suspends: no. */
+ * waits for it, or was handed it and has not run yet: cancelled then, it
+ * would pass the lock on). Suspends: no. */
 ASYNC_EXTERN int async_lock_free(async_lock *l);
 
 /** Acquires the lock, waiting in line while another task holds it.
@@ -308,7 +309,9 @@ ASYNC_EXTERN int async_semaphore_new(async_semaphore **out, unsigned value);
 ASYNC_EXTERN int async_bounded_semaphore_new(async_semaphore **out,
                                              unsigned value);
 
-/** Frees the semaphore. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
+/** Frees the semaphore. Returns 0, -EINVAL, -EBUSY (a task waits on it,
+ * or was handed a permit and has not run yet: cancelled then, it would
+ * pass the permit on). Suspends: no. */
 ASYNC_EXTERN int async_semaphore_free(async_semaphore *s);
 
 /** Takes a permit, waiting in line while there is none.

@@ -20,7 +20,10 @@ struct async_lock {
    * its memory back from the block cache, but not its id. */
   async__task *owner;
   uint64_t owner_id;
-  async__list waiters; /* async__waiter */
+  /* Waiters made the owner and woken that have not run yet: a cancelled
+   * one releases the lock when it does, so it must not be freed. */
+  unsigned woken;
+  async__list waiters; /* async__waiter, item = the lock */
 };
 
 static inline int lock_ok(const async_lock *l) {
@@ -49,10 +52,19 @@ int async_lock_new(async_lock **out) {
 int async_lock_free(async_lock *l) {
   if (!l) return 0;
   if (!lock_ok(l)) return -EINVAL;
-  if (!async__list_empty(&l->waiters)) return -EBUSY;
+  if (!async__list_empty(&l->waiters) || l->woken) return -EBUSY;
   l->magic = ASYNC__MAGIC_DEAD;
   free(l);
   return 0;
+}
+
+/* For a waiter killed at loop close after it was woken: it will not come
+ * back to count itself out. */
+static void lock_unlink(async__task *t) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->state != ASYNC__T_SUSPENDED && t->wake == 0)
+    ((async_lock *)w->item)->woken--;
 }
 
 int async_lock_acquire(async_lock *l) {
@@ -68,9 +80,12 @@ int async_lock_acquire(async_lock *l) {
   if (async__lock_held_by(l, t)) return -EDEADLK;
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
+  w.item = l;
   /* 0: the releaser made us the owner before waking us. */
-  err = async__waitq_park(&l->waiters, &w, t, NULL, "lock");
-  if (err == 0 && (err = async__task_take_cancel(t)))
+  err = async__waitq_park(&l->waiters, &w, t, lock_unlink, "lock");
+  if (err) return err;
+  l->woken--;
+  if ((err = async__task_take_cancel(t)))
     async_lock_release(l); /* cancelled before we ran: to the next */
   return err;
 }
@@ -89,6 +104,7 @@ int async_lock_release(async_lock *l) {
   async__waiter *w = async__waitq_first(&l->waiters);
   if (w) {
     set_owner(l, w->t); /* handed over: stays locked */
+    l->woken++;
     async__waitq_wake(w, 0);
   } else {
     l->locked = 0;

@@ -18,8 +18,11 @@ struct async_semaphore {
   uint32_t magic;
   uint8_t bounded;
   unsigned value;
-  unsigned bound;      /* bounded: the initial value */
-  async__list waiters; /* async__waiter */
+  unsigned bound; /* bounded: the initial value */
+  /* Waiters handed a permit and woken that have not run yet: a cancelled
+   * one gives it back when it does, so it must not be freed. */
+  unsigned woken;
+  async__list waiters; /* async__waiter, item = the semaphore */
 };
 
 static inline int sem_ok(const async_semaphore *s) {
@@ -51,7 +54,7 @@ int async_bounded_semaphore_new(async_semaphore **out, unsigned value) {
 int async_semaphore_free(async_semaphore *s) {
   if (!s) return 0;
   if (!sem_ok(s)) return -EINVAL;
-  if (!async__list_empty(&s->waiters)) return -EBUSY;
+  if (!async__list_empty(&s->waiters) || s->woken) return -EBUSY;
   s->magic = ASYNC__MAGIC_DEAD;
   free(s);
   return 0;
@@ -60,10 +63,20 @@ int async_semaphore_free(async_semaphore *s) {
 /* To the first waiter, which then owns it, else to the semaphore. */
 static void give_permit(async_semaphore *s) {
   async__waiter *w = async__waitq_first(&s->waiters);
-  if (w)
+  if (w) {
+    s->woken++;
     async__waitq_wake(w, 0);
-  else
+  } else {
     s->value++;
+  }
+}
+
+/* For a waiter killed at loop close after it was woken. */
+static void sem_unlink(async__task *t) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->state != ASYNC__T_SUSPENDED && t->wake == 0)
+    ((async_semaphore *)w->item)->woken--;
 }
 
 int async_semaphore_acquire(async_semaphore *s) {
@@ -77,9 +90,12 @@ int async_semaphore_acquire(async_semaphore *s) {
   }
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
+  w.item = s;
   /* 0: the releaser handed us its permit before waking us. */
-  err = async__waitq_park(&s->waiters, &w, t, NULL, "semaphore");
-  if (err == 0 && (err = async__task_take_cancel(t)))
+  err = async__waitq_park(&s->waiters, &w, t, sem_unlink, "semaphore");
+  if (err) return err;
+  s->woken--;
+  if ((err = async__task_take_cancel(t)))
     give_permit(s); /* cancelled before we ran: to the next */
   return err;
 }
