@@ -506,6 +506,60 @@ static void test_generator_asend_and_athrow(void **state) {
   free_loop(loop);
 }
 
+/* A producer whose wait at a yield is cancelled from outside runs on its
+ * own: no yield can receive a sent value or a thrown error, -EAGAIN,
+ * until it waits at a yield that delivered its value; next still works. */
+typedef struct loose {
+  async_gen *g;
+  async_task *producer;
+  int first_rc, athrow_running, asend_running, athrow_waiting, next_rc;
+  int asend_null_rc;
+  void *v, *v2;
+} loose;
+
+static void *loose_gen(void *arg) {
+  loose *l = arg;
+  l->producer = async_task_current();
+  async_gen_yield(IPTR(1)); /* -ECANCELED, from outside: go on */
+  async_sleep(0.01);
+  async_gen_yield(IPTR(2)); /* nobody asked yet: waits, undelivered */
+  async_gen_yield(IPTR(3));
+  return NULL;
+}
+
+static void *loose_consumer(void *arg) {
+  loose *l = arg;
+  l->first_rc = async_gen_next(l->g, &l->v);
+  async_task_cancel(l->producer);
+  async_sleep(0.005); /* the producer sleeps on its own */
+  l->athrow_running = async_gen_athrow(l->g, -EIO, NULL);
+  l->asend_running = async_gen_asend(l->g, IPTR(7), NULL);
+  async_sleep(0.02); /* now it waits at yield(2), undelivered */
+  l->athrow_waiting = async_gen_athrow(l->g, -EIO, NULL);
+  l->next_rc = async_gen_next(l->g, &l->v);
+  l->asend_null_rc = async_gen_asend(l->g, NULL, &l->v2); /* as next */
+  async_gen_close(l->g);
+  return NULL;
+}
+
+static void test_generator_send_and_throw_need_a_waiting_yield(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  loose l = {0};
+  assert_int_equal(async_gen_new(&l.g, loose_gen, &l, NULL), 0);
+  assert_int_equal(run_task(loop, loose_consumer, &l, NULL), 0);
+  assert_int_equal(l.first_rc, 0);
+  assert_int_equal(l.athrow_running, -EAGAIN);
+  assert_int_equal(l.asend_running, -EAGAIN);
+  assert_int_equal(l.athrow_waiting, -EAGAIN);
+  assert_int_equal(l.next_rc, 0);
+  assert_int_equal(PTRI(l.v), 2);
+  assert_int_equal(l.asend_null_rc, 0);
+  assert_int_equal(PTRI(l.v2), 3);
+  assert_int_equal(async_gen_free(l.g), 0);
+  free_loop(loop);
+}
+
 /* }==== */
 
 /* {==== Misuse ========================================================== */
@@ -663,6 +717,7 @@ int main(void) {
       cmocka_unit_test(test_generator_nested),
       cmocka_unit_test(test_generator_loop_close_ends_the_producer),
       cmocka_unit_test(test_generator_asend_and_athrow),
+      cmocka_unit_test(test_generator_send_and_throw_need_a_waiting_yield),
       cmocka_unit_test(test_generator_misuse),
   };
   return cmocka_run_group_tests_name("generator", tests, NULL, NULL);
