@@ -326,6 +326,146 @@ static void test_condition_wait_for_asks_the_predicate_first(void **state) {
   free_loop(loop);
 }
 
+/* One item at a time: the producer adds it, notifies one waiter, and
+ * sometimes cancels one of the tasks waiting on the condition at once,
+ * at times the notified one; then it waits (yielding) until a consumer took
+ * the item. A cancelled consumer retires until the item is taken (or
+ * until nobody else waits), so only a notification can bring the item to
+ * the waiting ones: one lost with consumers still waiting stalls the
+ * producer, which counts it and repairs it with notify_all so that the
+ * test ends. Every item is taken exactly once. */
+#define CSTRESS_CONSUMERS 4
+#define CSTRESS_ITEMS 3000
+
+typedef struct cstress {
+  async_condition *c;
+  async_event *rehire;
+  async_task *t[CSTRESS_CONSUMERS];
+  uint8_t waiting[CSTRESS_CONSUMERS], retired[CSTRESS_CONSUMERS];
+  int items, taken, producing, stalls, bad;
+  long cancels;
+  uint64_t rng;
+} cstress;
+
+typedef struct cstress_arg {
+  cstress *st;
+  int id;
+} cstress_arg;
+
+static uint64_t cxs(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+/* An item, or the end. */
+static int has_item(void *arg) {
+  const cstress *st = arg;
+  return st->items > 0 || !st->producing;
+}
+
+static void *cstress_consumer(void *arg) {
+  cstress_arg *a = arg;
+  cstress *st = a->st;
+  while (st->producing || st->items) {
+    if (st->retired[a->id]) {
+      if (async_event_wait(st->rehire)) st->bad++;
+      st->retired[a->id] = 0;
+      continue;
+    }
+    if (async_condition_acquire(st->c)) {
+      st->bad++;
+      break;
+    }
+    st->waiting[a->id] = 1;
+    int rc = async_condition_wait_for(st->c, has_item, st);
+    st->waiting[a->id] = 0;
+    if (async_condition_locked(st->c) != 1) st->bad++; /* held either way */
+    if (rc == 0 && st->items > 0) {
+      st->items--;
+      st->taken++;
+    } else if (rc == -ECANCELED) {
+      st->cancels++;
+      st->retired[a->id] = 1;
+    } else if (rc != 0) {
+      st->bad++;
+    }
+    async_condition_release(st->c);
+  }
+  return NULL;
+}
+
+static int cstress_count(const uint8_t *v) {
+  int n = 0;
+  for (int k = 0; k < CSTRESS_CONSUMERS; k++) n += v[k];
+  return n;
+}
+
+static void cstress_rehire(cstress *st) {
+  async_event_set(st->rehire);
+  async_event_clear(st->rehire);
+}
+
+static void *cstress_producer(void *arg) {
+  cstress *st = arg;
+  for (int i = 0; i < CSTRESS_ITEMS; i++) {
+    async_condition_acquire(st->c);
+    st->items++;
+    async_condition_notify(st->c, 1);
+    async_condition_release(st->c);
+    uint64_t r = cxs(&st->rng);
+    if (r % 3 == 0) /* one of them, so that others may still wait */
+      for (int k = (int)((r >> 8) % CSTRESS_CONSUMERS), n = 0;
+           n < CSTRESS_CONSUMERS; n++, k = (k + 1) % CSTRESS_CONSUMERS)
+        if (st->waiting[k]) {
+          async_task_cancel(st->t[k]);
+          break;
+        }
+    for (int spins = 0; st->items; spins++) {
+      async_yield();
+      if (!cstress_count(st->waiting)) {
+        cstress_rehire(st); /* nobody waits: they need no notification */
+      } else if (spins == 1000) {
+        st->stalls++;
+        async_condition_acquire(st->c);
+        async_condition_notify_all(st->c);
+        async_condition_release(st->c);
+      }
+    }
+    if (cstress_count(st->retired)) cstress_rehire(st);
+  }
+  st->producing = 0;
+  async_condition_acquire(st->c);
+  async_condition_notify_all(st->c); /* the last look at `producing` */
+  async_condition_release(st->c);
+  async_event_set(st->rehire);
+  return NULL;
+}
+
+static void test_condition_random_cancellations_lose_no_notify(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  cstress st = {.rng = 0x9E3779B97F4A7C15ull, .producing = 1};
+  cstress_arg a[CSTRESS_CONSUMERS];
+  assert_int_equal(async_condition_new(&st.c, NULL), 0);
+  assert_int_equal(async_event_new(&st.rehire), 0);
+  for (int i = 0; i < CSTRESS_CONSUMERS; i++) {
+    a[i] = (cstress_arg){&st, i};
+    async_task_spawn(loop, &st.t[i], cstress_consumer, &a[i], NULL);
+  }
+  async_task *p;
+  async_task_spawn(loop, &p, cstress_producer, &st, NULL);
+  run_all(loop, &p, 1);
+  run_all(loop, st.t, CSTRESS_CONSUMERS);
+  assert_int_equal(st.bad, 0);
+  assert_int_equal(st.stalls, 0);
+  assert_int_equal(st.taken, CSTRESS_ITEMS);
+  assert_true(st.cancels > 100);
+  assert_int_equal(async_condition_locked(st.c), 0);
+  assert_int_equal(async_condition_free(st.c), 0);
+  assert_int_equal(async_event_free(st.rehire), 0);
+  free_loop(loop);
+}
+
 typedef struct misuse {
   async_condition *c;
   int wait_rc, wait_for_rc, notify_rc;
@@ -387,6 +527,7 @@ int main(void) {
           test_condition_cancelled_before_notify_waits_for_the_lock),
       cmocka_unit_test(test_condition_wait_for_predicate),
       cmocka_unit_test(test_condition_wait_for_asks_the_predicate_first),
+      cmocka_unit_test(test_condition_random_cancellations_lose_no_notify),
       cmocka_unit_test(test_condition_misuse),
   };
   return cmocka_run_group_tests_name("condition", tests, NULL, NULL);

@@ -226,6 +226,79 @@ static void test_lock_free_waits_for_the_woken_owner(void **state) {
   }
 }
 
+/* As the semaphore's stress test: workers take the lock in rounds, and
+ * right after a release (the lock handed to the first waiter, woken but
+ * not yet run) one now and then cancels every task waiting for it. Never
+ * two holders, the lock free at the end, every worker done. */
+#define LSTRESS_TASKS 5
+#define LSTRESS_ROUNDS 2000
+
+typedef struct lstress {
+  async_lock *l;
+  async_task *t[LSTRESS_TASKS];
+  uint8_t waiting[LSTRESS_TASKS];
+  int holders, bad, finished;
+  long cancels;
+  uint64_t rng;
+} lstress;
+
+typedef struct lstress_arg {
+  lstress *st;
+  int id;
+} lstress_arg;
+
+static uint64_t lxs(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+static void *lstress_worker(void *arg) {
+  lstress_arg *a = arg;
+  lstress *st = a->st;
+  for (int i = 0; i < LSTRESS_ROUNDS;) {
+    st->waiting[a->id] = 1;
+    int rc = async_lock_acquire(st->l);
+    st->waiting[a->id] = 0;
+    if (rc == -ECANCELED) {
+      st->cancels++;
+      continue;
+    }
+    if (rc) {
+      st->bad++;
+      break;
+    }
+    if (++st->holders > 1) st->bad++;
+    if (lxs(&st->rng) % 2) async_yield();
+    st->holders--;
+    if (async_lock_release(st->l)) st->bad++;
+    if (lxs(&st->rng) % 4 == 0)
+      for (int k = 0; k < LSTRESS_TASKS; k++)
+        if (st->waiting[k]) async_task_cancel(st->t[k]);
+    i++;
+  }
+  st->finished++;
+  return NULL;
+}
+
+static void test_lock_random_cancellations_of_woken_owners(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  lstress st = {.rng = 0x2545F4914F6CDD1Dull};
+  lstress_arg a[LSTRESS_TASKS];
+  assert_int_equal(async_lock_new(&st.l), 0);
+  for (int i = 0; i < LSTRESS_TASKS; i++) {
+    a[i] = (lstress_arg){&st, i};
+    async_task_spawn(loop, &st.t[i], lstress_worker, &a[i], NULL);
+  }
+  run_all(loop, st.t, LSTRESS_TASKS);
+  assert_int_equal(st.bad, 0);
+  assert_int_equal(st.finished, LSTRESS_TASKS);
+  assert_int_equal(async_lock_locked(st.l), 0);
+  assert_true(st.cancels > 100);
+  assert_int_equal(async_lock_free(st.l), 0);
+  free_loop(loop);
+}
+
 static void *relock(void *arg) {
   locker *k = arg;
   async_lock_acquire(k->l);
@@ -357,6 +430,7 @@ int main(void) {
       cmocka_unit_test(test_lock_handed_over_then_cancelled_passes_it_on),
       cmocka_unit_test(test_lock_handed_over_then_cancelled_unlocks),
       cmocka_unit_test(test_lock_free_waits_for_the_woken_owner),
+      cmocka_unit_test(test_lock_random_cancellations_of_woken_owners),
       cmocka_unit_test(test_lock_is_not_recursive),
       cmocka_unit_test(test_lock_mutual_exclusion_under_cancellation),
       cmocka_unit_test(test_lock_owner_is_not_a_reused_address),

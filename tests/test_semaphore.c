@@ -205,6 +205,85 @@ static void test_semaphore_free_waits_for_the_woken_waiter(void **state) {
   }
 }
 
+/* Workers take and give back permits in rounds; right after a release
+ * (which hands the permit to the first waiter, woken but not yet run) a
+ * worker now and then cancels every task waiting for one. Never more
+ * holders than permits, no permit lost or made, and every worker finishes
+ * its rounds (a lost permit would leave them waiting forever). */
+#define SSTRESS_TASKS 6
+#define SSTRESS_ROUNDS 2000
+#define SSTRESS_PERMITS 2
+
+typedef struct sstress {
+  async_semaphore *s;
+  async_task *t[SSTRESS_TASKS];
+  uint8_t waiting[SSTRESS_TASKS];
+  int holders, bad, finished;
+  long cancels, pokes;
+  uint64_t rng;
+} sstress;
+
+typedef struct sstress_arg {
+  sstress *st;
+  int id;
+} sstress_arg;
+
+static uint64_t sxs(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+static void *sstress_worker(void *arg) {
+  sstress_arg *a = arg;
+  sstress *st = a->st;
+  for (int i = 0; i < SSTRESS_ROUNDS;) {
+    st->waiting[a->id] = 1;
+    int rc = async_semaphore_acquire(st->s);
+    st->waiting[a->id] = 0;
+    if (rc == -ECANCELED) {
+      st->cancels++;
+      continue;
+    }
+    if (rc) {
+      st->bad++;
+      break;
+    }
+    if (++st->holders > SSTRESS_PERMITS) st->bad++;
+    if (sxs(&st->rng) % 2) async_yield(); /* hold it across a switch */
+    st->holders--;
+    if (async_semaphore_release(st->s)) st->bad++;
+    if (sxs(&st->rng) % 4 == 0) {
+      st->pokes++;
+      for (int k = 0; k < SSTRESS_TASKS; k++)
+        if (st->waiting[k]) async_task_cancel(st->t[k]);
+    }
+    i++;
+  }
+  st->finished++;
+  return NULL;
+}
+
+static void test_semaphore_random_cancellations_lose_no_permit(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  sstress st = {.rng = 0x9E3779B97F4A7C15ull};
+  sstress_arg a[SSTRESS_TASKS];
+  assert_int_equal(async_bounded_semaphore_new(&st.s, SSTRESS_PERMITS), 0);
+  for (int i = 0; i < SSTRESS_TASKS; i++) {
+    a[i] = (sstress_arg){&st, i};
+    async_task_spawn(loop, &st.t[i], sstress_worker, &a[i], NULL);
+  }
+  run_all(loop, st.t, SSTRESS_TASKS);
+  assert_int_equal(st.bad, 0);
+  assert_int_equal(st.finished, SSTRESS_TASKS);
+  assert_int_equal(st.holders, 0);
+  assert_int_equal(async_semaphore_value(st.s), SSTRESS_PERMITS);
+  assert_true(st.cancels > 100);
+  assert_true(st.pokes > 100);
+  assert_int_equal(async_semaphore_free(st.s), 0);
+  free_loop(loop);
+}
+
 /* A task that releases and at once acquires again does not overtake the
  * waiter woken by its release, even when that one is then cancelled. */
 typedef struct recycler {
@@ -313,6 +392,7 @@ int main(void) {
           test_semaphore_served_then_cancelled_gives_the_permit_back),
       cmocka_unit_test(test_semaphore_reacquire_does_not_overtake),
       cmocka_unit_test(test_semaphore_free_waits_for_the_woken_waiter),
+      cmocka_unit_test(test_semaphore_random_cancellations_lose_no_permit),
       cmocka_unit_test(test_semaphore_limits_concurrency_under_cancellation),
   };
   return cmocka_run_group_tests_name("semaphore", tests, NULL, NULL);
