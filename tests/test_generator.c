@@ -560,6 +560,56 @@ static void test_generator_send_and_throw_need_a_waiting_yield(void **state) {
   free_loop(loop);
 }
 
+/* The closer cancelled while it waits: the cancellation goes to the
+ * producer, whose ignored yield then returns it at once instead of
+ * waiting for another close; the close still reports -EPERM. */
+typedef struct stubborn {
+  async_gen *g;
+  async_task *closer;
+  int rc[3], close_rc, after_close;
+} stubborn;
+
+static void *stubborn_gen(void *arg) {
+  stubborn *sb = arg;
+  sb->rc[0] = async_gen_yield(IPTR(1)); /* -EPIPE */
+  sb->rc[1] = async_gen_yield(IPTR(2)); /* ignored: -ECANCELED at once */
+  sb->rc[2] = 1;
+  return NULL;
+}
+
+static void *stubborn_closer(void *arg) {
+  stubborn *sb = arg;
+  void *v;
+  async_gen_next(sb->g, &v);
+  sb->close_rc = async_gen_close(sb->g);
+  sb->after_close = async_yield(); /* our cancellation, still pending */
+  return NULL;
+}
+
+static void
+test_generator_cancelled_closer_of_a_stubborn_producer(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  stubborn sb = {0};
+  assert_int_equal(async_gen_new(&sb.g, stubborn_gen, &sb, NULL), 0);
+  async_task *t;
+  async_task_spawn(loop, &t, stubborn_closer, &sb, NULL);
+  spin(loop); /* next starts the producer */
+  spin(loop); /* which yields 1 */
+  spin(loop); /* the close waits, the producer is resumed */
+  assert_int_equal(async_task_cancel(t), 1);
+  async_loop_run_until_complete(loop, t, NULL);
+  async_task_release(t);
+  spin(loop);
+  assert_int_equal(sb.rc[0], -EPIPE);
+  assert_int_equal(sb.rc[1], -ECANCELED);
+  assert_int_equal(sb.rc[2], 1); /* and it went on to its end */
+  assert_int_equal(sb.close_rc, -EPERM);
+  assert_int_equal(sb.after_close, -ECANCELED);
+  assert_int_equal(async_gen_free(sb.g), 0);
+  free_loop(loop);
+}
+
 /* }==== */
 
 /* {==== Misuse ========================================================== */
@@ -718,6 +768,7 @@ int main(void) {
       cmocka_unit_test(test_generator_loop_close_ends_the_producer),
       cmocka_unit_test(test_generator_asend_and_athrow),
       cmocka_unit_test(test_generator_send_and_throw_need_a_waiting_yield),
+      cmocka_unit_test(test_generator_cancelled_closer_of_a_stubborn_producer),
       cmocka_unit_test(test_generator_misuse),
   };
   return cmocka_run_group_tests_name("generator", tests, NULL, NULL);

@@ -358,6 +358,7 @@ int async_gen_yield_recv(void *value, void **sent) {
     /* Told, and yielding all the same: the closer hears of it (-EPERM)
      * and we wait here, undelivered, for the next close or free. */
     if (g->consumer) wake_consumer(g, GEN_IGNORED);
+    if ((err = async__task_take_cancel(t))) return err;
     return yield_park(g, t, 0);
   }
   if ((err = async__task_take_cancel(t))) return err;
