@@ -103,7 +103,9 @@ ASYNC_EXTERN int async_queue_free(async_queue *q);
 ASYNC_EXTERN int async_queue_put(async_queue *q, void *item);
 
 /** Takes the next item (by the queue's order) into *item, waiting while the
- * queue is empty. Does not suspend when an item is there.
+ * queue is empty (see async_queue_empty: an item promised to a woken
+ * getter is not there for a newcomer). Does not suspend when an item is
+ * there.
  * Returns 0 (*item is the caller's now), -ESHUTDOWN (the queue is shut
  * down and empty, now or while waiting, or an immediate shutdown discarded
  * the item promised to it), -ECANCELED, -EINVAL (also a NULL
