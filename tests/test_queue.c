@@ -551,6 +551,21 @@ static void test_queue_free_waits_for_woken_waiters(void **state) {
   assert_int_equal(async_queue_free(q), 0);
   int want[] = {7};
   seqlog_expect(&dropped, want, 1);
+  /* The same for a putter promised a place. */
+  loop = new_loop();
+  assert_int_equal(async_queue_new(&q, 1, NULL), 0);
+  async_queue_put_nowait(q, IPTR(1));
+  p = (op){.q = q, .item = IPTR(2)};
+  async_task_spawn(loop, &t[1], putter, &p, NULL);
+  spin(loop);
+  void *v;
+  assert_int_equal(async_queue_get_nowait(q, &v), 0); /* wakes it */
+  assert_int_equal(async_queue_free(q), -EBUSY);
+  assert_int_equal(async_queue_full(q), 1);
+  async_task_release(t[1]);
+  free_loop(loop);
+  assert_int_equal(async_queue_full(q), 0); /* the place is free again */
+  assert_int_equal(async_queue_free(q), 0);
 }
 
 static void test_queue_cancelled_getters_are_not_kept(void **state) {
