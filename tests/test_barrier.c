@@ -154,6 +154,35 @@ static void test_barrier_abort_and_reset(void **state) {
   free_loop(loop);
 }
 
+/* Issue 10 item 7: let through by the trip, then cancelled before it
+ * runs: the cancellation wins, as in asyncio; the others pass all the
+ * same, and the next cycle starts empty. */
+static void test_barrier_passed_then_cancelled(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_barrier *b;
+  async_barrier_new(&b, 3);
+  bw w[3];
+  async_task *t[3];
+  for (int i = 0; i < 2; i++) {
+    w[i] = (bw){.b = b, .id = i, .cycles = 1};
+    async_task_spawn(loop, &t[i], barrier_task, &w[i], NULL);
+  }
+  spin(loop);
+  w[2] = (bw){.b = b, .id = 2, .cycles = 1};
+  async_task_spawn(loop, &t[2], barrier_task, &w[2], NULL);
+  spin(loop);                                   /* the last party trips it */
+  assert_int_equal(w[2].rc[0], 2);              /* without suspending */
+  assert_int_equal(async_task_cancel(t[0]), 1); /* passed, not run yet */
+  run_all(loop, t, 3);
+  assert_int_equal(w[0].rc[0], -ECANCELED);
+  assert_int_equal(w[1].rc[0], 1);
+  assert_int_equal(async_barrier_n_waiting(b), 0);
+  assert_int_equal(async_barrier_broken(b), 0);
+  assert_int_equal(async_barrier_free(b), 0);
+  free_loop(loop);
+}
+
 static void test_barrier_misuse(void **state) {
   (void)state;
   async_barrier *b;
@@ -176,6 +205,7 @@ int main(void) {
       cmocka_unit_test(test_barrier_of_one_never_waits),
       cmocka_unit_test(test_barrier_cancelled_waiter_no_longer_counts),
       cmocka_unit_test(test_barrier_abort_and_reset),
+      cmocka_unit_test(test_barrier_passed_then_cancelled),
       cmocka_unit_test(test_barrier_misuse),
   };
   return cmocka_run_group_tests_name("barrier", tests, NULL, NULL);

@@ -127,6 +127,28 @@ static void test_event_cancelled_waiter(void **state) {
   free_loop(loop);
 }
 
+/* Issue 10 item 7: woken by a set, then cancelled before it runs: the
+ * cancellation wins, as in asyncio (there is nothing to pass on: every
+ * waiter was woken). */
+static void test_event_woken_then_cancelled(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_event *e;
+  async_event_new(&e);
+  ewait w[2] = {{.e = e}, {.e = e}};
+  async_task *t[2];
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], waiter, &w[i], NULL);
+  spin(loop);
+  assert_int_equal(async_event_set(e), 2);
+  assert_int_equal(async_task_cancel(t[0]), 1);
+  run_all(loop, t, 2);
+  assert_int_equal(w[0].rc, -ECANCELED);
+  assert_int_equal(w[1].rc, 0);
+  assert_int_equal(async_event_free(e), 0);
+  free_loop(loop);
+}
+
 static void test_event_misuse(void **state) {
   (void)state;
   async_event *e;
@@ -146,6 +168,7 @@ int main(void) {
       cmocka_unit_test(test_event_wait_on_a_set_event_does_not_suspend),
       cmocka_unit_test(test_event_clear_after_set_still_wakes_the_woken),
       cmocka_unit_test(test_event_cancelled_waiter),
+      cmocka_unit_test(test_event_woken_then_cancelled),
       cmocka_unit_test(test_event_misuse),
   };
   return cmocka_run_group_tests_name("event", tests, NULL, NULL);

@@ -33,7 +33,11 @@ typedef struct ctx ctx;
 
 typedef struct kind {
   const char *name;
-  int busy;      /* a free in the window returns -EBUSY (1) or 0 (0) */
+  /* A free in the window returns -EBUSY (1), or 0 (0), or -EBUSY only
+   * once the waiter was woken (2: it gives back what it was handed if it
+   * is then cancelled; cancelled while parked, it owns nothing and never
+   * touches the object again). */
+  int busy;
   int self_wake; /* the wake is done by a task of the object's own */
   int normal;    /* what the wait returns when woken */
   void (*make)(ctx *c);
@@ -244,12 +248,12 @@ static void future_wake(ctx *c) { async_future_set_result(c->obj, IPTR(7)); }
 static int future_free(ctx *c) { return async_future_release(c->obj); }
 
 static const kind kinds[] = {
-    {"queue", 0, 0, 0, queue_make, queue_wait, queue_wake, queue_free, nop},
-    {"lock", 0, 0, 0, lock_make, lock_wait, lock_wake, lock_free, nop},
+    {"queue", 2, 0, 0, queue_make, queue_wait, queue_wake, queue_free, nop},
+    {"lock", 2, 0, 0, lock_make, lock_wait, lock_wake, lock_free, nop},
     {"event", 0, 0, 0, event_make, event_wait, event_wake, event_free, nop},
     {"condition", 1, 0, 0, cond_make, cond_wait, cond_wake, cond_free, nop},
-    {"semaphore", 0, 0, 0, sem_make, sem_wait, sem_wake, sem_free, nop},
-    {"bounded semaphore", 0, 0, 0, bsem_make, sem_wait, sem_wake, sem_free,
+    {"semaphore", 2, 0, 0, sem_make, sem_wait, sem_wake, sem_free, nop},
+    {"bounded semaphore", 2, 0, 0, bsem_make, sem_wait, sem_wake, sem_free,
      nop},
     {"barrier", 0, 0, 0, barrier_make, barrier_wait, barrier_wake, barrier_free,
      nop},
@@ -297,7 +301,8 @@ static void run_kind(const kind *k) {
     /* Queued after the wake, the free may find the waiter out already
      * (it ran first): then it must simply succeed. */
     int late = step == AFTER && c.free_saw_resumed;
-    int want_free = k->busy && !late ? -EBUSY : 0;
+    int busy = k->busy == 1 || (k->busy == 2 && step != CANCEL_PARKED);
+    int want_free = busy && !late ? -EBUSY : 0;
     int code_ok = step == CANCEL_PARKED ? c.code == -ECANCELED
                   : step == CANCEL_WOKEN || step == CANCEL_INLINE
                       ? c.code == k->normal || c.code == -ECANCELED

@@ -407,6 +407,211 @@ static void test_generator_loop_close_ends_the_producer(void **state) {
   free_loop(loop);
 }
 
+/* {==== asend and athrow (issue 10 item 8) ============================= */
+
+/* Yields twice what it is sent (0 for next); handles -EIO by yielding
+ * 100, fails with any other error thrown. */
+typedef struct echo {
+  int ran, caught, end_rc;
+} echo;
+
+static void *echo_gen(void *arg) {
+  echo *e = arg;
+  e->ran = 1;
+  long n = 0;
+  for (;;) {
+    void *sent = IPTR(-1);
+    int rc = async_gen_yield_recv(IPTR(n), &sent);
+    if (rc == -EIO) {
+      e->caught++;
+      n = 100;
+      continue;
+    }
+    if (rc) {
+      e->end_rc = rc;
+      if (sent != NULL) return async_fail(-EFAULT); /* must be NULL */
+      return rc == -EPIPE ? NULL : async_fail(rc);
+    }
+    n = 2 * PTRI(sent);
+  }
+}
+
+typedef struct send_throw {
+  async_gen *g, *fresh;
+  echo e, fresh_e;
+  int rc[12];
+  void *v[12];
+} send_throw;
+
+static void *send_and_throw(void *arg) {
+  send_throw *st = arg;
+  int i = 0;
+  st->rc[i] = async_gen_asend(st->g, IPTR(5), &st->v[i]); /* not started */
+  i++;
+  st->rc[i] = async_gen_asend(st->g, NULL, &st->v[i]); /* starts: 0 */
+  i++;
+  st->rc[i] = async_gen_asend(st->g, IPTR(5), &st->v[i]); /* 10 */
+  i++;
+  st->rc[i] = async_gen_next(st->g, &st->v[i]); /* sends NULL: 0 */
+  i++;
+  st->rc[i] = async_gen_athrow(st->g, -EIO, &st->v[i]); /* handled: 100 */
+  i++;
+  st->rc[i] = async_gen_asend(st->g, IPTR(21), &st->v[i]); /* 42 */
+  i++;
+  st->rc[i] = async_gen_athrow(st->g, 5, &st->v[i]); /* not an error */
+  i++;
+  st->rc[i] = async_gen_athrow(st->g, -ENOENT, &st->v[i]); /* passed on */
+  i++;
+  st->rc[i] = async_gen_next(st->g, &st->v[i]); /* done */
+  i++;
+  st->rc[i] = async_gen_athrow(st->fresh, -EIO, &st->v[i]); /* never runs */
+  i++;
+  st->rc[i] = async_gen_next(st->fresh, &st->v[i]);
+  i++;
+  async_gen_close(st->fresh);
+  st->rc[i] = async_gen_asend(st->fresh, NULL, &st->v[i]); /* closed */
+  return NULL;
+}
+
+static void test_generator_asend_and_athrow(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  send_throw st = {0};
+  assert_int_equal(async_gen_new(&st.g, echo_gen, &st.e, NULL), 0);
+  assert_int_equal(async_gen_new(&st.fresh, echo_gen, &st.fresh_e, NULL), 0);
+  assert_int_equal(run_task(loop, send_and_throw, &st, NULL), 0);
+  static const int rc[12] = {-EINVAL,
+                             0,
+                             0,
+                             0,
+                             0,
+                             0,
+                             -EINVAL,
+                             -ENOENT,
+                             ASYNC_GEN_DONE,
+                             -EIO,
+                             ASYNC_GEN_DONE,
+                             -ESHUTDOWN};
+  static const long v[12] = {0, 0, 10, 0, 100, 42, 0, 0, 0, 0, 0, 0};
+  for (int i = 0; i < 12; i++) {
+    if (st.rc[i] != rc[i] || PTRI(st.v[i]) != v[i])
+      fail_msg("call %d: %d, %d (want %d, %ld)", i, st.rc[i], PTRI(st.v[i]),
+               rc[i], v[i]);
+  }
+  assert_int_equal(st.e.caught, 1);
+  assert_int_equal(st.e.end_rc, -ENOENT);
+  assert_int_equal(st.fresh_e.ran, 0);
+  assert_int_equal(async_gen_free(st.g), 0);
+  assert_int_equal(async_gen_free(st.fresh), 0);
+  free_loop(loop);
+}
+
+/* A producer whose wait at a yield is cancelled from outside runs on its
+ * own: no yield can receive a sent value or a thrown error, -EAGAIN,
+ * until it waits at a yield that delivered its value; next still works. */
+typedef struct loose {
+  async_gen *g;
+  async_task *producer;
+  int first_rc, athrow_running, asend_running, athrow_waiting, next_rc;
+  int asend_null_rc;
+  void *v, *v2;
+} loose;
+
+static void *loose_gen(void *arg) {
+  loose *l = arg;
+  l->producer = async_task_current();
+  async_gen_yield(IPTR(1)); /* -ECANCELED, from outside: go on */
+  async_sleep(0.01);
+  async_gen_yield(IPTR(2)); /* nobody asked yet: waits, undelivered */
+  async_gen_yield(IPTR(3));
+  return NULL;
+}
+
+static void *loose_consumer(void *arg) {
+  loose *l = arg;
+  l->first_rc = async_gen_next(l->g, &l->v);
+  async_task_cancel(l->producer);
+  async_sleep(0.005); /* the producer sleeps on its own */
+  l->athrow_running = async_gen_athrow(l->g, -EIO, NULL);
+  l->asend_running = async_gen_asend(l->g, IPTR(7), NULL);
+  async_sleep(0.02); /* now it waits at yield(2), undelivered */
+  l->athrow_waiting = async_gen_athrow(l->g, -EIO, NULL);
+  l->next_rc = async_gen_next(l->g, &l->v);
+  l->asend_null_rc = async_gen_asend(l->g, NULL, &l->v2); /* as next */
+  async_gen_close(l->g);
+  return NULL;
+}
+
+static void test_generator_send_and_throw_need_a_waiting_yield(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  loose l = {0};
+  assert_int_equal(async_gen_new(&l.g, loose_gen, &l, NULL), 0);
+  assert_int_equal(run_task(loop, loose_consumer, &l, NULL), 0);
+  assert_int_equal(l.first_rc, 0);
+  assert_int_equal(l.athrow_running, -EAGAIN);
+  assert_int_equal(l.asend_running, -EAGAIN);
+  assert_int_equal(l.athrow_waiting, -EAGAIN);
+  assert_int_equal(l.next_rc, 0);
+  assert_int_equal(PTRI(l.v), 2);
+  assert_int_equal(l.asend_null_rc, 0);
+  assert_int_equal(PTRI(l.v2), 3);
+  assert_int_equal(async_gen_free(l.g), 0);
+  free_loop(loop);
+}
+
+/* The closer cancelled while it waits: the cancellation goes to the
+ * producer, whose ignored yield then returns it at once instead of
+ * waiting for another close; the close still reports -EPERM. */
+typedef struct stubborn {
+  async_gen *g;
+  async_task *closer;
+  int rc[3], close_rc, after_close;
+} stubborn;
+
+static void *stubborn_gen(void *arg) {
+  stubborn *sb = arg;
+  sb->rc[0] = async_gen_yield(IPTR(1)); /* -EPIPE */
+  sb->rc[1] = async_gen_yield(IPTR(2)); /* ignored: -ECANCELED at once */
+  sb->rc[2] = 1;
+  return NULL;
+}
+
+static void *stubborn_closer(void *arg) {
+  stubborn *sb = arg;
+  void *v;
+  async_gen_next(sb->g, &v);
+  sb->close_rc = async_gen_close(sb->g);
+  sb->after_close = async_yield(); /* our cancellation, still pending */
+  return NULL;
+}
+
+static void
+test_generator_cancelled_closer_of_a_stubborn_producer(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  stubborn sb = {0};
+  assert_int_equal(async_gen_new(&sb.g, stubborn_gen, &sb, NULL), 0);
+  async_task *t;
+  async_task_spawn(loop, &t, stubborn_closer, &sb, NULL);
+  spin(loop); /* next starts the producer */
+  spin(loop); /* which yields 1 */
+  spin(loop); /* the close waits, the producer is resumed */
+  assert_int_equal(async_task_cancel(t), 1);
+  async_loop_run_until_complete(loop, t, NULL);
+  async_task_release(t);
+  spin(loop);
+  assert_int_equal(sb.rc[0], -EPIPE);
+  assert_int_equal(sb.rc[1], -ECANCELED);
+  assert_int_equal(sb.rc[2], 1); /* and it went on to its end */
+  assert_int_equal(sb.close_rc, -EPERM);
+  assert_int_equal(sb.after_close, -ECANCELED);
+  assert_int_equal(async_gen_free(sb.g), 0);
+  free_loop(loop);
+}
+
+/* }==== */
+
 /* {==== Misuse ========================================================== */
 
 typedef struct misuse {
@@ -415,7 +620,7 @@ typedef struct misuse {
   int next_own, close_own;
   int yield_after_close[2];
   int second_next;
-  int next_rc;
+  int next_rc, close_rc;
 } misuse;
 
 static void *plain_task_yields(void *arg) {
@@ -435,9 +640,16 @@ static void *selfish(void *arg) {
 
 static void *ignores_close(void *arg) {
   misuse *m = arg;
-  async_gen_yield(IPTR(1));                           /* -EPIPE: closed */
-  m->yield_after_close[0] = async_gen_yield(IPTR(2)); /* at once */
+  async_gen_yield(IPTR(1)); /* -EPIPE: closed */
+  /* Ignored: the close returns -EPERM, and this waits for the next. */
+  m->yield_after_close[0] = async_gen_yield(IPTR(2));
   m->yield_after_close[1] = async_sleep(0.001);
+  return NULL;
+}
+
+static void *close_it(void *arg) {
+  misuse *m = arg;
+  m->close_rc = async_gen_close(m->g);
   return NULL;
 }
 
@@ -463,7 +675,7 @@ static void *one_then_close(void *arg) {
   misuse *m = arg;
   void *v;
   m->next_rc = async_gen_next(m->g, &v);
-  async_gen_close(m->g);
+  m->close_rc = async_gen_close(m->g);
   return NULL;
 }
 
@@ -501,12 +713,28 @@ static void test_generator_misuse(void **state) {
   assert_int_equal(m.close_own, -EDEADLK);
   assert_int_equal(m.next_rc, 0);
   assert_int_equal(async_gen_free(m.g), 0);
-  /* A producer that ignores the close: its yields fail at once. */
+  /* Issue 10 item 8: a producer that yields again after the close makes
+   * the close report it, asyncio's "ignored GeneratorExit"; it is left at
+   * that yield, undelivered, and a second close tells it again. */
   assert_int_equal(async_gen_new(&m.g, ignores_close, &m, NULL), 0);
+  m.yield_after_close[0] = m.yield_after_close[1] = 1;
   assert_int_equal(run_task(loop, one_then_close, &m, NULL), 0);
+  assert_int_equal(m.close_rc, -EPERM);
+  assert_int_equal(m.yield_after_close[0], 1);       /* still waiting there */
+  assert_int_equal(async_gen_next(m.g, &v), -EPERM); /* outside a task */
+  assert_int_equal(run_task(loop, close_it, &m, NULL), 0);
+  assert_int_equal(m.close_rc, 0); /* it returned this time */
   assert_int_equal(m.yield_after_close[0], -EPIPE);
   assert_int_equal(m.yield_after_close[1], 0);
   assert_int_equal(async_gen_free(m.g), 0);
+  /* Freed while it waits at an ignored yield: told again. */
+  assert_int_equal(async_gen_new(&m.g, ignores_close, &m, NULL), 0);
+  m.yield_after_close[0] = m.yield_after_close[1] = 1;
+  assert_int_equal(run_task(loop, one_then_close, &m, NULL), 0);
+  assert_int_equal(m.close_rc, -EPERM);
+  assert_int_equal(async_gen_free(m.g), 0);
+  spin(loop);
+  assert_int_equal(m.yield_after_close[0], -EPIPE);
   /* Bad arguments. */
   assert_int_equal(async_gen_new(NULL, sleepy_gen, NULL, NULL), -EINVAL);
   assert_int_equal(async_gen_new(&m.g, NULL, NULL, NULL), -EINVAL);
@@ -575,6 +803,9 @@ int main(void) {
       cmocka_unit_test(test_generator_producer_cancelled_at_its_yield),
       cmocka_unit_test(test_generator_nested),
       cmocka_unit_test(test_generator_loop_close_ends_the_producer),
+      cmocka_unit_test(test_generator_asend_and_athrow),
+      cmocka_unit_test(test_generator_send_and_throw_need_a_waiting_yield),
+      cmocka_unit_test(test_generator_cancelled_closer_of_a_stubborn_producer),
       cmocka_unit_test(test_generator_misuse),
       cmocka_unit_test(test_generator_free_between_end_and_resumption),
   };

@@ -147,7 +147,36 @@ static void test_lock_cancelled_only_waiter_leaves_it_free(void **state) {
   free_loop(loop);
 }
 
-static void test_lock_handed_over_then_cancelled_holds_it(void **state) {
+/* Issue 10 item 7: made the owner, then cancelled before it runs: the
+ * cancellation wins (as in asyncio) and the lock goes to the next waiter. */
+static void test_lock_handed_over_then_cancelled_passes_it_on(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_lock *l;
+  async_lock_new(&l);
+  async_lock_try_acquire(l);
+  seqlog log = {0};
+  locker k[2] = {{.l = l, .id = 0, .log = &log, .release = 1},
+                 {.l = l, .id = 1, .log = &log, .release = 1}};
+  async_task *t[2];
+  for (int i = 0; i < 2; i++)
+    async_task_spawn(loop, &t[i], lock_task, &k[i], NULL);
+  spin(loop);
+  async_lock_release(l);   /* handed to the first waiter */
+  async_task_cancel(t[0]); /* before it runs */
+  run_all(loop, t, 2);
+  assert_int_equal(k[0].rc, -ECANCELED); /* it does not hold it */
+  assert_int_equal(k[1].rc, 0);          /* the next one got it */
+  assert_int_equal(k[1].after, 0);
+  int want[] = {0, 1};
+  seqlog_expect(&log, want, 2);
+  assert_int_equal(async_lock_locked(l), 0); /* and released it */
+  assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+/* Nobody next: the lock handed over and refused is free again. */
+static void test_lock_handed_over_then_cancelled_unlocks(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_lock *l;
@@ -157,13 +186,116 @@ static void test_lock_handed_over_then_cancelled_holds_it(void **state) {
   async_task *t;
   async_task_spawn(loop, &t, lock_task, &k, NULL);
   spin(loop);
-  async_lock_release(l); /* handed to the waiter */
-  async_task_cancel(t);  /* before it runs */
+  async_lock_release(l);
+  async_task_cancel(t);
   run_all(loop, &t, 1);
-  assert_int_equal(k.rc, 0); /* it knows it holds the lock */
-  assert_int_equal(k.after, -ECANCELED);
-  assert_int_equal(async_lock_locked(l), 0); /* and released it */
+  assert_int_equal(k.rc, -ECANCELED);
+  assert_int_equal(async_lock_locked(l), 0);
+  assert_int_equal(async_lock_try_acquire(l), 0);
+  assert_int_equal(async_lock_release(l), 0);
   assert_int_equal(async_lock_free(l), 0);
+  free_loop(loop);
+}
+
+/* The lock handed to a waiter that has not run yet is busy: cancelled, it
+ * would release it. One given up at loop close before it ran counts
+ * itself out. */
+static void test_lock_free_waits_for_the_woken_owner(void **state) {
+  (void)state;
+  for (int close = 0; close < 2; close++) {
+    async_loop *loop = new_loop();
+    async_lock *l;
+    async_lock_new(&l);
+    async_lock_try_acquire(l);
+    locker k = {.l = l, .release = 1};
+    async_task *t;
+    async_task_spawn(loop, &t, lock_task, &k, NULL);
+    spin(loop);
+    async_lock_release(l); /* handed over */
+    assert_int_equal(async_lock_free(l), -EBUSY);
+    if (close) {
+      async_task_release(t);
+      free_loop(loop); /* it is given up before it runs */
+      assert_int_equal(async_lock_free(l), 0);
+    } else {
+      run_all(loop, &t, 1);
+      assert_int_equal(k.rc, 0);
+      assert_int_equal(async_lock_free(l), 0);
+      free_loop(loop);
+    }
+  }
+}
+
+/* As the semaphore's stress test: workers take the lock in rounds, and
+ * right after a release (the lock handed to the first waiter, woken but
+ * not yet run) one now and then cancels every task waiting for it. Never
+ * two holders, the lock free at the end, every worker done. */
+#define LSTRESS_TASKS 5
+#define LSTRESS_ROUNDS 2000
+
+typedef struct lstress {
+  async_lock *l;
+  async_task *t[LSTRESS_TASKS];
+  uint8_t waiting[LSTRESS_TASKS];
+  int holders, bad, finished;
+  long cancels;
+  uint64_t rng;
+} lstress;
+
+typedef struct lstress_arg {
+  lstress *st;
+  int id;
+} lstress_arg;
+
+static uint64_t lxs(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+static void *lstress_worker(void *arg) {
+  lstress_arg *a = arg;
+  lstress *st = a->st;
+  for (int i = 0; i < LSTRESS_ROUNDS;) {
+    st->waiting[a->id] = 1;
+    int rc = async_lock_acquire(st->l);
+    st->waiting[a->id] = 0;
+    if (rc == -ECANCELED) {
+      st->cancels++;
+      continue;
+    }
+    if (rc) {
+      st->bad++;
+      break;
+    }
+    if (++st->holders > 1) st->bad++;
+    if (lxs(&st->rng) % 2) async_yield();
+    st->holders--;
+    if (async_lock_release(st->l)) st->bad++;
+    if (lxs(&st->rng) % 4 == 0)
+      for (int k = 0; k < LSTRESS_TASKS; k++)
+        if (st->waiting[k]) async_task_cancel(st->t[k]);
+    i++;
+  }
+  st->finished++;
+  return NULL;
+}
+
+static void test_lock_random_cancellations_of_woken_owners(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  lstress st = {.rng = 0x2545F4914F6CDD1Dull};
+  lstress_arg a[LSTRESS_TASKS];
+  assert_int_equal(async_lock_new(&st.l), 0);
+  for (int i = 0; i < LSTRESS_TASKS; i++) {
+    a[i] = (lstress_arg){&st, i};
+    async_task_spawn(loop, &st.t[i], lstress_worker, &a[i], NULL);
+  }
+  run_all(loop, st.t, LSTRESS_TASKS);
+  assert_int_equal(st.bad, 0);
+  assert_int_equal(st.finished, LSTRESS_TASKS);
+  assert_int_equal(async_lock_locked(st.l), 0);
+  assert_true(st.cancels > 100);
+  assert_int_equal(async_lock_free(st.l), 0);
   free_loop(loop);
 }
 
@@ -295,7 +427,10 @@ int main(void) {
       cmocka_unit_test(test_lock_release_hands_over_no_barging),
       cmocka_unit_test(test_lock_cancelled_waiter_never_holds_it),
       cmocka_unit_test(test_lock_cancelled_only_waiter_leaves_it_free),
-      cmocka_unit_test(test_lock_handed_over_then_cancelled_holds_it),
+      cmocka_unit_test(test_lock_handed_over_then_cancelled_passes_it_on),
+      cmocka_unit_test(test_lock_handed_over_then_cancelled_unlocks),
+      cmocka_unit_test(test_lock_free_waits_for_the_woken_owner),
+      cmocka_unit_test(test_lock_random_cancellations_of_woken_owners),
       cmocka_unit_test(test_lock_is_not_recursive),
       cmocka_unit_test(test_lock_mutual_exclusion_under_cancellation),
       cmocka_unit_test(test_lock_owner_is_not_a_reused_address),

@@ -57,6 +57,8 @@ static void *joiner(void *arg) {
   return NULL;
 }
 
+static void count_drop(void *item, void *arg) { seqlog_add(arg, PTRI(item)); }
+
 static void run_all(async_loop *loop, async_task **t, int n) {
   for (int i = 0; i < n; i++) {
     async_loop_run_until_complete(loop, t[i], NULL);
@@ -266,11 +268,13 @@ static void test_queue_put_waits_while_full(void **state) {
   assert_int_equal(p.done, 0);
   assert_int_equal(async_queue_size(q), 1);
   void *v;
-  /* The get frees a place: the putter's item moves in at once. */
+  /* The get frees a place, promised to the putter: it stores its item
+   * when it runs, and nobody else may take the place meanwhile. */
   assert_int_equal(async_queue_get_nowait(q, &v), 0);
   assert_int_equal(PTRI(v), 1);
-  assert_int_equal(async_queue_size(q), 1);
+  assert_int_equal(async_queue_size(q), 0);
   assert_int_equal(async_queue_full(q), 1);
+  assert_int_equal(async_queue_put_nowait(q, IPTR(99)), -EAGAIN);
   run_all(loop, &t, 1);
   assert_int_equal(p.rc, 0);
   assert_int_equal(async_queue_get_nowait(q, &v), 0);
@@ -356,11 +360,15 @@ test_queue_putters_are_served_first_come_first_served(void **state) {
     async_task_spawn(loop, &t[i], putter, &p[i], NULL);
   }
   spin(loop);
-  /* A newcomer cannot overtake them. */
-  assert_int_equal(async_queue_put_nowait(q, IPTR(99)), -EAGAIN);
+  /* A newcomer cannot overtake them, nor take a place promised to one. */
   for (int want = 1; want <= 5; want++) {
+    if (want <= 4) /* then one putter, woken, holds the last place */
+      assert_int_equal(async_queue_put_nowait(q, IPTR(99)), -EAGAIN);
     void *v;
-    assert_int_equal(async_queue_get_nowait(q, &v), 0);
+    if (async_queue_get_nowait(q, &v) == -EAGAIN) {
+      spin(loop); /* the putters woken store their items */
+      assert_int_equal(async_queue_get_nowait(q, &v), 0);
+    }
     assert_int_equal(PTRI(v), want);
   }
   run_all(loop, t, 3);
@@ -395,21 +403,64 @@ static void test_queue_get_cancelled_while_waiting_gets_nothing(void **state) {
   free_loop(loop);
 }
 
-static void test_queue_get_served_then_cancelled_keeps_its_item(void **state) {
+/* Issue 10 item 7: a getter woken, then cancelled before it runs: the
+ * cancellation wins (as in asyncio) and the item stays in the queue, at
+ * its place: before the items put after it. */
+static void test_queue_get_served_then_cancelled_leaves_the_item(void **state) {
+  (void)state;
+  static const int orders[] = {ASYNC_QUEUE_FIFO, ASYNC_QUEUE_LIFO};
+  for (int k = 0; k < 2; k++) {
+    async_loop *loop = new_loop();
+    async_queue *q = new_queue(0, orders[k]);
+    op g = {.q = q};
+    async_task *t;
+    async_task_spawn(loop, &t, getter, &g, NULL);
+    spin(loop);
+    assert_int_equal(async_queue_put_nowait(q, IPTR(5)), 0); /* served */
+    assert_int_equal(async_queue_put_nowait(q, IPTR(6)), 0);
+    assert_int_equal(async_task_cancel(t), 1); /* before it runs */
+    async_loop_run_until_complete(loop, t, NULL);
+    async_task_release(t);
+    assert_int_equal(g.rc, -ECANCELED);
+    assert_null(g.item);
+    assert_int_equal(g.after, 0); /* delivered once only */
+    assert_int_equal(async_queue_size(q), 2);
+    void *v;
+    assert_int_equal(async_queue_get_nowait(q, &v), 0);
+    assert_int_equal(PTRI(v), orders[k] == ASYNC_QUEUE_FIFO ? 5 : 6);
+    assert_int_equal(async_queue_get_nowait(q, &v), 0);
+    assert_int_equal(PTRI(v), orders[k] == ASYNC_QUEUE_FIFO ? 6 : 5);
+    assert_int_equal(async_queue_free(q), 0);
+    free_loop(loop);
+  }
+}
+
+/* ... and with getters in line, the item goes to the next one. */
+static void test_queue_get_served_then_cancelled_serves_the_next(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);
-  op g = {.q = q};
-  async_task *t;
-  async_task_spawn(loop, &t, getter, &g, NULL);
+  op g[3];
+  async_task *t[3];
+  for (int i = 0; i < 3; i++) {
+    g[i] = (op){.q = q};
+    async_task_spawn(loop, &t[i], getter, &g[i], NULL);
+  }
   spin(loop);
-  assert_int_equal(async_queue_put_nowait(q, IPTR(5)), 0); /* served */
-  assert_int_equal(async_task_cancel(t), 1);               /* before it runs */
-  async_loop_run_until_complete(loop, t, NULL);
-  async_task_release(t);
-  assert_int_equal(g.rc, 0);
-  assert_int_equal(PTRI(g.item), 5);
-  assert_int_equal(g.after, -ECANCELED); /* delivered at the next one */
+  assert_int_equal(async_queue_put_nowait(q, IPTR(1)), 0); /* to g[0] */
+  assert_int_equal(async_queue_put_nowait(q, IPTR(2)), 0); /* to g[1] */
+  async_task_cancel(t[0]);
+  async_task_cancel(t[1]);
+  assert_int_equal(async_queue_size(q), 0); /* both promised */
+  void *v;
+  assert_int_equal(async_queue_get_nowait(q, &v), -EAGAIN); /* theirs */
+  run_all(loop, t, 3);
+  assert_int_equal(g[0].rc, -ECANCELED);
+  assert_int_equal(g[1].rc, -ECANCELED);
+  assert_int_equal(g[2].rc, 0);
+  assert_int_equal(PTRI(g[2].item), 1); /* the first, not the second */
+  assert_int_equal(async_queue_get_nowait(q, &v), 0);
+  assert_int_equal(PTRI(v), 2);
   assert_int_equal(async_queue_empty(q), 1);
   assert_int_equal(async_queue_free(q), 0);
   free_loop(loop);
@@ -439,27 +490,82 @@ static void test_queue_put_cancelled_while_waiting_puts_nothing(void **state) {
   free_loop(loop);
 }
 
-static void test_queue_put_served_then_cancelled_is_in_the_queue(void **state) {
+/* Issue 10 item 7: a putter woken (a place freed for it), then cancelled
+ * before it runs: the cancellation wins, its item is not stored, and the
+ * place goes to the next putter, whose item keeps its order. */
+static void test_queue_put_served_then_cancelled_stores_nothing(void **state) {
   (void)state;
   async_loop *loop = new_loop();
-  async_queue *q = new_queue(1, ASYNC_QUEUE_FIFO);
+  async_queue *q = new_queue(2, ASYNC_QUEUE_FIFO);
   async_queue_put_nowait(q, IPTR(1));
-  op p = {.q = q, .item = IPTR(2)};
-  async_task *t;
-  async_task_spawn(loop, &t, putter, &p, NULL);
+  async_queue_put_nowait(q, IPTR(2));
+  op p[3] = {{.q = q, .item = IPTR(3)},
+             {.q = q, .item = IPTR(4)},
+             {.q = q, .item = IPTR(5)}};
+  async_task *t[3];
+  for (int i = 0; i < 3; i++)
+    async_task_spawn(loop, &t[i], putter, &p[i], NULL);
   spin(loop);
   void *v;
-  assert_int_equal(async_queue_get_nowait(q, &v), 0); /* moves 2 in */
-  async_task_cancel(t);
-  async_loop_run_until_complete(loop, t, NULL);
-  async_task_release(t);
-  assert_int_equal(p.rc, 0);
-  assert_int_equal(p.after, -ECANCELED);
-  assert_int_equal(async_queue_get_nowait(q, &v), 0);
-  assert_int_equal(PTRI(v), 2);
+  assert_int_equal(async_queue_get_nowait(q, &v), 0); /* a place for p[0] */
+  assert_int_equal(async_task_cancel(t[0]), 1);       /* before it runs */
+  run_all(loop, t, 1);
+  assert_int_equal(p[0].rc, -ECANCELED); /* item 3 stays the caller's */
+  assert_int_equal(p[0].after, 0);
+  assert_int_equal(async_queue_get_nowait(q, &v), 0); /* a place for p[2] */
+  run_all(loop, t + 1, 2);
+  assert_int_equal(p[1].rc, 0);
+  assert_int_equal(p[2].rc, 0);
+  for (int want = 4; want <= 5; want++) {
+    assert_int_equal(async_queue_get_nowait(q, &v), 0);
+    assert_int_equal(PTRI(v), want);
+  }
   assert_int_equal(async_queue_get_nowait(q, &v), -EAGAIN);
   assert_int_equal(async_queue_free(q), 0);
   free_loop(loop);
+}
+
+/* A queue that a woken waiter has yet to come back to is busy; a waiter
+ * woken and then given up at loop close gives its promise back. */
+static void test_queue_free_waits_for_woken_waiters(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  seqlog dropped = {0};
+  async_queue_options o;
+  async_queue_options_init(&o);
+  o.drop = count_drop;
+  o.drop_arg = &dropped;
+  async_queue *q;
+  assert_int_equal(async_queue_new(&q, 1, &o), 0);
+  op g = {.q = q}, p = {.q = q, .item = IPTR(8)};
+  async_task *t[2];
+  async_task_spawn(loop, &t[0], getter, &g, NULL);
+  spin(loop);
+  assert_int_equal(async_queue_put_nowait(q, IPTR(7)), 0); /* wakes g */
+  async_task_spawn(loop, &t[1], putter, &p, NULL);
+  assert_int_equal(async_queue_free(q), -EBUSY); /* g will read q */
+  async_task_release(t[0]);
+  async_task_release(t[1]);
+  free_loop(loop); /* g given up before it ran, p before it started */
+  assert_int_equal(async_queue_size(q), 1);
+  assert_int_equal(async_queue_free(q), 0);
+  int want[] = {7};
+  seqlog_expect(&dropped, want, 1);
+  /* The same for a putter promised a place. */
+  loop = new_loop();
+  assert_int_equal(async_queue_new(&q, 1, NULL), 0);
+  async_queue_put_nowait(q, IPTR(1));
+  p = (op){.q = q, .item = IPTR(2)};
+  async_task_spawn(loop, &t[1], putter, &p, NULL);
+  spin(loop);
+  void *v;
+  assert_int_equal(async_queue_get_nowait(q, &v), 0); /* wakes it */
+  assert_int_equal(async_queue_free(q), -EBUSY);
+  assert_int_equal(async_queue_full(q), 1);
+  async_task_release(t[1]);
+  free_loop(loop);
+  assert_int_equal(async_queue_full(q), 0); /* the place is free again */
+  assert_int_equal(async_queue_free(q), 0);
 }
 
 static void test_queue_cancelled_getters_are_not_kept(void **state) {
@@ -507,17 +613,27 @@ test_queue_pending_cancel_is_delivered_only_when_waiting(void **state) {
 
 /* Producers and consumers under random cancellations: every item arrives
  * exactly once. A cancelled put is retried (the item stayed with its
- * producer), a cancelled get is retried (it got nothing). */
+ * producer), a cancelled get is retried (it got nothing). Pokes aim at the
+ * window of issue 10 item 7: now and then a producer whose put may just
+ * have woken a getter (a consumer whose get may have woken a putter) at
+ * once cancels every consumer (producer) in get (put), the woken one among
+ * them, before any can run. In FIFO order each producer's items are also
+ * taken in the order it put them: an item refused by a cancelled getter
+ * stays at its place. */
 #define STRESS_PRODUCERS 3
 #define STRESS_CONSUMERS 3
 #define STRESS_ITEMS 3000
+#define STRESS_ALL (STRESS_PRODUCERS * STRESS_ITEMS)
 
 typedef struct stress {
   async_queue *q;
-  int seen[STRESS_PRODUCERS * STRESS_ITEMS];
+  int order;
+  int seen[STRESS_ALL];
+  int last[STRESS_PRODUCERS]; /* the last item taken, per producer */
   async_task *prod[STRESS_PRODUCERS], *cons[STRESS_CONSUMERS];
-  int producing;
-  long cancels_put, cancels_get, bad;
+  uint8_t in_put[STRESS_PRODUCERS], in_get[STRESS_CONSUMERS];
+  int producing, pokes, pokes_get;
+  long cancels_put, cancels_get, bad, bad_order;
   uint64_t rng;
 } stress;
 
@@ -531,15 +647,35 @@ static uint64_t xs(uint64_t *x) {
   return *x;
 }
 
+/* An item taken: counted, and its producer's order checked. */
+static void stress_took(stress *s, void *v) {
+  int item = PTRI(v), p = item / STRESS_ITEMS;
+  if (item < 0 || item >= STRESS_ALL) {
+    s->bad++;
+    return;
+  }
+  s->seen[item]++;
+  if (s->order == ASYNC_QUEUE_FIFO && item < s->last[p]) s->bad_order++;
+  s->last[p] = item;
+  async_queue_task_done(s->q);
+}
+
 static void *stress_producer(void *arg) {
   stress_arg *a = arg;
   stress *s = a->s;
   for (int i = 0; i < STRESS_ITEMS; i++) {
     int item = a->id * STRESS_ITEMS + i;
     int rc;
+    s->in_put[a->id] = 1;
     while ((rc = async_queue_put(s->q, IPTR(item))) == -ECANCELED)
       s->cancels_put++;
+    s->in_put[a->id] = 0;
     if (rc) s->bad++;
+    if (xs(&s->rng) % 8 == 0) { /* poke the getter it may have woken */
+      s->pokes++;
+      for (int k = 0; k < STRESS_CONSUMERS; k++)
+        if (s->in_get[k]) async_task_cancel(s->cons[k]);
+    }
     if (xs(&s->rng) % 4 == 0) async_yield(); /* may take a cancellation */
   }
   s->producing--;
@@ -551,7 +687,9 @@ static void *stress_consumer(void *arg) {
   stress *s = a->s;
   for (;;) {
     void *v;
+    s->in_get[a->id] = 1;
     int rc = async_queue_get(s->q, &v);
+    s->in_get[a->id] = 0;
     if (rc == -ECANCELED) {
       s->cancels_get++;
       continue;
@@ -561,8 +699,12 @@ static void *stress_consumer(void *arg) {
       s->bad++;
       break;
     }
-    s->seen[PTRI(v)]++;
-    async_queue_task_done(s->q);
+    stress_took(s, v);
+    if (xs(&s->rng) % 8 == 0) { /* poke the putter it may have woken */
+      s->pokes_get++;
+      for (int k = 0; k < STRESS_PRODUCERS; k++)
+        if (s->in_put[k]) async_task_cancel(s->prod[k]);
+    }
     if (xs(&s->rng) % 3 == 0) async_yield(); /* may take a cancellation */
   }
   return NULL;
@@ -610,17 +752,22 @@ static void stress_run(int maxsize, int order) {
   async_loop *loop = new_loop();
   stress *s = calloc(1, sizeof *s);
   s->rng = 0x9E3779B97F4A7C15ull + (uint64_t)maxsize;
+  s->order = order;
   s->q = new_queue((size_t)maxsize, order);
   assert_int_equal(run_task(loop, stress_main, s, NULL), 0);
   assert_int_equal(s->bad, 0);
-  for (int i = 0; i < STRESS_PRODUCERS * STRESS_ITEMS; i++)
+  assert_int_equal(s->bad_order, 0);
+  for (int i = 0; i < STRESS_ALL; i++)
     if (s->seen[i] != 1) fail_msg("item %d seen %d times", i, s->seen[i]);
+  assert_int_equal(async_queue_size(s->q), 0);
   /* The test is only worth something if cancellations hit waiters. In
    * the bounded runs they do (hundreds of each); in the unbounded one
    * nobody waits, and it checks the plain path under the same load. */
   if (maxsize) {
     assert_true(s->cancels_put > 10);
     assert_true(s->cancels_get > 10);
+    assert_true(s->pokes > 10);
+    assert_true(s->pokes_get > 10);
   }
   assert_int_equal(async_queue_free(s->q), 0);
   free(s);
@@ -734,11 +881,62 @@ static void test_queue_join_cancelled(void **state) {
   free_loop(loop);
 }
 
+/* Woken by the last task_done, then cancelled before it runs: the
+ * cancellation wins, as asyncio's join (an event wait) has it. */
+static void test_queue_join_woken_then_cancelled(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  async_queue *q = new_queue(0, ASYNC_QUEUE_FIFO);
+  async_queue_put_nowait(q, IPTR(1));
+  op j = {.q = q};
+  async_task *t;
+  async_task_spawn(loop, &t, joiner, &j, NULL);
+  spin(loop);
+  void *v;
+  async_queue_get_nowait(q, &v);
+  assert_int_equal(async_queue_task_done(q), 0); /* wakes the joiner */
+  async_task_cancel(t);
+  run_all(loop, &t, 1);
+  assert_int_equal(j.rc, -ECANCELED);
+  assert_int_equal(async_queue_free(q), 0);
+  free_loop(loop);
+}
+
+/* Shutdown with a getter woken but not yet run: graceful, it still gets
+ * the item promised to it and the getters behind it are told at once;
+ * immediate, the item is discarded (once) and it is told too. */
+static void test_queue_shutdown_with_a_woken_getter(void **state) {
+  (void)state;
+  for (int immediate = 0; immediate < 2; immediate++) {
+    async_loop *loop = new_loop();
+    seqlog dropped = {0};
+    async_queue_options o;
+    async_queue_options_init(&o);
+    o.drop = count_drop;
+    o.drop_arg = &dropped;
+    async_queue *q;
+    assert_int_equal(async_queue_new(&q, 0, &o), 0);
+    op g[2] = {{.q = q}, {.q = q}};
+    async_task *t[2];
+    for (int i = 0; i < 2; i++)
+      async_task_spawn(loop, &t[i], getter, &g[i], NULL);
+    spin(loop);
+    assert_int_equal(async_queue_put_nowait(q, IPTR(4)), 0); /* to g[0] */
+    assert_int_equal(async_queue_shutdown(q, immediate), 0);
+    run_all(loop, t, 2);
+    assert_int_equal(g[0].rc, immediate ? -ESHUTDOWN : 0);
+    assert_int_equal(PTRI(g[0].item), immediate ? 0 : 4);
+    assert_int_equal(g[1].rc, -ESHUTDOWN);
+    assert_int_equal(dropped.n, immediate);
+    assert_int_equal(async_queue_free(q), 0);
+    assert_int_equal(dropped.n, immediate);
+    free_loop(loop);
+  }
+}
+
 /* }==== */
 
 /* {==== Shutdown ======================================================== */
-
-static void count_drop(void *item, void *arg) { seqlog_add(arg, PTRI(item)); }
 
 static void test_queue_shutdown_graceful_drains(void **state) {
   (void)state;
@@ -896,9 +1094,11 @@ int main(void) {
       cmocka_unit_test(test_queue_getters_are_served_first_come_first_served),
       cmocka_unit_test(test_queue_putters_are_served_first_come_first_served),
       cmocka_unit_test(test_queue_get_cancelled_while_waiting_gets_nothing),
-      cmocka_unit_test(test_queue_get_served_then_cancelled_keeps_its_item),
+      cmocka_unit_test(test_queue_get_served_then_cancelled_leaves_the_item),
+      cmocka_unit_test(test_queue_get_served_then_cancelled_serves_the_next),
       cmocka_unit_test(test_queue_put_cancelled_while_waiting_puts_nothing),
-      cmocka_unit_test(test_queue_put_served_then_cancelled_is_in_the_queue),
+      cmocka_unit_test(test_queue_put_served_then_cancelled_stores_nothing),
+      cmocka_unit_test(test_queue_free_waits_for_woken_waiters),
       cmocka_unit_test(test_queue_cancelled_getters_are_not_kept),
       cmocka_unit_test(
           test_queue_pending_cancel_is_delivered_only_when_waiting),
@@ -908,6 +1108,8 @@ int main(void) {
       cmocka_unit_test(test_queue_task_done_and_join),
       cmocka_unit_test(test_queue_join_counts_handed_over_items),
       cmocka_unit_test(test_queue_join_cancelled),
+      cmocka_unit_test(test_queue_join_woken_then_cancelled),
+      cmocka_unit_test(test_queue_shutdown_with_a_woken_getter),
       cmocka_unit_test(test_queue_shutdown_graceful_drains),
       cmocka_unit_test(test_queue_shutdown_wakes_waiting_getters),
       cmocka_unit_test(test_queue_shutdown_wakes_waiting_putters),

@@ -377,12 +377,14 @@ test_timeout_expiring_after_the_wake_reaches_that_sleep(void **state) {
 }
 
 /* The deadline passes after the body's last suspension returned success:
- * a queue get that was handed its item keeps it (nothing is lost), so the
- * request is still pending at exit, which withdraws it, and the task
- * carries on uncancelled. */
+ * a generator's next that was handed its value keeps it (nothing is
+ * lost), so the request is still pending at exit, which withdraws it, and
+ * the task carries on uncancelled. (A queue get no longer serves here: a
+ * getter cancelled after its wake-up returns -ECANCELED, issue 10 item
+ * 7.) */
 typedef struct {
   async_timeout *tmo;
-  async_queue *q;
+  async_gen *g;
   void *item;
   int get_rc, expired, exit_rc, later;
 } handed;
@@ -390,8 +392,8 @@ typedef struct {
 static void *hand_over(void *arg) {
   handed *h = arg;
   async_sleep(1.0);
-  async_queue_put_nowait(h->q, IPTR(7)); /* straight to the waiting body */
   async_timeout_reschedule(h->tmo, 1.0); /* passes while the body is ready */
+  async_gen_yield(IPTR(7));              /* straight to the waiting body */
   return NULL;
 }
 
@@ -399,15 +401,14 @@ static void *handed_main(void *arg) {
   handed *h = arg;
   async_timeout tmo;
   h->tmo = &tmo;
-  if (async_queue_new(&h->q, 1, NULL)) return async_fail(-ENOMEM);
+  if (async_gen_new(&h->g, hand_over, h, NULL)) return async_fail(-ENOMEM);
   async_timeout_enter(&tmo, ASYNC_NO_TIMEOUT);
-  async_task *t = async_spawn(hand_over, h);
-  h->get_rc = async_queue_get(h->q, &h->item);
+  h->get_rc = async_gen_next(h->g, &h->item);
   h->expired = async_timeout_expired(&tmo);
   h->exit_rc = async_timeout_exit(&tmo, h->get_rc);
   h->later = async_sleep(1.0);
-  async_task_release(t);
-  async_queue_free(h->q);
+  async_gen_close(h->g);
+  async_gen_free(h->g);
   return NULL;
 }
 

@@ -26,14 +26,18 @@ extern "C" {
  *
  * Fairness: waiting getters and putters are served first come, first
  * served, and a newcomer never overtakes them: a put that finds a getter
- * waiting hands its item straight to the first one, a get that frees a
- * place moves the first waiting putter's item in.
+ * waiting stores its item and promises it to the first one, which takes it
+ * when it runs; a get that frees a place promises it to the first waiting
+ * putter, which stores its item when it runs. Meanwhile nobody else can
+ * take that item or that place (size, empty and full count them as
+ * taken).
  *
- * Cancellation: a get or put cancelled while it waits returns -ECANCELED
- * and has moved nothing (the next waiter is served instead); one that was
- * already served when the cancellation came returns 0 with its item, and
- * the cancellation is delivered at the task's next suspension point. So no
- * item is lost or duplicated.
+ * Cancellation, as in asyncio: a get or put cancelled while it waits, or
+ * woken and then cancelled before it runs, returns -ECANCELED and has
+ * moved nothing. The item promised to a cancelled getter stays in the
+ * queue at its place (by the queue's order) and goes to the next getter in
+ * line if there is one; a cancelled putter's item is not stored, and the
+ * place goes to the next putter. So no item is lost or duplicated.
  *
  * A queue is not bound to a loop, but it belongs to one thread, and all
  * tasks that wait on it at the same time must belong to the same loop.
@@ -84,23 +88,27 @@ ASYNC_EXTERN int async_queue_new(async_queue **out, size_t maxsize,
  * any), in queue order. NULL is a harmless no-op. Freeing twice is
  * undefined.
  * Returns 0, -EINVAL, or -EBUSY when a task waits on the queue (in get,
- * put or join): nothing is freed then (shut it down first, which wakes
- * them). Suspends: no. */
+ * put or join), or was woken from get or put and has not run yet: nothing
+ * is freed then (shut it down first, which wakes them, and let them run).
+ * Suspends: no. */
 ASYNC_EXTERN int async_queue_free(async_queue *q);
 
 /** Puts `item` (any pointer, NULL included) into the queue, waiting while
  * the queue is full. Does not suspend when there is room (and so does not
  * deliver a pending cancellation then, as asyncio's put does not).
- * Returns 0 (the item now belongs to the queue, or to the getter it was
- * handed to), -ESHUTDOWN (the queue is shut down, now or while waiting),
+ * Returns 0 (the item now belongs to the queue), -ESHUTDOWN (the queue is
+ * shut down, now, while waiting, or after a place was promised to it),
  * -ECANCELED, -EINVAL, -EPERM (outside a task), -ENOMEM (a growing queue
  * could not grow). On error the item stays the caller's. Suspends: yes. */
 ASYNC_EXTERN int async_queue_put(async_queue *q, void *item);
 
 /** Takes the next item (by the queue's order) into *item, waiting while the
- * queue is empty. Does not suspend when an item is there.
+ * queue is empty (see async_queue_empty: an item promised to a woken
+ * getter is not there for a newcomer). Does not suspend when an item is
+ * there.
  * Returns 0 (*item is the caller's now), -ESHUTDOWN (the queue is shut
- * down and empty, now or while waiting), -ECANCELED, -EINVAL (also a NULL
+ * down and empty, now or while waiting, or an immediate shutdown discarded
+ * the item promised to it), -ECANCELED, -EINVAL (also a NULL
  * item), -EPERM (outside a task). *item is NULL on error.
  * Suspends: yes. */
 ASYNC_EXTERN int async_queue_get(async_queue *q, void **item);
@@ -136,17 +144,20 @@ ASYNC_EXTERN int async_queue_join(async_queue *q);
  * Returns 0 or -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_queue_shutdown(async_queue *q, int immediate);
 
-/** The number of items in the queue (not counting those that waiting
- * putters still hold), or -EINVAL. */
+/** The number of items a get could take now: those in the queue, less the
+ * ones promised to woken getters (and not counting those that putters
+ * still hold), or -EINVAL. */
 ASYNC_EXTERN long async_queue_size(const async_queue *q);
 
 /** The maxsize given at creation (0: unbounded), or -EINVAL. */
 ASYNC_EXTERN long async_queue_maxsize(const async_queue *q);
 
-/** 1 if the queue holds no item, 0 if it does, -EINVAL. */
+/** 1 if the queue holds no item a get could take now (see
+ * async_queue_size), 0 if it does, -EINVAL. */
 ASYNC_EXTERN int async_queue_empty(const async_queue *q);
 
-/** 1 if the queue is bounded and holds maxsize items, 0 if not, -EINVAL. */
+/** 1 if the queue is bounded and every place is taken, by an item or
+ * promised to a woken putter (a put would wait), 0 if not, -EINVAL. */
 ASYNC_EXTERN int async_queue_full(const async_queue *q);
 
 /* ==== Synchronization =================================================== */
@@ -167,13 +178,17 @@ ASYNC_EXTERN int async_queue_full(const async_queue *q);
  *
  * All of them are FIFO-fair: waiters are served in the order they came,
  * and a newcomer never overtakes a waiter (the lock or permit released
- * while tasks wait goes straight to the first of them). All waits are
- * cancellation-safe: a task cancelled while it waits returns -ECANCELED
- * and owns nothing (it does not hold the lock, took no permit, did not
- * pass the barrier); a task already served when the cancellation came
- * returns 0, owning what it waited for, and the cancellation is delivered
- * at its next suspension point. A call that can be served at once does not
- * suspend (and does not deliver a pending cancellation), as in asyncio.
+ * while tasks wait goes straight to the first of them, even when the
+ * releasing task asks for it again at once). All waits are
+ * cancellation-safe, and the cancellation wins, as in asyncio: a task
+ * cancelled while it waits, or served (woken) and then cancelled before it
+ * runs, returns -ECANCELED and owns nothing (it does not hold the lock,
+ * took no permit, did not pass the barrier). What it was handed passes on:
+ * the lock, the permit or the condition's notification goes to the next
+ * waiter (or back to the object when nobody waits); an event or barrier
+ * wake-up holds nothing to pass on. A call that can be served at once does
+ * not suspend (and does not deliver a pending cancellation), as in
+ * asyncio.
  *
  * None of these calls allocates memory except _new. */
 
@@ -186,12 +201,14 @@ typedef struct async_lock async_lock;
 ASYNC_EXTERN int async_lock_new(async_lock **out);
 
 /** Frees the lock (it may be locked). Returns 0, -EINVAL, -EBUSY (a task
- * waits for it). Suspends: no. */
+ * waits for it, or was handed it and has not run yet: cancelled then, it
+ * would pass the lock on). Suspends: no. */
 ASYNC_EXTERN int async_lock_free(async_lock *l);
 
 /** Acquires the lock, waiting in line while another task holds it.
  * Returns 0 (the calling task holds it), -EDEADLK (the calling task holds
- * it already: waiting would never end), -ECANCELED (it does not hold it),
+ * it already: waiting would never end), -ECANCELED (it does not hold it:
+ * one handed the lock and cancelled before it ran passed it on),
  * -EINVAL, -EPERM (outside a task). Suspends: yes. */
 ASYNC_EXTERN int async_lock_acquire(async_lock *l);
 
@@ -217,8 +234,9 @@ ASYNC_EXTERN int async_event_new(async_event **out);
 ASYNC_EXTERN int async_event_free(async_event *e);
 
 /** Sets the flag and wakes every waiting task (each will return 0 even if
- * the flag is cleared before it runs). Returns the number of tasks woken,
- * or -EINVAL. Suspends: no. */
+ * the flag is cleared before it runs, or -ECANCELED if it is cancelled
+ * before it runs). Returns the number of tasks woken, or -EINVAL.
+ * Suspends: no. */
 ASYNC_EXTERN int async_event_set(async_event *e);
 
 /** Clears the flag. Returns 0 or -EINVAL. Suspends: no. */
@@ -259,15 +277,24 @@ ASYNC_EXTERN int async_condition_locked(const async_condition *c);
 /** Releases the lock, which the calling task must hold, waits until
  * notified, and acquires the lock again before returning: on every return
  * but -EPERM/-EINVAL the task holds the lock, cancelled or not.
- * Returns 0 (notified), -ECANCELED (cancelled before it was notified; a
- * notification is never consumed by a cancelled wait), -EPERM (outside a
- * task, or the lock is not held by the calling task), -EINVAL.
+ * Returns 0 (notified), -ECANCELED (cancelled while it waited, or
+ * notified and then cancelled before it ran or while it took the lock
+ * back: that notification then goes to the next waiter, so a cancelled
+ * wait never consumes one), -EPERM (outside a task, or the lock is not
+ * held by the calling task), -EINVAL.
  * Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait(async_condition *c);
 
-/** Waits (as async_condition_wait) until pred(arg) returns non-zero; pred
- * is called with the lock held, first before any wait.
- * Returns 0 once pred is true, or the error of a wait. Suspends: yes. */
+/** Waits (as async_condition_wait) until pred(arg) returns non-zero. As in
+ * asyncio, pred is called first, before anything else is checked: when it
+ * is already true the call returns 0 at once, whether or not the calling
+ * task holds the lock, without suspending (and so without delivering a
+ * pending cancellation). Otherwise the task must hold the lock, and pred
+ * is called again, with the lock held, after each wake-up.
+ * Returns 0 once pred is true (C has no truth value to hand back beside
+ * the errors), -EPERM (outside a task, or pred false and the lock not held
+ * by the calling task), -EINVAL (NULL c or pred), or the error of a wait
+ * (-ECANCELED: the lock is held again). Suspends: yes. */
 ASYNC_EXTERN int async_condition_wait_for(async_condition *c,
                                           int (*pred)(void *arg), void *arg);
 
@@ -292,11 +319,14 @@ ASYNC_EXTERN int async_semaphore_new(async_semaphore **out, unsigned value);
 ASYNC_EXTERN int async_bounded_semaphore_new(async_semaphore **out,
                                              unsigned value);
 
-/** Frees the semaphore. Returns 0, -EINVAL, -EBUSY. Suspends: no. */
+/** Frees the semaphore. Returns 0, -EINVAL, -EBUSY (a task waits on it,
+ * or was handed a permit and has not run yet: cancelled then, it would
+ * pass the permit on). Suspends: no. */
 ASYNC_EXTERN int async_semaphore_free(async_semaphore *s);
 
 /** Takes a permit, waiting in line while there is none.
- * Returns 0, -ECANCELED (no permit taken), -EINVAL, -EPERM.
+ * Returns 0, -ECANCELED (no permit taken: one handed the permit and
+ * cancelled before it ran passed it on), -EINVAL, -EPERM.
  * Suspends: yes. */
 ASYNC_EXTERN int async_semaphore_acquire(async_semaphore *s);
 
@@ -330,7 +360,9 @@ ASYNC_EXTERN int async_barrier_free(async_barrier *b);
  * 0 to parties - 1 (the last to arrive, which does not suspend, gets
  * parties - 1), or -ENOTRECOVERABLE (the barrier is broken by abort, or
  * was reset or aborted while waiting), -ECANCELED (cancelled before the
- * barrier tripped: the task no longer counts as arrived), -EINVAL, -EPERM.
+ * barrier tripped: the task no longer counts as arrived; or cancelled after
+ * the trip, before it ran: the others have passed all the same, as in
+ * asyncio), -EINVAL, -EPERM.
  * Suspends: yes (not for the last party). */
 ASYNC_EXTERN int async_barrier_wait(async_barrier *b);
 
@@ -380,7 +412,12 @@ ASYNC_EXTERN int async_barrier_broken(const async_barrier *b);
  * that stops early calls async_gen_close (or async_gen_free), and the
  * producer's pending async_gen_yield returns -EPIPE: it cleans up and
  * returns. Values are opaque pointers; whoever receives one owns what it
- * points to, by the producer's own convention. */
+ * points to, by the producer's own convention.
+ *
+ * As asyncio's asend and athrow, async_gen_asend resumes the producer with
+ * a value that its pending yield receives (async_gen_yield_recv), and
+ * async_gen_athrow with an error that its pending yield returns; either
+ * then waits, as async_gen_next does, for the next value or the end. */
 typedef struct async_gen async_gen;
 
 /** What async_gen_next returns once the producer has returned (positive:
@@ -416,12 +453,45 @@ ASYNC_EXTERN int async_gen_new(async_gen **out, async_fn fn, void *arg,
  * returned; value may be NULL to drop the value. Suspends: yes. */
 ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
 
+/** asyncio's asend: async_gen_next, except that the producer's pending
+ * yield receives `sent` (through async_gen_yield_recv; async_gen_next
+ * sends NULL). The generator does not own `sent`: the producer's
+ * convention says who does. Returns what async_gen_next returns, and
+ * -EINVAL when sent is not NULL and the producer has not started (no
+ * yield could receive it, asyncio's "can't send non-None value to a
+ * just-started async generator"; a NULL one starts it as next does),
+ * -EAGAIN when sent is not NULL and the producer is not waiting at a
+ * yield that delivered its value (after its own wait was cancelled from
+ * outside it runs on its own; async_gen_next still works). Nothing is
+ * sent on an error. *value as for async_gen_next. Suspends: yes. */
+ASYNC_EXTERN int async_gen_asend(async_gen *g, void *sent, void **value);
+
+/** asyncio's athrow: the producer's pending yield returns `error` (a
+ * negative errno value of the caller's choosing) instead of 0; the call
+ * then waits, as async_gen_next does, for what the producer does next: a
+ * value it yields (0, *value set: it handled the error), its end
+ * (ASYNC_GEN_DONE), or its failure (the error it fails with, typically
+ * `error` itself, passed on by `return async_fail(err)`).
+ * A producer not started never runs: the generator is finished at once
+ * (later calls return ASYNC_GEN_DONE) and the call returns `error`, as
+ * asyncio raises it at the generator's first line.
+ * Returns those, the errors of async_gen_next, -EINVAL (error >= 0, or
+ * NULL g), -EAGAIN (the producer is not waiting at a yield that delivered
+ * its value: see async_gen_asend). Suspends: yes (not when the producer
+ * had not started). */
+ASYNC_EXTERN int async_gen_athrow(async_gen *g, int error, void **value);
+
 /** Called by a producer: hands `value` to the consumer waiting in
  * async_gen_next, then waits until the consumer asks for the next one.
  * Returns 0 (asked for the next value: go on); -EPIPE (the generator was
  * closed: clean up and return); -ECANCELED (the producer task was
  * cancelled, typically because its consumer was: clean up and return);
- * -EPERM outside a generator's producer.
+ * the error given to async_gen_athrow; -EPERM outside a generator's
+ * producer. A yield after -EPIPE (the producer ignored the close) delivers
+ * nothing: it makes the async_gen_close waiting for the producer return
+ * -EPERM, and waits there until the generator is closed again (another
+ * async_gen_close, or async_gen_free), then returns -EPIPE again; after
+ * async_gen_free it returns -EPIPE at once.
  * The value is delivered before the call suspends, except when the call
  * fails at once (-EPERM; -EPIPE, the generator was already closed;
  * -ECANCELED, a cancellation was already pending) and when no consumer
@@ -431,15 +501,27 @@ ASYNC_EXTERN int async_gen_next(async_gen *g, void **value);
  * Suspends: yes. */
 ASYNC_EXTERN int async_gen_yield(void *value);
 
+/** async_gen_yield, and *sent (if sent is not NULL) receives what the
+ * consumer resumed it with: the value given to async_gen_asend, NULL for
+ * async_gen_next. *sent is NULL unless 0 is returned. Besides the codes
+ * of async_gen_yield, returns the error given to async_gen_athrow (the
+ * consumer then waits for the producer's next yield or its end).
+ * Suspends: yes. */
+ASYNC_EXTERN int async_gen_yield_recv(void *value, void **sent);
+
 /** Closes the generator (aclose): a producer waiting at a yield gets
  * -EPIPE there, and the call waits until the producer has returned, so its
  * cleanup is done. A generator never started is closed without running.
- * Closing again, or closing a finished generator, does nothing.
+ * Closing a finished generator does nothing; closing again one whose
+ * producer still lives (it ignored the close) tells it again.
  * Returns 0, or the producer's error if it failed with another code than
- * -EPIPE; -EBUSY (a task waits in async_gen_next, or was woken there and
- * has not run yet), -EDEADLK (called by the producer itself), -ECANCELED
- * (the closing task was cancelled while it waited: the producer was
- * cancelled too), -EXDEV, -EPERM, -EINVAL.
+ * -EPIPE; -EPERM when the producer yields again instead of returning
+ * (asyncio's "async generator ignored GeneratorExit"): it is left waiting
+ * at that yield, and a later close or free tells it again; -EBUSY (a task
+ * waits in async_gen_next, or was woken there and has not run yet),
+ * -EDEADLK (called by the producer itself), -ECANCELED (the closing task
+ * was cancelled while it waited: the producer was cancelled too), -EXDEV,
+ * -EPERM (outside a task), -EINVAL.
  * Suspends: yes (not when nothing runs). */
 ASYNC_EXTERN int async_gen_close(async_gen *g);
 

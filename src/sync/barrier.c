@@ -86,6 +86,9 @@ int async_barrier_wait(async_barrier *b) {
   barrier_waiter bw = {.b = b};
   b->count++;
   err = async__waitq_park(&b->waiters, &bw.w, t, barrier_unlink, "barrier");
+  /* Cancelled after the trip, before it ran: the cancellation wins, as in
+   * asyncio; the others have passed all the same. */
+  if (err == 0) err = async__task_take_cancel(t);
   return err ? err : (int)(uintptr_t)bw.w.item;
 }
 

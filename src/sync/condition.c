@@ -5,8 +5,9 @@
  * whatever happens, as asyncio does: the reacquisition goes on through
  * cancellations. Notify hands the wake-up to the first waiters (see
  * sync.h): one cancelled while parked is unlinked and cannot absorb a
- * notification; one cancelled after it was notified returns 0, and the
- * cancellation stays pending for its next suspension point. */
+ * notification; one cancelled after it was notified (before it ran, or
+ * while it takes the lock back) returns -ECANCELED and passes the
+ * notification on to the next waiter, as asyncio does. */
 #include "sync.h"
 
 #include <limits.h>
@@ -104,7 +105,7 @@ static void cond_unlink(async__task *t) {
  * (parked, or handed the lock and not run) gives its count back too. */
 static void cond_relock_unlink(async__task *t) {
   cond_waiter *cw = t->wait_obj;
-  async__waitq_unlink(t);
+  async__lock_unlink(t, cw->c->lock);
   if (t->killed && cw->w.item) {
     cw->c->resuming--;
     cw->w.item = NULL;
@@ -122,14 +123,20 @@ int async_condition_wait(async_condition *c) {
   async_lock_release(c->lock);
   cond_waiter cw = {.w.item = NULL, .c = c};
   int rc = async__waitq_park(&c->waiters, &cw.w, t, cond_unlink, "condition");
+  /* Notified, then cancelled before it ran: the cancellation wins. */
+  int cancelled = rc == 0 && async__task_take_cancel(t);
   /* Take the lock back, however many times we are cancelled meanwhile. */
-  int cancelled_again = 0;
   while ((err = async__lock_acquire_as(c->lock, &cw.w, cond_relock_unlink)) ==
          -ECANCELED)
-    cancelled_again = 1;
+    cancelled = 1;
   if (cw.w.item) c->resuming--; /* done with c: it may be freed now */
   if (err) return err;          /* only if the lock was freed under us */
-  if (rc == 0 && cancelled_again) t->cancel_req = 1; /* still pending */
+  if (rc == 0 && cancelled) {
+    /* The notification we took, and will not act on, goes to the next
+     * waiter, as asyncio's wait notifies another when it raises. */
+    async_condition_notify(c, 1);
+    return -ECANCELED;
+  }
   return rc;
 }
 
@@ -139,9 +146,13 @@ int async_condition_wait_for(async_condition *c, int (*pred)(void *arg),
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (!cond_ok(c) || !pred) return -EINVAL;
+  /* Asked first, as asyncio does: already true needs neither the lock nor
+   * a wait. */
+  if (pred(arg)) return 0;
   if (!async__lock_held_by(c->lock, t)) return -EPERM;
-  while (!pred(arg))
+  do
     if ((err = async_condition_wait(c))) return err;
+  while (!pred(arg));
   return 0;
 }
 

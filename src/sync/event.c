@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The event (asyncio.Event): a flag tasks wait to see set. A set wakes
  * every waiter with 0 at once, so a waiter that has been woken returns 0
- * even if the flag is cleared before it runs, as in asyncio. */
+ * even if the flag is cleared before it runs, as in asyncio; one cancelled
+ * before it runs returns -ECANCELED (it holds nothing to pass on). */
 #include "sync.h"
 
 #include <stdlib.h>
@@ -62,5 +63,6 @@ int async_event_wait(async_event *e) {
   if (e->flag) return 0;
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
-  return async__waitq_park(&e->waiters, &w, t, NULL, "event");
+  err = async__waitq_park(&e->waiters, &w, t, NULL, "event");
+  return err ? err : async__task_take_cancel(t);
 }

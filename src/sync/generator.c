@@ -7,12 +7,19 @@
  * by the first async_gen_next, on the consumer's loop.
  *
  * The two sides take turns, and at most one of them runs:
- * - the consumer, in next, resumes the producer (starting it the first
- *   time), records itself in `consumer`/`slot` and parks;
+ * - the consumer, in next, asend or athrow, resumes the producer (starting
+ *   it the first time) with the code its yield returns (0, or the error
+ *   thrown) and, for asend, the value in `sent`; records itself in
+ *   `consumer`/`slot` and parks;
  * - the producer, in yield, stores the value in the consumer's record,
  *   wakes it with 0 (the value is delivered at that moment, see sync.h)
- *   and parks in `parked` until the next next (0), a close (-EPIPE) or a
- *   cancellation;
+ *   and parks in `parked` (`at_yield` set) until the next resumption (0 or
+ *   a thrown error), a close (-EPIPE) or a cancellation;
+ * - a close resumes the producer with -EPIPE (`told`) and waits as a
+ *   consumer does, for its end (GEN_END) or, if it yields again, for
+ *   GEN_IGNORED: asyncio's "async generator ignored GeneratorExit", which
+ *   close reports as -EPERM; the producer then stays parked at that yield,
+ *   for the next close or free to tell it again;
  * - when the producer's task is done, for whatever reason (returned,
  *   failed, cancelled before it started, given up at loop close), the
  *   waiter `done_w` on its future marks the generator done and wakes a
@@ -27,6 +34,7 @@
 
 #define GEN_MAGIC 0x47454e52u /* "GENR" */
 #define GEN_END 1             /* a consumer's wake code: the producer is done */
+#define GEN_IGNORED 2 /* a closer's: the producer yielded after -EPIPE */
 
 typedef struct gen_slot {
   struct async_gen *g;
@@ -39,6 +47,8 @@ struct async_gen {
   uint8_t done;     /* the producer's task is done */
   uint8_t orphaned; /* freed by the user while the producer lived */
   uint8_t err_told; /* the producer's error was returned once */
+  uint8_t told;     /* closed, and the producer's yield returned -EPIPE */
+  uint8_t at_yield; /* parked in a yield that delivered its value */
   int err;          /* the producer's outcome, once done */
   async_fn fn;
   void *arg;
@@ -46,6 +56,7 @@ struct async_gen {
   size_t stack_size;
   async_task *task;      /* the producer; our reference; NULL before start */
   async__task *parked;   /* the producer while it waits in a yield */
+  void *sent;            /* what asend hands to that yield */
   async__task *consumer; /* the task waiting in next */
   gen_slot *slot;        /* its record */
   async__fwaiter done_w; /* on the producer's future */
@@ -71,18 +82,26 @@ static void gen_destroy(async_gen *g) {
   free(g);
 }
 
+/* Wakes the consumer (or closer) waiting on g with `code`. `consumer`
+ * stays set until that task is back in its call (gen_wait clears it): it
+ * reads the generator there, so free, close and another next are refused
+ * until then. One woken already (by a yield) gets what it was woken with
+ * and finds the rest at its next call. */
+static void wake_consumer(async_gen *g, int code) {
+  if (g->consumer->state == ASYNC__T_SUSPENDED)
+    async__task_wake(g->consumer, code);
+}
+
 /* The producer's task is done. Runs inside its completion. */
 static void gen_done(async__fwaiter *w, async_future *f) {
   async_gen *g = async__container_of(w, async_gen, done_w);
   g->done = 1;
   g->err = f->err;
   g->parked = NULL;
+  g->at_yield = 0;
   /* The answer to a close, not an error anyone needs to read. */
   if (g->closed && f->err == -EPIPE) f->err_read = 1;
-  /* A consumer already woken by a yield gets its value and finds the
-   * generator done at its next call. */
-  if (g->consumer && g->consumer->state == ASYNC__T_SUSPENDED)
-    async__task_wake(g->consumer, GEN_END);
+  if (g->consumer) wake_consumer(g, GEN_END);
   if (g->orphaned) gen_destroy(g);
 }
 
@@ -114,15 +133,15 @@ static void resume_producer(async_gen *g, int code) {
   async__task *p = g->parked;
   if (p) {
     g->parked = NULL;
+    g->at_yield = 0;
     async__task_wake(p, code);
   }
 }
 
 /* {==== Consumer side =================================================== */
 
-/* `consumer` stays set until the consumer is back in next, woken or not:
- * it reads the generator there, so free, close and another next are
- * refused until then. Only a consumer killed at close never comes back. */
+/* Only a consumer killed at close never comes back to clear `consumer`;
+ * its generator is alive, since the free is refused until then. */
 static void next_unlink(async__task *t) {
   gen_slot *s = t->wait_obj;
   s->g->consumer = NULL;
@@ -156,42 +175,88 @@ int async_gen_new(async_gen **out, async_fn fn, void *arg,
   return 0;
 }
 
-int async_gen_next(async_gen *g, void **value) {
-  int err = 0;
-  if (value) *value = NULL;
-  async__task *t = async__task_require(&err);
-  if (!t) return err;
-  if (!gen_ok(g)) return -EINVAL;
-  if (g->task == &t->fut) return -EDEADLK;
-  if (g->closed) return -ESHUTDOWN;
-  if (g->consumer) return -EBUSY;
-  if (g->done) return gen_outcome(g);
-  async_loop *loop = t->fut.loop;
-  if (g->task && g->task->loop != loop) return -EXDEV;
-  if ((err = async__task_take_cancel(t))) return err;
-  if (!g->task) {
-    if ((err = gen_start(g, loop))) return err;
-  } else {
-    /* Parked in a yield: go on. Otherwise it runs on its own (its last
-     * wait was cancelled) and will find us at its next yield. */
-    resume_producer(g, 0);
-  }
+/* Parks t as g's consumer until the producer yields (0, *value set), ends
+ * (GEN_END) or, for a closer, yields again (GEN_IGNORED). */
+static int gen_wait(async_gen *g, async__task *t, void **value,
+                    const char *what) {
   gen_slot slot = {.g = g, .value = NULL};
   g->consumer = t;
   g->slot = &slot;
   t->wait_obj = &slot;
-  int rc = async__task_park(loop, t, next_unlink, next_cancel, "gen next");
+  int rc = async__task_park(t->fut.loop, t, next_unlink, next_cancel, what);
   t->wait_obj = NULL;
   g->consumer = NULL;
   g->slot = NULL;
-  if (rc == 0) {
-    if (value) *value = slot.value;
-    return 0;
+  if (rc == 0 && value) *value = slot.value;
+  return rc;
+}
+
+/* The checks common to next, asend and athrow: 0 to go on, else what the
+ * call returns (ASYNC_GEN_DONE, an error). */
+static int gen_check(async_gen *g, async__task **t) {
+  int err = 0;
+  if (!(*t = async__task_require(&err))) return err;
+  if (!gen_ok(g)) return -EINVAL;
+  if (g->task == &(*t)->fut) return -EDEADLK;
+  if (g->closed) return -ESHUTDOWN;
+  if (g->consumer) return -EBUSY;
+  if (g->done) return gen_outcome(g);
+  if (g->task && g->task->loop != (*t)->fut.loop) return -EXDEV;
+  return async__task_take_cancel(*t);
+}
+
+/* Resumes the producer, its yield returning `code` (and `sent`), or
+ * starts it; then waits for what it does next. */
+static int gen_resume(async_gen *g, async__task *t, int code, void *sent,
+                      void **value) {
+  int err;
+  if (!g->task) {
+    if ((err = gen_start(g, t->fut.loop))) return err;
+  } else {
+    /* Parked in a yield: go on. Otherwise it runs on its own (its last
+     * wait was cancelled) and will find us at its next yield. */
+    g->sent = sent;
+    resume_producer(g, code);
   }
+  if (gen_wait(g, t, value, "gen next") == 0) return 0;
   err = gen_outcome(g);
   /* Our own cancellation, passed on, came back as the producer's end. */
   if (err == -ECANCELED) t->cancel_req = 0;
   return err;
+}
+
+int async_gen_next(async_gen *g, void **value) {
+  async__task *t;
+  if (value) *value = NULL;
+  int err = gen_check(g, &t);
+  return err ? err : gen_resume(g, t, 0, NULL, value);
+}
+
+int async_gen_asend(async_gen *g, void *sent, void **value) {
+  async__task *t;
+  if (value) *value = NULL;
+  int err = gen_check(g, &t);
+  if (err) return err;
+  /* No yield to receive it: not started (asyncio's "can't send non-None
+   * value to a just-started async generator"), or running on its own. */
+  if (sent && !g->at_yield) return g->task ? -EAGAIN : -EINVAL;
+  return gen_resume(g, t, 0, sent, value);
+}
+
+int async_gen_athrow(async_gen *g, int error, void **value) {
+  async__task *t;
+  if (value) *value = NULL;
+  if (error >= 0) return -EINVAL;
+  int err = gen_check(g, &t);
+  if (err) return err;
+  if (!g->task) {
+    /* Raised before its first line, as asyncio does: it never runs, and
+     * the error comes straight back. */
+    g->done = 1;
+    return error;
+  }
+  if (!g->at_yield) return -EAGAIN;
+  return gen_resume(g, t, error, NULL, value);
 }
 
 int async_gen_close(async_gen *g) {
@@ -205,7 +270,13 @@ int async_gen_close(async_gen *g) {
   g->closed = 1;
   if (!g->task || g->done) return 0;
   resume_producer(g, -EPIPE);
-  err = async_await(g->task, NULL); /* until its cleanup is done */
+  if ((err = async__task_take_cancel(t))) return err;
+  /* Until its cleanup is done, or it yields again. */
+  if (gen_wait(g, t, NULL, "gen close") == GEN_IGNORED) return -EPERM;
+  err = g->err;
+  g->err_told = 1;
+  async_future_result(g->task, NULL);       /* marks the error read */
+  if (err == -ECANCELED) t->cancel_req = 0; /* ours, passed on */
   return err == -EPIPE ? 0 : err;
 }
 
@@ -262,30 +333,54 @@ int async_gen_collect(async_gen *g, void ***items, size_t *n) {
 /* {==== Producer side =================================================== */
 
 static void yield_unlink(async__task *t) {
-  if (t->state == ASYNC__T_SUSPENDED) gen_of(t)->parked = NULL;
+  if (t->state != ASYNC__T_SUSPENDED) return;
+  async_gen *g = gen_of(t);
+  g->parked = NULL;
+  g->at_yield = 0;
 }
 
-int async_gen_yield(void *value) {
+/* Parks the producer in a yield until it is resumed. */
+static int yield_park(async_gen *g, async__task *t, int delivered) {
+  g->parked = t;
+  g->at_yield = (uint8_t)delivered;
+  int err = async__task_park(t->fut.loop, t, yield_unlink, NULL, "gen yield");
+  if (err == -EPIPE && g->closed) g->told = 1;
+  return err;
+}
+
+int async_gen_yield_recv(void *value, void **sent) {
   int err = 0;
+  if (sent) *sent = NULL;
   async__task *t = async__task_require(&err);
   if (!t) return err;
   async_gen *g = gen_of(t);
   if (!g) return -EPERM;
-  if (g->closed) return -EPIPE;
+  if (g->closed) {
+    if (!g->told || g->orphaned) {
+      g->told = 1;
+      return -EPIPE;
+    }
+    /* Told, and yielding all the same: the closer hears of it (-EPERM)
+     * and we wait here, undelivered, for the next close or free. */
+    if (g->consumer) wake_consumer(g, GEN_IGNORED);
+    if ((err = async__task_take_cancel(t))) return err;
+    return yield_park(g, t, 0);
+  }
   if ((err = async__task_take_cancel(t))) return err;
-  async_loop *loop = t->fut.loop;
   while (!g->consumer || g->consumer->state != ASYNC__T_SUSPENDED) {
     /* Nobody asked (or the consumer has yet to pick up the last value):
      * our previous wait was cancelled from outside and we went on. Wait
      * for a consumer before delivering. */
-    g->parked = t;
-    err = async__task_park(loop, t, yield_unlink, NULL, "gen yield");
-    if (err) return err;
+    if ((err = yield_park(g, t, 0))) return err;
   }
   g->slot->value = value;
-  async__task_wake(g->consumer, 0);
-  g->parked = t;
-  return async__task_park(loop, t, yield_unlink, NULL, "gen yield");
+  wake_consumer(g, 0);
+  err = yield_park(g, t, 1);
+  if (err == 0 && sent) *sent = g->sent;
+  g->sent = NULL;
+  return err;
 }
+
+int async_gen_yield(void *value) { return async_gen_yield_recv(value, NULL); }
 
 /* }==== */

@@ -3,8 +3,9 @@
  *
  * Invariant: `locked` is 0 only while nobody waits. A release with waiters
  * does not unlock: it makes the first waiter the owner and wakes it (see
- * sync.h), so a newcomer cannot take the lock from under a waiter, and a
- * waiter cancelled while parked never holds it. */
+ * sync.h), so a newcomer cannot take the lock from under a waiter; a
+ * waiter cancelled while parked never holds it, and one cancelled after it
+ * was made the owner releases it before it returns, to the next waiter. */
 #include "sync.h"
 
 #include <stdlib.h>
@@ -19,6 +20,9 @@ struct async_lock {
    * its memory back from the block cache, but not its id. */
   async__task *owner;
   uint64_t owner_id;
+  /* Waiters made the owner and woken that have not run yet: a cancelled
+   * one releases the lock when it does, so it must not be freed. */
+  unsigned woken;
   async__list waiters; /* async__waiter */
 };
 
@@ -48,15 +52,33 @@ int async_lock_new(async_lock **out) {
 int async_lock_free(async_lock *l) {
   if (!l) return 0;
   if (!lock_ok(l)) return -EINVAL;
-  if (!async__list_empty(&l->waiters)) return -EBUSY;
+  if (!async__list_empty(&l->waiters) || l->woken) return -EBUSY;
   l->magic = ASYNC__MAGIC_DEAD;
   free(l);
   return 0;
 }
 
+/* A lock wait's unlink: for a waiter killed at loop close after it was
+ * made the owner, it will not come back to count itself out. */
+void async__lock_unlink(async__task *t, async_lock *l) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->state != ASYNC__T_SUSPENDED && t->wake == 0) l->woken--;
+}
+
+typedef struct lock_waiter {
+  async__waiter w; /* first: t->wait_obj */
+  async_lock *l;
+} lock_waiter;
+
+static void lock_unlink(async__task *t) {
+  lock_waiter *lw = t->wait_obj;
+  async__lock_unlink(t, lw->l);
+}
+
 int async_lock_acquire(async_lock *l) {
-  async__waiter w;
-  return async__lock_acquire_as(l, &w, NULL);
+  lock_waiter lw = {.l = l};
+  return async__lock_acquire_as(l, &lw.w, lock_unlink);
 }
 
 int async__lock_acquire_as(async_lock *l, async__waiter *w,
@@ -73,7 +95,12 @@ int async__lock_acquire_as(async_lock *l, async__waiter *w,
   if (async__lock_held_by(l, t)) return -EDEADLK;
   if ((err = async__task_take_cancel(t))) return err;
   /* 0: the releaser made us the owner before waking us. */
-  return async__waitq_park(&l->waiters, w, t, unlink, "lock");
+  err = async__waitq_park(&l->waiters, w, t, unlink, "lock");
+  if (err) return err;
+  l->woken--;
+  if ((err = async__task_take_cancel(t)))
+    async_lock_release(l); /* cancelled before we ran: to the next */
+  return err;
 }
 
 int async_lock_try_acquire(async_lock *l) {
@@ -90,6 +117,7 @@ int async_lock_release(async_lock *l) {
   async__waiter *w = async__waitq_first(&l->waiters);
   if (w) {
     set_owner(l, w->t); /* handed over: stays locked */
+    l->woken++;
     async__waitq_wake(w, 0);
   } else {
     l->locked = 0;

@@ -9,15 +9,21 @@
  * an unbounded (or very large) one doubles its storage when it is full,
  * which costs O(1) amortized per put and is the only allocation here.
  *
- * Invariants (see sync.h for the hand-over rule they rest on):
- * - getters wait only while the queue is empty: a put that finds one hands
- *   its item straight into the first getter's record and touches no
- *   storage;
- * - putters wait only while the queue is full: a get that frees a place
- *   moves the first putter's item in at once;
+ * Waiters are served by reservation, as asyncio serves them: a put stores
+ * its item and wakes the first getter, which takes the next item when it
+ * runs; a get that frees a place wakes the first putter, which stores its
+ * item when it runs. Until then the woken task holds a reservation: `gres`
+ * stored items are promised to woken getters, `pres` places to woken
+ * putters. So a waiter cancelled after its wake-up, before it runs, takes
+ * nothing and stores nothing: it hands its reservation to the next waiter
+ * (or drops it), and the item it would have got is still at its place in
+ * the queue's order.
+ *
+ * Invariants:
+ * - getters wait only while every stored item is promised (count <= gres);
+ * - putters wait only while every place is taken (count + pres >= limit);
  * - so a newcomer can never overtake a waiter, and `unfinished` counts
- *   every put that succeeded (handed over or stored) and is not yet
- *   task_done. */
+ *   every item stored and not yet task_done. */
 #include "sync.h"
 
 #include <stdlib.h>
@@ -46,8 +52,10 @@ struct async_queue {
   size_t maxcap; /* the capacity storage may grow to */
   uint64_t seq;
   size_t unfinished;
-  async__list getters; /* async__waiter: item handed in at wake */
-  async__list putters; /* async__waiter: item taken out at wake */
+  size_t gres;         /* stored items promised to woken getters */
+  size_t pres;         /* places promised to woken putters */
+  async__list getters; /* async__waiter, item = the queue */
+  async__list putters; /* async__waiter, item = the queue */
   async__list joiners; /* async__waiter */
   async_cmp_fn cmp;
   void *cmp_arg;
@@ -166,32 +174,71 @@ static inline void *take(async_queue *q) {
 
 /* {==== Hand-over ======================================================= */
 
-/* A place was just freed: the first waiting putter's item moves in (there
- * is room, and the storage need not grow) and its put returns 0. */
-static inline void admit_putter(async_queue *q) {
-  async__waiter *w = async__waitq_first(&q->putters);
-  if (w) {
-    int err = store(q, w->item);
-    ASYNC__ASSERT(err == 0);
-    q->unfinished++;
-    async__waitq_wake(w, 0);
+/* Waking and waiting, out of line: in a steady flow nobody waits, and the
+ * paths that do not wait then save fewer registers. */
+#if defined(__GNUC__)
+#define QUEUE_SLOW __attribute__((noinline))
+#else
+#define QUEUE_SLOW
+#endif
+
+static QUEUE_SLOW void wake_getters(async_queue *q) {
+  while (!async__list_empty(&q->getters) && q->count > q->gres) {
+    q->gres++;
+    async__waitq_wake(async__waitq_first(&q->getters), 0);
   }
 }
 
-/* A put without waiting: to the first getter, else into storage. */
-static inline int put_now(async_queue *q, void *item) {
-  async__waiter *w = async__waitq_first(&q->getters);
-  if (w) {
-    w->item = item;
-    async__waitq_wake(w, 0);
-  } else if (q->count < q->limit) {
-    int err = store(q, item);
-    if (err) return err;
-  } else {
-    return -EAGAIN;
+static QUEUE_SLOW void wake_putters(async_queue *q) {
+  while (!async__list_empty(&q->putters) && q->count + q->pres < q->limit) {
+    q->pres++;
+    async__waitq_wake(async__waitq_first(&q->putters), 0);
   }
+}
+
+/* Promises the stored items no woken getter has yet to the waiting
+ * getters, in order; each takes one when it runs. */
+static inline void serve_getters(async_queue *q) {
+  if (async__unlikely(!async__list_empty(&q->getters))) wake_getters(q);
+}
+
+/* Promises the free places to the waiting putters, in order. */
+static inline void serve_putters(async_queue *q) {
+  if (async__unlikely(!async__list_empty(&q->putters))) wake_putters(q);
+}
+
+/* A put without waiting: stores the item if a place is free (not promised
+ * to a woken putter) and wakes the first getter. */
+static inline int put_now(async_queue *q, void *item) {
+  if (q->count + q->pres >= q->limit) return -EAGAIN;
+  int err = store(q, item);
+  if (err) return err;
   q->unfinished++;
+  serve_getters(q);
   return 0;
+}
+
+/* A get without waiting, when an item is free (not promised). */
+static inline void *get_now(async_queue *q) {
+  void *item = take(q);
+  serve_putters(q);
+  return item;
+}
+
+/* The unlinks of get and put: a task killed at loop close after its
+ * wake-up, before it ran, gives its reservation back. */
+static void get_unlink(async__task *t) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->state != ASYNC__T_SUSPENDED && t->wake == 0)
+    ((async_queue *)w->item)->gres--;
+}
+
+static void put_unlink(async__task *t) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->state != ASYNC__T_SUSPENDED && t->wake == 0)
+    ((async_queue *)w->item)->pres--;
 }
 
 /* }==== */
@@ -254,7 +301,7 @@ int async_queue_free(async_queue *q) {
   if (!q) return 0;
   if (!queue_ok(q)) return -EINVAL;
   if (!async__list_empty(&q->getters) || !async__list_empty(&q->putters) ||
-      !async__list_empty(&q->joiners))
+      !async__list_empty(&q->joiners) || q->gres || q->pres)
     return -EBUSY;
   while (q->count) {
     void *item = take(q);
@@ -267,6 +314,39 @@ int async_queue_free(async_queue *q) {
   return 0;
 }
 
+/* Full: wait in line until a get promises us a place. */
+static QUEUE_SLOW int put_wait(async_queue *q, async__task *t, void *item) {
+  int err;
+  if ((err = async__task_take_cancel(t))) return err;
+  async__waiter w;
+  w.item = q;
+  err = async__waitq_park(&q->putters, &w, t, put_unlink, "queue put");
+  if (err) return err;
+  q->pres--;
+  if ((err = async__task_take_cancel(t)) == 0 && q->shut) err = -ESHUTDOWN;
+  if (err == 0) err = put_now(q, item); /* the place is ours */
+  if (err) serve_putters(q);            /* not taken: to the next */
+  return err;
+}
+
+/* Empty: wait in line until a put promises us an item. */
+static QUEUE_SLOW int get_wait(async_queue *q, async__task *t, void **item) {
+  int err;
+  if ((err = async__task_take_cancel(t))) return err;
+  async__waiter w;
+  w.item = q;
+  err = async__waitq_park(&q->getters, &w, t, get_unlink, "queue get");
+  if (err) return err;
+  q->gres--;
+  if ((err = async__task_take_cancel(t))) {
+    serve_getters(q); /* the item stays, for the next in line */
+    return err;
+  }
+  if (!q->count) return -ESHUTDOWN; /* discarded by an immediate shutdown */
+  *item = get_now(q);
+  return 0;
+}
+
 int async_queue_put(async_queue *q, void *item) {
   int err = 0;
   async__task *t = async__task_require(&err);
@@ -275,11 +355,7 @@ int async_queue_put(async_queue *q, void *item) {
   if (async__unlikely(q->shut)) return -ESHUTDOWN;
   err = put_now(q, item);
   if (async__likely(err != -EAGAIN)) return err;
-  /* Full: wait in line; a get moves the item in and wakes us with 0. */
-  if ((err = async__task_take_cancel(t))) return err;
-  async__waiter w;
-  w.item = item;
-  return async__waitq_park(&q->putters, &w, t, NULL, "queue put");
+  return put_wait(q, t, item);
 }
 
 int async_queue_get(async_queue *q, void **item) {
@@ -288,19 +364,12 @@ int async_queue_get(async_queue *q, void **item) {
   async__task *t = async__task_require(&err);
   if (async__unlikely(!t)) return err;
   if (async__unlikely(!queue_ok(q) || !item)) return -EINVAL;
-  if (async__likely(q->count)) {
-    *item = take(q);
-    admit_putter(q);
+  if (async__likely(q->count > q->gres)) {
+    *item = get_now(q);
     return 0;
   }
   if (q->shut) return -ESHUTDOWN;
-  /* Empty: wait in line; a put hands its item over and wakes us with 0. */
-  if ((err = async__task_take_cancel(t))) return err;
-  async__waiter w;
-  w.item = NULL;
-  err = async__waitq_park(&q->getters, &w, t, NULL, "queue get");
-  if (err == 0) *item = w.item;
-  return err;
+  return get_wait(q, t, item);
 }
 
 int async_queue_put_nowait(async_queue *q, void *item) {
@@ -312,9 +381,8 @@ int async_queue_put_nowait(async_queue *q, void *item) {
 int async_queue_get_nowait(async_queue *q, void **item) {
   if (item) *item = NULL;
   if (!queue_ok(q) || !item) return -EINVAL;
-  if (q->count) {
-    *item = take(q);
-    admit_putter(q);
+  if (q->count > q->gres) {
+    *item = get_now(q);
     return 0;
   }
   return q->shut ? -ESHUTDOWN : -EAGAIN;
@@ -335,7 +403,8 @@ int async_queue_join(async_queue *q) {
   if (q->unfinished == 0) return 0;
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
-  return async__waitq_park(&q->joiners, &w, t, NULL, "queue join");
+  err = async__waitq_park(&q->joiners, &w, t, NULL, "queue join");
+  return err ? err : async__task_take_cancel(t);
 }
 
 int async_queue_shutdown(async_queue *q, int immediate) {
@@ -351,13 +420,18 @@ int async_queue_shutdown(async_queue *q, int immediate) {
     }
     if (q->unfinished == 0) async__waitq_wake_all(&q->joiners, 0);
   }
+  /* Waiting getters have no item coming: every stored one is promised. */
   async__waitq_wake_all(&q->putters, -ESHUTDOWN);
-  if (!q->count) async__waitq_wake_all(&q->getters, -ESHUTDOWN);
+  async__waitq_wake_all(&q->getters, -ESHUTDOWN);
   return 0;
 }
 
+/* Size, empty and full say what a get or put without waiting would find:
+ * the items promised to woken getters are theirs already, the places
+ * promised to woken putters taken. */
 long async_queue_size(const async_queue *q) {
-  return queue_ok(q) ? (long)q->count : -EINVAL;
+  if (!queue_ok(q)) return -EINVAL;
+  return q->count > q->gres ? (long)(q->count - q->gres) : 0;
 }
 
 long async_queue_maxsize(const async_queue *q) {
@@ -365,11 +439,12 @@ long async_queue_maxsize(const async_queue *q) {
 }
 
 int async_queue_empty(const async_queue *q) {
-  return queue_ok(q) ? q->count == 0 : -EINVAL;
+  return queue_ok(q) ? q->count <= q->gres : -EINVAL;
 }
 
 int async_queue_full(const async_queue *q) {
-  return queue_ok(q) ? (q->maxsize && q->count >= q->maxsize) : -EINVAL;
+  return queue_ok(q) ? (q->maxsize && q->count + q->pres >= q->maxsize)
+                     : -EINVAL;
 }
 
 /* }==== */

@@ -4,7 +4,9 @@
  *
  * Invariant: `value` is 0 whenever tasks wait. A release with waiters does
  * not raise the value: it hands the permit to the first waiter and wakes
- * it (see sync.h), so a newcomer cannot take it first. */
+ * it (see sync.h), so a newcomer cannot take it first, not even the task
+ * that released it; a waiter cancelled after it was handed the permit
+ * passes it on before it returns. */
 #include "sync.h"
 
 #include <limits.h>
@@ -16,8 +18,11 @@ struct async_semaphore {
   uint32_t magic;
   uint8_t bounded;
   unsigned value;
-  unsigned bound;      /* bounded: the initial value */
-  async__list waiters; /* async__waiter */
+  unsigned bound; /* bounded: the initial value */
+  /* Waiters handed a permit and woken that have not run yet: a cancelled
+   * one gives it back when it does, so it must not be freed. */
+  unsigned woken;
+  async__list waiters; /* async__waiter, item = the semaphore */
 };
 
 static inline int sem_ok(const async_semaphore *s) {
@@ -49,10 +54,29 @@ int async_bounded_semaphore_new(async_semaphore **out, unsigned value) {
 int async_semaphore_free(async_semaphore *s) {
   if (!s) return 0;
   if (!sem_ok(s)) return -EINVAL;
-  if (!async__list_empty(&s->waiters)) return -EBUSY;
+  if (!async__list_empty(&s->waiters) || s->woken) return -EBUSY;
   s->magic = ASYNC__MAGIC_DEAD;
   free(s);
   return 0;
+}
+
+/* To the first waiter, which then owns it, else to the semaphore. */
+static void give_permit(async_semaphore *s) {
+  async__waiter *w = async__waitq_first(&s->waiters);
+  if (w) {
+    s->woken++;
+    async__waitq_wake(w, 0);
+  } else {
+    s->value++;
+  }
+}
+
+/* For a waiter killed at loop close after it was woken. */
+static void sem_unlink(async__task *t) {
+  async__waiter *w = t->wait_obj;
+  async__list_remove(&w->link);
+  if (t->state != ASYNC__T_SUSPENDED && t->wake == 0)
+    ((async_semaphore *)w->item)->woken--;
 }
 
 int async_semaphore_acquire(async_semaphore *s) {
@@ -66,8 +90,14 @@ int async_semaphore_acquire(async_semaphore *s) {
   }
   if ((err = async__task_take_cancel(t))) return err;
   async__waiter w;
+  w.item = s;
   /* 0: the releaser handed us its permit before waking us. */
-  return async__waitq_park(&s->waiters, &w, t, NULL, "semaphore");
+  err = async__waitq_park(&s->waiters, &w, t, sem_unlink, "semaphore");
+  if (err) return err;
+  s->woken--;
+  if ((err = async__task_take_cancel(t)))
+    give_permit(s); /* cancelled before we ran: to the next */
+  return err;
 }
 
 int async_semaphore_try_acquire(async_semaphore *s) {
@@ -81,11 +111,7 @@ int async_semaphore_release(async_semaphore *s) {
   if (!sem_ok(s)) return -EINVAL;
   if (s->bounded ? s->value >= s->bound : s->value >= INT_MAX)
     return -EOVERFLOW;
-  async__waiter *w = async__waitq_first(&s->waiters);
-  if (w)
-    async__waitq_wake(w, 0);
-  else
-    s->value++;
+  give_permit(s);
   return 0;
 }
 

@@ -5,15 +5,18 @@
  *
  * Every primitive keeps its parked tasks in a FIFO of async__waiter
  * records, one per waiting task, living on that task's stack. The rule
- * that makes them cancellation-safe: whatever a waiter waits for (an item,
- * the lock, a permit, a barrier index) is handed over into its record by
- * the task that wakes it, at wake time, and the record leaves the FIFO at
- * the same moment. So:
- * - a waiter woken with 0 already owns what it waited for, even if it is
- *   cancelled before it runs: that cancellation stays pending and is
- *   delivered at its next suspension point (task.c keeps cancel_req);
+ * that makes them cancellation-safe: whatever a waiter waits for (the
+ * lock, a permit, a notification, a barrier index; for a queue, the
+ * promise of an item or of a place) is handed over to it by the task that
+ * wakes it, at wake time, and the record leaves the FIFO at the same
+ * moment. So:
  * - a waiter cancelled while still parked is unlinked (the default cancel
- *   of async__task_park) and owns nothing; the next waiter is served.
+ *   of async__task_park) and owns nothing; the next waiter is served;
+ * - a waiter woken with 0 and cancelled before it runs (task.c then only
+ *   sets cancel_req) returns -ECANCELED, as in asyncio, the cancellation
+ *   winning: right after its park it takes the cancellation
+ *   (async__task_take_cancel) and gives back what it was handed through
+ *   the primitive's own release path, which serves the next waiter.
  * No primitive ever has a free resource and a waiter at the same time, so
  * a newcomer cannot overtake the waiters: service is first come, first
  * served. */
@@ -78,9 +81,11 @@ static inline size_t async__waitq_wake_all(async__list *q, int code) {
 
 /* The lock's internals that condition.c needs. */
 int async__lock_held_by(const async_lock *l, const async__task *t);
-/* async_lock_acquire with the caller's record and unlink hook (NULL: the
- * default), for a waiter that holds more than the lock wait itself. */
+/* async_lock_acquire with the caller's record and unlink hook, for a
+ * waiter that holds more than the lock wait itself; the hook must call
+ * async__lock_unlink(t, l). */
 int async__lock_acquire_as(async_lock *l, async__waiter *w,
                            async__unlink_fn unlink);
+void async__lock_unlink(async__task *t, async_lock *l);
 
 #endif
