@@ -150,8 +150,12 @@ ASYNC_EXTERN int async_handle_cancel(async_handle *h);
 ASYNC_EXTERN int async_handle_release(async_handle *h);
 
 /* From any thread: schedules cb(arg) on the loop as async_loop_call_soon does,
- * and wakes the loop if it is waiting. The loop must not be freed while
- * this runs. Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
+ * and wakes the loop if it is waiting. It may race async_loop_close on the
+ * loop's thread: a call accepted while the close still runs tasks runs, one
+ * accepted after that is dropped with the other pending callbacks, and once
+ * the close has dropped them every call returns -ESHUTDOWN and queues
+ * nothing. The loop must not be freed while this runs. Returns 0, -EINVAL,
+ * -ESHUTDOWN (closing or closed), -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
                                                  async_callback cb, void *arg);
 

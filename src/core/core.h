@@ -352,6 +352,7 @@ struct async_loop {
   async__rq ts_queue;
   int wake_fd[2]; /* eventfd in [0] and [1], or a pipe */
   atomic_int ts_signalled;
+  int ts_closed; /* under ts_lock: the close refuses calls from now on */
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread

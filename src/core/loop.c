@@ -445,6 +445,9 @@ int async_loop_close(async_loop *loop) {
   loop->closing = 1;
   wake_drain(loop);
   close_tasks(loop);
+  pthread_mutex_lock(&loop->ts_lock);
+  loop->ts_closed = 1; /* from now on other threads get -ESHUTDOWN */
+  pthread_mutex_unlock(&loop->ts_lock);
   wake_drain(loop);
   drop_ready(loop);
   drop_timers(loop);
@@ -468,10 +471,6 @@ int async_loop_free(async_loop *loop) {
   if (!loop_ok(loop)) return -EINVAL;
   int err = async_loop_close(loop);
   if (err) return err;
-  /* Calls queued from other threads after the close are dropped. */
-  async__rnode *rn;
-  while ((rn = async__rq_pop(&loop->ts_queue)))
-    free(async__container_of(rn, async_handle, rn));
   pthread_mutex_destroy(&loop->ts_lock);
   loop->magic = ASYNC__MAGIC_DEAD;
   free(loop);
@@ -568,13 +567,31 @@ int async_handle_release(async_handle *h) {
 
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                     void *arg) {
-  async_handle *h;
-  int err = handle_new(loop, cb, arg, NULL, &h);
-  if (err) return err;
+  if (!loop_ok(loop) || !cb) return -EINVAL;
+  async_handle *h = malloc(sizeof *h);
+  if (!h) return -ENOMEM;
+  memset(h, 0, sizeof *h);
+  h->rn.kind = ASYNC__RN_CALL;
+  h->cb = cb;
+  h->arg = arg;
+  h->loop = loop;
+  h->magic = ASYNC__MAGIC_FUTURE;
+  h->state = ASYNC__H_SCHEDULED;
+  h->loop_ref = 1;
+  h->timer.fire = handle_timer_fire;
+  /* The check, the push and the write share the lock with close: once
+   * ts_closed is set no call gets in, and the wake-up fd is closed only
+   * after that, so no write can land on a number reused by another file.
+   * The write happens once per drain, so contention stays on the lock. */
   pthread_mutex_lock(&loop->ts_lock);
+  if (loop->ts_closed) {
+    pthread_mutex_unlock(&loop->ts_lock);
+    free(h);
+    return -ESHUTDOWN;
+  }
   async__rq_push(&loop->ts_queue, &h->rn);
-  pthread_mutex_unlock(&loop->ts_lock);
   if (atomic_exchange(&loop->ts_signalled, 1) == 0) wake_signal(loop);
+  pthread_mutex_unlock(&loop->ts_lock);
   return 0;
 }
 

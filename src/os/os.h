@@ -106,6 +106,14 @@ static inline void async__list_move(async__list *from, async__list *to) {
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define ASYNC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ASYNC__TSAN 1
+#endif
+#endif
+
 typedef struct async__ctx {
 #if defined(ASYNC_USE_UCONTEXT)
   ucontext_t uc;
@@ -116,6 +124,9 @@ typedef struct async__ctx {
   const void *stack_lo; /* bounds ASan is told when this context is entered */
   size_t stack_size;    /* 0 for the thread's own stack until first left */
   void *fake_stack;
+#endif
+#if defined(ASYNC__TSAN)
+  void *tsan_fiber; /* NULL for the thread's own stack until first left */
 #endif
 } async__ctx;
 
@@ -131,6 +142,10 @@ void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
  * context switches back to `from`. `dying` says `from` will never be resumed
  * (a finished task): sanitizers then release what they kept for it. */
 void async__ctx_switch(async__ctx *from, async__ctx *to, int dying);
+
+/* Gives a context made by async__ctx_make its ThreadSanitizer fiber;
+ * a no-op in other builds. Called by both makes. */
+void async__ctx_sanitizer_make(async__ctx *ctx);
 
 /* The raw switch (assembly or swapcontext), without annotations. */
 void async__ctx_swap(async__ctx *from, async__ctx *to);
