@@ -47,6 +47,18 @@ typedef struct async_loop_options {
                           and deadline of the loop (sleeps, call_later,
                           timeouts) use this clock; async_clock() stays
                           the real one */
+  size_t guard_size;   /* bytes of guard region under each task's stack,
+                          rounded up to whole pages; 0: 64 KiB. A frame
+                          that skips the guard (big locals touched at
+                          their low end) lands in the next task's stack
+                          unreported, so make it larger than any frame the
+                          tasks have, or build their code with
+                          -fstack-clash-protection. It costs address space
+                          only, never memory, and no mapping either on
+                          Linux 6.13+ (MADV_GUARD_INSTALL); older kernels
+                          get mprotect guards for the first 16,384 stacks
+                          of the process and canaries after that, see the
+                          README. At most 1 GiB (-EINVAL) */
 } async_loop_options;
 
 /* Fills *opts with the defaults. */
@@ -54,7 +66,8 @@ ASYNC_EXTERN void async_loop_options_init(async_loop_options *opts);
 
 /* Makes a loop (opts may be NULL for the defaults) and stores it in *out.
  * The caller owns it: async_loop_free() ends it.
- * Returns 0, -EINVAL (NULL out, an unknown backend), -ENOMEM, or the error
+ * Returns 0, -EINVAL (NULL out, an unknown backend, a stack or guard size
+ * out of range), -ENOMEM, or the error
  * of the poller's creation (-EMFILE, ...). */
 ASYNC_EXTERN int async_loop_new(async_loop **out,
                                 const async_loop_options *opts);

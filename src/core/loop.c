@@ -112,6 +112,7 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   const async__backend *be = async__backend_find(name);
   if (!be) return -EINVAL;
   if (opts->stack_size && opts->stack_size > UINT32_MAX) return -EINVAL;
+  if (opts->guard_size > ASYNC__STACK_MAX_GUARD) return -EINVAL;
 
   async_loop *loop = calloc(1, sizeof *loop);
   if (!loop) return -ENOMEM;
@@ -134,7 +135,8 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
     return -err;
   }
   if ((err = be->init(&loop->poller)) < 0) goto fail;
-  if ((err = async__stack_pool_new(&loop->stacks, async__task_namer)) < 0)
+  if ((err = async__stack_pool_new(&loop->stacks, async__task_namer,
+                                   opts->guard_size)) < 0)
     goto fail;
   if ((err = wake_open(loop)) < 0) goto fail;
   if ((err = be->ctl(loop->poller, loop->wake_fd[0], 0, ASYNC__POLL_IN)) < 0)

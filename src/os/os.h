@@ -161,17 +161,22 @@ void async__ctx_entered(void);
 /* Coroutine stacks: mmap'd in chunks, pooled, reused, guarded.
  *
  * A stack is a range of address space the kernel commits lazily, page by
- * page, when first touched. Its lowest page is a guard: MADV_GUARD_INSTALL
- * (Linux 6.13+) where the kernel has it, which costs no mapping; otherwise an
- * mprotect(PROT_NONE) page while the process-wide budget of mappings allows
- * (each one splits a mapping and vm.max_map_count is 65530 by default);
- * beyond that a canary at the bottom, checked at each switch.
+ * page, when first touched. Under it is a guard region (the pool's guard
+ * size, 64 KiB by default): MADV_GUARD_INSTALL (Linux 6.13+) where the
+ * kernel has it, which costs no mapping whatever its length; otherwise
+ * mprotect(PROT_NONE) while the process-wide budget of mappings allows (each
+ * one splits a mapping and vm.max_map_count is 65530 by default); beyond
+ * that a canary at the bottom of the stack, checked at each switch, and
+ * the region is plain memory.
  *
- * Overflow onto a guard page raises SIGSEGV; a handler on an alternate signal
- * stack recognises a fault just below the running stack, writes
+ * Overflow into a guard region raises SIGSEGV; a handler on an alternate
+ * signal stack recognises a fault in or just under the running stack's
+ * region (or, on a canary stack, any fault once its canary is broken),
+ * writes
  *   libasync: stack overflow in task 'NAME' (stack size N bytes)
- * to stderr and lets the process die of the signal. A broken canary is
- * reported the same way, then abort(). */
+ * to stderr and lets the process die of the signal. A broken canary found
+ * at a switch is reported the same way, then abort(); a canary stack's
+ * message adds that it was found late and what may be corrupt. */
 
 #include <stddef.h>
 
@@ -184,6 +189,8 @@ typedef void (*async__stack_namer)(const void *owner, char *buf, size_t len);
 
 #define ASYNC__STACK_DEFAULT_SIZE (256u * 1024u)
 #define ASYNC__STACK_MIN_SIZE (16u * 1024u)
+#define ASYNC__STACK_DEFAULT_GUARD (64u * 1024u)
+#define ASYNC__STACK_MAX_GUARD ((size_t)1 << 30)
 
 enum async__guard {
   ASYNC__GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL */
@@ -191,8 +198,12 @@ enum async__guard {
   ASYNC__GUARD_CANARY       /* a checked pattern at the bottom */
 };
 
-/* A pool per loop. `namer` may be NULL. Returns 0 or -ENOMEM. */
-int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer);
+/* A pool per loop. `namer` may be NULL. `guard` is the size of the guard
+ * region under each stack, rounded up to whole pages; 0 means
+ * ASYNC__STACK_DEFAULT_GUARD. Returns 0, -EINVAL (guard over
+ * ASYNC__STACK_MAX_GUARD) or -ENOMEM. */
+int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer,
+                          size_t guard);
 
 /* Unmaps every stack of the pool, in use or not. */
 void async__stack_pool_free(async__stack_pool *pool);
