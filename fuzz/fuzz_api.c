@@ -9,8 +9,12 @@
  * the next bytes as the child's own program, which the parent skips. The
  * programs only use the API as its header allows: whatever the order of
  * calls, an error code is fine and a crash, a sanitizer report, a leak or
- * a hang is a finding. After the programs, or when every task is stuck, a
- * watchdog timer stops the loop and async_loop_close ends what is left.
+ * a hang is a finding. A task waits only for tasks younger than itself
+ * (their programs come later in the input): a cycle of awaits ignores
+ * cancellation for good, as it would in asyncio, and the close would
+ * spend seconds giving up on it. After the programs, or when every task is
+ * stuck, a watchdog timer stops the loop and async_loop_close ends what is
+ * left.
  *
  * Built with -fsanitize=fuzzer it is a libFuzzer target; without, the
  * replay driver (replay.c) runs it over the corpus and the crashes. */
@@ -40,6 +44,7 @@ typedef struct prog {
 struct world {
   async_loop *loop;
   async_task *tasks[SLOTS];
+  unsigned age[SLOTS]; /* the index in progs of each slot's program */
   async_future *futs[2];
   async_queue *queue;
   async_lock *lock;
@@ -48,6 +53,7 @@ struct world {
   async_semaphore *sem;
   async_barrier *barrier;
   async_gen *gen;
+  unsigned gen_age;
   async_task_group *group;
   async_as_completed *ac;
   int pipe[2];
@@ -74,16 +80,23 @@ static prog *prog_take(world *w, const uint8_t **p, const uint8_t *end,
   return c;
 }
 
-static void slot_put(world *w, unsigned i, async_task *t) {
+static void slot_put(world *w, unsigned i, async_task *t, const prog *c) {
   if (w->tasks[i]) async_task_release(w->tasks[i]);
   w->tasks[i] = t;
+  w->age[i] = c ? (unsigned)(c - w->progs) : 0;
 }
 
-/* The tasks in the slots, packed: gather and wait refuse NULL. */
-static size_t slots_pack(world *w, async_future **out) {
+/* Slot k's task if the program `self` may wait for it, else NULL. */
+static async_task *younger(world *w, const prog *self, unsigned k) {
+  unsigned me = (unsigned)(self - w->progs);
+  return w->tasks[k] && w->age[k] > me ? w->tasks[k] : NULL;
+}
+
+/* The tasks `self` may wait for, packed: gather and wait refuse NULL. */
+static size_t slots_pack(world *w, const prog *self, async_future **out) {
   size_t n = 0;
   for (unsigned i = 0; i < SLOTS; i++)
-    if (w->tasks[i]) out[n++] = w->tasks[i];
+    if (younger(w, self, i)) out[n++] = w->tasks[i];
   return n;
 }
 
@@ -92,8 +105,9 @@ static double delay_of(uint8_t a) { return (double)(a & 15) / 8.0; }
 /* One step of a program: op and its argument a. Returns what the call
  * returned, so that run() can stop on -ECANCELED as well-behaved code
  * does. */
-static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
-                const uint8_t *end, async_timeout *tmo, int *ntmo) {
+static int step(world *w, const prog *self, uint8_t op, uint8_t a,
+                const uint8_t **p, const uint8_t *end, async_timeout *tmo,
+                int *ntmo) {
   async_future *fs[SLOTS], *done[SLOTS], *pend[SLOTS];
   void *results[SLOTS];
   int errors[SLOTS];
@@ -107,7 +121,7 @@ static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
     async_task *t;
     if (!c) return 0;
     int err = async_task_spawn(w->loop, &t, run, c, NULL);
-    if (!err) slot_put(w, k, t);
+    if (!err) slot_put(w, k, t, c);
     return err;
   }
   case 1:
@@ -117,17 +131,19 @@ static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
   case 3:
     return w->tasks[k] ? async_task_cancel(w->tasks[k]) : 0;
   case 4:
-    return w->tasks[k] ? async_await(w->tasks[k], &v) : 0;
+    return younger(w, self, k) ? async_await(w->tasks[k], &v) : 0;
   case 5:
-    n = slots_pack(w, fs);
+    n = slots_pack(w, self, fs);
     return a & 1 ? async_gather_errors(fs, n, results, errors)
                  : async_gather(fs, n, results);
   case 6:
-    n = slots_pack(w, fs);
+    n = slots_pack(w, self, fs);
     return async_wait(fs, n, (async_return_when)(a % 3),
                       a & 8 ? delay_of(a >> 4) : -1.0, done, pend);
   case 7:
-    return w->tasks[k] ? async_wait_for(w->tasks[k], delay_of(a >> 3), &v) : 0;
+    return younger(w, self, k)
+               ? async_wait_for(w->tasks[k], delay_of(a >> 3), &v)
+               : 0;
   case 8:
     if (*ntmo == MAX_SCOPES) return 0;
     if (async_timeout_enter(&tmo[*ntmo], a & 1 ? delay_of(a >> 1) : -1.0))
@@ -189,10 +205,15 @@ static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
     default:
       return async_barrier_wait(w->barrier);
     }
-  case 23: {
-    if (w->gen) return async_gen_next(w->gen, &v);
+  case 23: { /* the producer's program is younger than its consumers */
+    if (w->gen)
+      return w->gen_age > (unsigned)(self - w->progs)
+                 ? async_gen_next(w->gen, &v)
+                 : 0;
     prog *c = prog_take(w, p, end, a >> 3);
-    return c ? async_gen_new(&w->gen, run, c, NULL) : 0;
+    if (!c) return 0;
+    w->gen_age = (unsigned)(c - w->progs);
+    return async_gen_new(&w->gen, run, c, NULL);
   }
   case 24:
     return async_gen_yield((void *)(uintptr_t)a);
@@ -204,7 +225,7 @@ static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
     async_task *t = NULL;
     if (!c) return 0;
     int err = async_task_group_spawn(w->group, a & 1 ? &t : NULL, run, c, NULL);
-    if (!err && t) slot_put(w, k, t);
+    if (!err && t) slot_put(w, k, t, c);
     return err;
   }
   case 27:
@@ -217,8 +238,9 @@ static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
   }
   case 29: {
     int fd = a & 1 ? w->pipe[0] : a & 2 ? w->pipe[1] : -1;
+    /* Real time passes in an fd wait, even on the virtual clock. */
     int got = async_fd_wait(fd, a & 2 ? ASYNC_WRITABLE : ASYNC_READABLE,
-                            (double)(a >> 4) / 1000.0);
+                            (double)(a >> 4) * 1e-5);
     char buf[64];
     if (got > 0 && fd == w->pipe[0]) (void)read(fd, buf, sizeof buf);
     return got;
@@ -237,11 +259,11 @@ static int step(world *w, uint8_t op, uint8_t a, const uint8_t **p,
     }
   }
   case 31:
-    return w->tasks[k] ? async_shield(w->tasks[k], &v) : 0;
+    return younger(w, self, k) ? async_shield(w->tasks[k], &v) : 0;
   case 32: {
     async_future *f;
     if (!w->ac) {
-      n = slots_pack(w, fs);
+      n = slots_pack(w, self, fs);
       return async_as_completed_new(&w->ac, fs, n,
                                     a & 1 ? delay_of(a >> 1) : -1.0);
     }
@@ -323,7 +345,7 @@ static void *run(void *arg) {
   while (p < end && w->steps++ < MAX_STEPS) {
     uint8_t op = *p++;
     a = p < end ? *p++ : 0;
-    err = step(w, op, a, &p, end, tmo, &ntmo);
+    err = step(w, pg, op, a, &p, end, tmo, &ntmo);
     if (err == -EIO && op % 40 >= 39) break;
     /* Cancelled: the innermost scope may take it back as a timeout;
      * otherwise unwind, as code that honours cancellation does. */
@@ -340,7 +362,7 @@ static void *run(void *arg) {
 static void watchdog(void *arg) { async_loop_stop(arg); }
 
 static void world_free(world *w) {
-  for (unsigned i = 0; i < SLOTS; i++) slot_put(w, i, NULL);
+  for (unsigned i = 0; i < SLOTS; i++) slot_put(w, i, NULL, NULL);
   for (unsigned i = 0; i < 2; i++) async_future_release(w->futs[i]);
   async_as_completed_free(w->ac);
   async_task_group_free(w->group);

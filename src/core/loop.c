@@ -122,6 +122,7 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   async__rq_init(&loop->ts_queue);
   async__list_init(&loop->tasks);
   async__list_init(&loop->objects);
+  loop->cancel_tail = &loop->cancel_head;
   loop->fds.dirty_head = -1;
   loop->wake_fd[0] = loop->wake_fd[1] = -1;
   loop->stack_size =

@@ -199,6 +199,28 @@ void async__task_wake(async__task *t, int code) {
   async__rq_push(&t->fut.loop->ready, &t->rn);
 }
 
+/* A wait's cancel hook may cancel other tasks (what it awaits, the
+ * children it gathers), whose hooks cancel more: a chain of a million
+ * awaits would take a million nested frames. The outermost cancellation
+ * runs the hooks from a FIFO instead, each once, and returns when the
+ * FIFO is empty, so callers still see the whole chain cancelled. */
+static void cancel_hooks_run(async_loop *loop) {
+  async__task *t;
+  loop->cancel_running = 1;
+  while ((t = loop->cancel_head)) {
+    loop->cancel_head = t->cancel_next;
+    if (!loop->cancel_head) loop->cancel_tail = &loop->cancel_head;
+    t->cancel_next = NULL;
+    t->cancel_queued = 0;
+    /* Still parked in the same wait: nothing runs while the FIFO drains,
+     * but a hook before may have woken it (the request then waits for
+     * the task's own code, as for any request made after a wake). */
+    if (t->state == ASYNC__T_SUSPENDED && t->wait_cancel && t->cancel_req)
+      t->wait_cancel(t);
+  }
+  loop->cancel_running = 0;
+}
+
 int async__task_cancel(async__task *t) {
   if (t->state == ASYNC__T_DONE) return 0;
   t->ncancel++; /* counted even when merged with a pending request */
@@ -206,7 +228,13 @@ int async__task_cancel(async__task *t) {
   t->cancel_req = 1;
   if (t->state == ASYNC__T_SUSPENDED) {
     if (t->wait_cancel) {
-      t->wait_cancel(t);
+      async_loop *loop = t->fut.loop;
+      if (!t->cancel_queued) {
+        t->cancel_queued = 1;
+        *loop->cancel_tail = t;
+        loop->cancel_tail = &t->cancel_next;
+      }
+      if (!loop->cancel_running) cancel_hooks_run(loop);
     } else {
       t->wait_unlink(t);
       async__task_wake(t, -ECANCELED);
