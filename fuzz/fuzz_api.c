@@ -294,6 +294,9 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     case 0:
       if (w->queue && async_queue_free(w->queue) == 0) w->queue = NULL;
       break;
+#if !defined(FUZZ_SKIP_OPEN)
+    /* Issue 9 item 1, open: these three free in the window between a
+     * waiter's wake-up and its resumption (fuzz/open/). */
     case 1:
       if (w->cond && async_condition_free(w->cond) == 0) w->cond = NULL;
       break;
@@ -303,6 +306,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     case 3:
       if (w->ac && async_as_completed_free(w->ac) == 0) w->ac = NULL;
       break;
+#endif
     case 4:
       if (w->group && async_task_group_free(w->group) == 0) w->group = NULL;
       break;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -827,6 +828,48 @@ static void test_stack_guard_size_bounds(void **state) {
   assert_null(loop);
 }
 
+/* Under an address-space limit too tight for a whole chunk, the pool maps
+ * a smaller one: a program that can afford one stack gets it. */
+static void child_tight_address_space(const void *arg) {
+  async__stack_pool *pool;
+  long pages = 0;
+  (void)arg;
+
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL || fscanf(f, "%ld", &pages) != 1) _exit(CHILD_SETUP_FAILED);
+  fclose(f);
+  if (async__stack_pool_new(&pool, NULL, 0) != 0) _exit(CHILD_SETUP_FAILED);
+  /* Room for a few stacks of the default size, far less than a chunk. */
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max =
+      (rlim_t)pages * page_size() + 4 * ASYNC__STACK_DEFAULT_SIZE;
+  if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(CHILD_SETUP_FAILED);
+  async__stack *s = async__stack_get(pool, ASYNC__STACK_DEFAULT_SIZE, NULL);
+  if (s == NULL) _exit(CHILD_WRONG_STACK);
+  touch_top(s);
+  /* And the next ones keep coming, a chunk as small as it must be. */
+  async__stack *t = async__stack_get(pool, ASYNC__STACK_DEFAULT_SIZE, NULL);
+  if (t == NULL) _exit(CHILD_WRONG_STACK);
+  _exit(0);
+}
+
+static void test_stack_tight_address_space_maps_smaller_chunks(void **state) {
+  struct child_result r;
+  (void)state;
+
+  /* The sanitizers' shadow and valgrind's own mappings need address
+   * space of their own beyond any small limit. */
+  if (UNDER_VALGRIND()) skip();
+#if defined(TEST_ASAN)
+  skip();
+#endif
+  run_child(child_tight_address_space, NULL, &r);
+  if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
+    fprintf(stderr, "child status 0x%x, stderr:\n%s\n", r.status, r.err);
+    fail();
+  }
+}
+
 /* A stack handed to a second owner reports that one, not the first. */
 static void child_guard_of_reused_stack(const void *arg) {
   async__stack_pool *pool;
@@ -1030,6 +1073,7 @@ int main(void) {
       cmocka_unit_test(test_stack_big_frame_canary_reported),
       cmocka_unit_test(test_stack_recursion_over_neighbour_canary_reported),
       cmocka_unit_test(test_stack_guard_size_bounds),
+      cmocka_unit_test(test_stack_tight_address_space_maps_smaller_chunks),
       cmocka_unit_test(test_stack_overflow_names_current_owner),
       cmocka_unit_test(test_stack_overflow_without_namer),
       cmocka_unit_test(test_stack_overflow_on_other_thread_reported),

@@ -297,11 +297,19 @@ static async__stack_chunk *chunk_new(async__stack_pool *pool,
                                      async__stack_class *cls) {
   async__stack_chunk *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
-  c->len = cls->slot * cls->per_chunk;
   /* MAP_NORESERVE: the kernel commits pages as they are touched, and a
-   * million stacks of address space must not count against overcommit. */
-  void *base = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+   * million stacks of address space must not count against overcommit.
+   * Short of address space (RLIMIT_AS, a 32-bit process), fewer slots:
+   * halving down to one, so that a program that can map one stack runs. */
+  void *base = MAP_FAILED;
+  unsigned count = cls->per_chunk;
+  for (;;) {
+    c->len = cls->slot * count;
+    base = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base != MAP_FAILED || errno != ENOMEM || count == 1) break;
+    count /= 2;
+  }
   if (base == MAP_FAILED) {
     free(c);
     return NULL;
@@ -319,7 +327,7 @@ static async__stack_chunk *chunk_new(async__stack_pool *pool,
   c->base = base;
   c->pool = pool;
   c->cls = cls;
-  c->count = cls->per_chunk;
+  c->count = count;
   link_push(&pool->chunks, &c->all);
   link_push(&cls->fresh, &c->fresh);
   return c;
