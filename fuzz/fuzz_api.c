@@ -21,6 +21,7 @@
 #include "async.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,8 +33,15 @@
 #define PROGS 96
 #define MAX_STEPS 4096
 #define MAX_SCOPES 4
+#define OPS 40 /* opcodes; the last one fails the program */
 
 typedef struct world world;
+
+/* What a callback of op 40 cancels: slot k of world w. */
+typedef struct cb_arg {
+  world *w;
+  unsigned k;
+} cb_arg;
 
 typedef struct prog {
   world *w;
@@ -57,12 +65,24 @@ struct world {
   async_task_group *group;
   async_as_completed *ac;
   int pipe[2];
+  cb_arg cb_slot[SLOTS];
+  FILE *null_out;
   unsigned steps;
   unsigned nprogs;
   prog progs[PROGS];
 };
 
 static void *run(void *arg);
+
+static void on_done(async_future *f, void *arg) {
+  (void)arg;
+  (void)async_future_result(f, NULL);
+}
+
+static void cancel_cb(void *arg) {
+  cb_arg *c = arg;
+  if (c->w->tasks[c->k]) async_task_cancel(c->w->tasks[c->k]);
+}
 
 static prog *prog_take(world *w, const uint8_t **p, const uint8_t *end,
                        uint8_t len) {
@@ -102,6 +122,71 @@ static size_t slots_pack(world *w, const prog *self, async_future **out) {
 
 static double delay_of(uint8_t a) { return (double)(a & 15) / 8.0; }
 
+/* Op 38: sel picks the call, b (5 bits) is its argument. */
+static int step_more(world *w, const prog *self, unsigned sel, unsigned b,
+                     async_timeout *tmo, int ntmo) {
+  async_future *fs[SLOTS];
+  void *v;
+  unsigned k = b % SLOTS;
+
+  switch (sel) {
+  case 0:
+    return async_sleep(b & 1 ? -1.0 : 0.0);
+  case 1: { /* done callbacks, which run from the loop */
+    async_future *f = b & 8 ? w->futs[b & 1] : w->tasks[k];
+    if (!f) return 0;
+    return b & 16 ? async_future_remove_done_callback(f, on_done, w)
+                  : async_future_add_done_callback(f, on_done, w);
+  }
+  case 2: { /* a callback that cancels slot k, soon or later */
+    async_handle *h = NULL;
+    int err;
+    w->cb_slot[k].w = w;
+    w->cb_slot[k].k = k;
+    if (b & 8)
+      err = async_loop_call_later(w->loop, delay_of(b), cancel_cb,
+                                  &w->cb_slot[k], &h);
+    else
+      err = async_loop_call_soon(w->loop, cancel_cb, &w->cb_slot[k], &h);
+    if (err) return err;
+    return b & 16 ? async_handle_cancel(h) : async_handle_release(h);
+  }
+  case 3: {
+    void **items = NULL;
+    size_t nitems = 0;
+    if (!w->gen || w->gen_age <= (unsigned)(self - w->progs)) return 0;
+    int err = async_gen_collect(w->gen, &items, &nitems);
+    free(items);
+    return err;
+  }
+  case 4: { /* the calls that only read */
+    char name[3] = {'t', (char)('0' + k), 0};
+    int errs[4];
+    async_task *failed[4];
+    if (w->tasks[k] && (b & 8)) async_task_set_name(w->tasks[k], name);
+    if (w->tasks[k]) (void)async_task_name(w->tasks[k]);
+    if (w->group) (void)async_task_group_errors(w->group, errs, failed, 4);
+    if (w->ac) (void)async_as_completed_left(w->ac);
+    if (ntmo) {
+      (void)async_timeout_when(&tmo[ntmo - 1]);
+      (void)async_timeout_expired(&tmo[ntmo - 1]);
+    }
+    if (w->null_out && (b & 16)) (void)async_loop_dump(w->loop, w->null_out);
+    return (int)async_task_all(w->loop, fs, SLOTS);
+  }
+  case 5:
+    return async_wait_for(w->futs[b & 1], delay_of(b >> 1), &v);
+  case 6:
+    if (!w->sem) return 0;
+    return b & 1 ? async_semaphore_try_acquire(w->sem)
+                 : (int)async_semaphore_value(w->sem);
+  default:
+    if (b & 1) return w->lock ? async_lock_try_acquire(w->lock) : 0;
+    /* Cancels itself: delivered at the next suspension. */
+    return async_task_cancel(async_task_current());
+  }
+}
+
 /* One step of a program: op and its argument a. Returns what the call
  * returned, so that run() can stop on -ECANCELED as well-behaved code
  * does. */
@@ -115,7 +200,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
   size_t n;
   unsigned k = a % SLOTS;
 
-  switch (op % 40) {
+  switch (op % OPS) {
   case 0: { /* spawn a child into slot k */
     prog *c = prog_take(w, p, end, a >> 3);
     async_task *t;
@@ -335,8 +420,8 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
       return 0;
     (*ntmo)++;
     return 0;
-  case 38:
-    return async_sleep(a & 1 ? -1.0 : 0.0);
+  case 38: /* the rest of the API, one op with its own selector */
+    return step_more(w, self, a & 7, a >> 3, tmo, *ntmo);
   default:
     return -EIO; /* the program fails here */
   }
@@ -354,7 +439,7 @@ static void *run(void *arg) {
     uint8_t op = *p++;
     a = p < end ? *p++ : 0;
     err = step(w, pg, op, a, &p, end, tmo, &ntmo);
-    if (err == -EIO && op % 40 >= 39) break;
+    if (err == -EIO && op % OPS == OPS - 1) break;
     /* Cancelled: the innermost scope may take it back as a timeout;
      * otherwise unwind, as code that honours cancellation does. */
     if (err == -ECANCELED) {
@@ -368,6 +453,11 @@ static void *run(void *arg) {
 }
 
 static void watchdog(void *arg) { async_loop_stop(arg); }
+
+static int cmp_items(const void *a, const void *b, void *arg) {
+  (void)arg;
+  return (uintptr_t)a < (uintptr_t)b ? -1 : (uintptr_t)a > (uintptr_t)b;
+}
 
 static void world_free(world *w) {
   for (unsigned i = 0; i < SLOTS; i++) slot_put(w, i, NULL, NULL);
@@ -401,9 +491,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (pipe(w.pipe)) abort();
   fcntl(w.pipe[0], F_SETFL, O_NONBLOCK);
   fcntl(w.pipe[1], F_SETFL, O_NONBLOCK);
-  if (async_queue_new(&w.queue, data[0] & 3, NULL) || async_lock_new(&w.lock) ||
+  /* The first byte: the queue's size and order, the semaphore's kind and
+   * value, and whether the loop closes with tasks still running. */
+  static FILE *null_out;
+  if (!null_out) null_out = fopen("/dev/null", "w");
+  w.null_out = null_out;
+  async_queue_options qo;
+  async_queue_options_init(&qo);
+  qo.order = (data[0] >> 2) % 3;
+  qo.cmp = cmp_items;
+  if (async_queue_new(&w.queue, data[0] & 3, &qo) || async_lock_new(&w.lock) ||
       async_event_new(&w.event) || async_condition_new(&w.cond, NULL) ||
-      async_semaphore_new(&w.sem, data[0] >> 6) ||
+      (data[0] & 0x10 ? async_bounded_semaphore_new(&w.sem, (data[0] >> 5) & 3)
+                      : async_semaphore_new(&w.sem, (data[0] >> 5) & 3)) ||
       async_barrier_new(&w.barrier, 2) ||
       async_future_new(w.loop, &w.futs[0]) ||
       async_future_new(w.loop, &w.futs[1]))
