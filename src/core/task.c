@@ -146,6 +146,7 @@ static void task_entry(void *arg) {
 static void end_in_loop(async_loop *loop, async__task *t, int err) {
   task_finish(loop, t, NULL, err);
   if (t->stack) {
+    async__ctx_release(&t->ctx);
     async__stack_put(loop->stacks, t->stack);
     t->stack = NULL;
   }

@@ -192,6 +192,7 @@ static _Thread_local void *async__ctx_dead_fiber;
 
 void async__ctx_sanitizer_make(async__ctx *ctx) {
   ctx->tsan_fiber = __tsan_create_fiber(0);
+  ctx->tsan_thread = 0;
 }
 
 static void async__ctx_reap_fiber(void) {
@@ -204,7 +205,12 @@ static void async__ctx_reap_fiber(void) {
 }
 
 void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
-  if (from->tsan_fiber == NULL) from->tsan_fiber = __tsan_get_current_fiber();
+  /* A thread's own stack (the loop's context) is learned at every switch
+   * away from it: the loop may run on one thread and close on another. */
+  if (from->tsan_fiber == NULL || from->tsan_thread) {
+    from->tsan_fiber = __tsan_get_current_fiber();
+    from->tsan_thread = 1;
+  }
   if (dying) async__ctx_dead_fiber = from->tsan_fiber;
   __tsan_switch_to_fiber(to->tsan_fiber, 0);
   async__ctx_swap(from, to);
@@ -213,10 +219,17 @@ void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
 
 void async__ctx_entered(void) { async__ctx_reap_fiber(); }
 
+void async__ctx_release(async__ctx *ctx) {
+  if (ctx->tsan_fiber != NULL && !ctx->tsan_thread)
+    __tsan_destroy_fiber(ctx->tsan_fiber);
+  ctx->tsan_fiber = NULL;
+}
+
 #endif
 
 #if !defined(ASYNC__TSAN)
 void async__ctx_sanitizer_make(async__ctx *ctx) { (void)ctx; }
+void async__ctx_release(async__ctx *ctx) { (void)ctx; }
 #endif
 
 #if !defined(ASYNC__ASAN) && !defined(ASYNC__TSAN)

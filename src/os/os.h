@@ -127,6 +127,7 @@ typedef struct async__ctx {
 #endif
 #if defined(ASYNC__TSAN)
   void *tsan_fiber; /* NULL for the thread's own stack until first left */
+  int tsan_thread;  /* tsan_fiber is a thread's, learned when it is left */
 #endif
 } async__ctx;
 
@@ -146,6 +147,10 @@ void async__ctx_switch(async__ctx *from, async__ctx *to, int dying);
 /* Gives a context made by async__ctx_make its ThreadSanitizer fiber;
  * a no-op in other builds. Called by both makes. */
 void async__ctx_sanitizer_make(async__ctx *ctx);
+
+/* Forgets what the sanitizers keep for a context that will never run again
+ * and did not die by switching away (a task ended at loop close). */
+void async__ctx_release(async__ctx *ctx);
 
 /* The raw switch (assembly or swapcontext), without annotations. */
 void async__ctx_swap(async__ctx *from, async__ctx *to);
