@@ -489,13 +489,12 @@ static void handle_timer_fire(async__timer *tm) {
   async__rq_push(&h->loop->ready, &h->rn);
 }
 
-static int handle_new(async_loop *loop, async_callback cb, void *arg,
-                      async_handle **out, async_handle **hp) {
-  if (out) *out = NULL;
-  if (!loop_ok(loop) || !cb) return -EINVAL;
-  if (loop->closed) return -ESHUTDOWN;
+/* Reads nothing of the loop: call_soon_threadsafe calls it from any
+ * thread. */
+static async_handle *handle_alloc(async_loop *loop, async_callback cb,
+                                  void *arg, int user_ref) {
   async_handle *h = malloc(sizeof *h);
-  if (!h) return -ENOMEM;
+  if (!h) return NULL;
   memset(h, 0, sizeof *h);
   h->rn.kind = ASYNC__RN_CALL;
   h->cb = cb;
@@ -504,8 +503,18 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
   h->magic = ASYNC__MAGIC_FUTURE;
   h->state = ASYNC__H_SCHEDULED;
   h->loop_ref = 1;
-  h->user_ref = out != NULL;
+  h->user_ref = (uint8_t)(user_ref != 0);
   h->timer.fire = handle_timer_fire;
+  return h;
+}
+
+static int handle_new(async_loop *loop, async_callback cb, void *arg,
+                      async_handle **out, async_handle **hp) {
+  if (out) *out = NULL;
+  if (!loop_ok(loop) || !cb) return -EINVAL;
+  if (loop->closed) return -ESHUTDOWN;
+  async_handle *h = handle_alloc(loop, cb, arg, out != NULL);
+  if (!h) return -ENOMEM;
   if (out) *out = h;
   *hp = h;
   return 0;
@@ -571,17 +580,8 @@ int async_handle_release(async_handle *h) {
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                     void *arg) {
   if (!loop_ok(loop) || !cb) return -EINVAL;
-  async_handle *h = malloc(sizeof *h);
+  async_handle *h = handle_alloc(loop, cb, arg, 0);
   if (!h) return -ENOMEM;
-  memset(h, 0, sizeof *h);
-  h->rn.kind = ASYNC__RN_CALL;
-  h->cb = cb;
-  h->arg = arg;
-  h->loop = loop;
-  h->magic = ASYNC__MAGIC_FUTURE;
-  h->state = ASYNC__H_SCHEDULED;
-  h->loop_ref = 1;
-  h->timer.fire = handle_timer_fire;
   /* The check, the push and the write share the lock with close: once
    * ts_closed is set no call gets in, and the wake-up fd is closed only
    * after that, so no write can land on a number reused by another file.
