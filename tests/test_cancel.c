@@ -629,6 +629,189 @@ test_cancel_killed_after_a_wake_gives_back_what_it_held(void **state) {
   free_loop(loop);
 }
 
+/* {==== Long chains: each link waits for the next ======================= */
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define CHAIN_UNDER_VALGRIND() RUNNING_ON_VALGRIND
+#endif
+#endif
+#if !defined(CHAIN_UNDER_VALGRIND)
+#define CHAIN_UNDER_VALGRIND() 0
+#endif
+
+#include <pthread.h>
+
+/* A million links: 4 GiB of stack pages at one each. ASan's shadow,
+ * valgrind's slowness and TSan's fibers get a tenth, a fiftieth and a
+ * hundredth; the
+ * recursion this guards against overflowed at about 400 links on the
+ * canceller's 64 KiB, and at a few tens of thousands on 8 MiB. */
+static size_t chain_len(void) {
+  const char *env = getenv("TEST_CHAIN_LEN"); /* for a run by hand */
+  if (env && atol(env) > 0) return (size_t)atol(env);
+  if (CHAIN_UNDER_VALGRIND()) return 20000;
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+  return 10000; /* a mapping of its own per fiber's shadow stack */
+#endif
+#if __has_feature(address_sanitizer)
+  return 100000;
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+  return 10000;
+#elif defined(__SANITIZE_ADDRESS__)
+  return 100000;
+#endif
+  return 1000000;
+}
+
+enum chain_kind { CHAIN_AWAIT, CHAIN_GATHER, CHAIN_GROUP };
+
+static struct {
+  enum chain_kind kind;
+  size_t n;
+  size_t started;
+  size_t cancelled;   /* links whose wait said -ECANCELED */
+  int tail_cancelled; /* the cancellation went down every link */
+  async_task *head;
+} chain;
+
+static void *chain_link(void *arg) {
+  size_t i = (size_t)(uintptr_t)arg;
+  int err;
+
+  chain.started++;
+  if (i + 1 == chain.n) {
+    err = async_sleep(1e9);
+    chain.tail_cancelled = err == -ECANCELED;
+  } else if (chain.kind == CHAIN_GROUP) {
+    async_task_group *g;
+    if (async_task_group_new(&g)) return IPTR(-ENOMEM);
+    err = async_task_group_spawn(g, NULL, chain_link, IPTR(i + 1), NULL);
+    if (!err) err = async_task_group_wait(g);
+    async_task_group_free(g);
+  } else {
+    async_task *next;
+    if (async_task_spawn(async_loop_current(), &next, chain_link, IPTR(i + 1),
+                         NULL))
+      return IPTR(-ENOMEM);
+    err = chain.kind == CHAIN_AWAIT ? async_await(next, NULL)
+                                    : async_gather(&next, 1, NULL);
+    async_task_release(next);
+  }
+  if (err == -ECANCELED) chain.cancelled++;
+  /* An await returns what the awaited task ended with (asyncio passes on
+   * its outcome): each link ends cancelled, so the one above sees it. */
+  if (chain.kind == CHAIN_AWAIT && err) return async_fail(err);
+  return IPTR(err);
+}
+
+static async_loop *chain_start(enum chain_kind kind, size_t n) {
+  async_loop_options opts;
+  async_loop *loop = NULL;
+
+  async_loop_options_init(&opts);
+  opts.virtual_clock = 1;
+  opts.stack_size = 16 * 1024;
+  opts.guard_size = 4096; /* address space: 1M x 80 KiB would be plenty */
+  assert_int_equal(async_loop_new(&loop, &opts), 0);
+  memset(&chain, 0, sizeof chain);
+  chain.kind = kind;
+  chain.n = n;
+  assert_int_equal(
+      async_task_spawn(loop, &chain.head, chain_link, IPTR(0), NULL), 0);
+  return loop;
+}
+
+/* On a stack of 64 KiB: waits until every link waits, cancels the head. */
+static void *chain_cancel(void *arg) {
+  (void)arg;
+  while (chain.started < chain.n) async_sleep(1.0);
+  async_sleep(1.0); /* the tail is parked in its sleep too */
+  assert_int_equal(async_task_cancel(chain.head), 1);
+  void *res = NULL;
+  int err = async_await(chain.head, &res);
+  return err ? IPTR(err) : res;
+}
+
+static void check_chain_cancel(enum chain_kind kind, size_t n) {
+  async_loop *loop = chain_start(kind, n);
+  async_task_options topts;
+  async_task *canceller;
+
+  async_task_options_init(&topts);
+  topts.stack_size = 64 * 1024;
+  assert_int_equal(
+      async_task_spawn(loop, &canceller, chain_cancel, NULL, &topts), 0);
+  void *res = NULL;
+  assert_int_equal(async_loop_run_until_complete(loop, canceller, &res), 0);
+  assert_int_equal(PTRI(res), -ECANCELED);
+  assert_int_equal(chain.started, n);
+  assert_int_equal(chain.cancelled, n);
+  assert_int_equal(async_task_release(canceller), 0);
+  assert_int_equal(async_task_release(chain.head), 0);
+  free_loop(loop);
+}
+
+static void test_cancel_million_link_await_chain(void **state) {
+  (void)state;
+  check_chain_cancel(CHAIN_AWAIT, chain_len());
+}
+
+static void test_cancel_long_gather_chain(void **state) {
+  (void)state;
+  check_chain_cancel(CHAIN_GATHER, chain_len() / 10);
+}
+
+static void test_cancel_long_task_group_chain(void **state) {
+  (void)state;
+  check_chain_cancel(CHAIN_GROUP, chain_len() / 10);
+}
+
+static void chain_stop(void *arg) {
+  if (chain.started < chain.n) {
+    async_loop_call_later(arg, 1.0, chain_stop, arg, NULL);
+    return;
+  }
+  async_loop_stop(arg);
+}
+
+static void *chain_close(void *arg) { return IPTR(async_loop_close(arg)); }
+
+/* The close cancels every task; on a thread of 256 KiB of stack. */
+static void test_cancel_million_link_chain_at_close(void **state) {
+  (void)state;
+  size_t n = chain_len();
+  async_loop *loop = chain_start(CHAIN_AWAIT, n);
+  assert_int_equal(async_loop_call_later(loop, 1.0, chain_stop, loop, NULL), 0);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  assert_int_equal(chain.started, n);
+
+  pthread_attr_t attr;
+  pthread_t th;
+  void *r;
+  assert_int_equal(pthread_attr_init(&attr), 0);
+  assert_int_equal(pthread_attr_setstacksize(&attr, 256 * 1024), 0);
+  assert_int_equal(pthread_create(&th, &attr, chain_close, loop), 0);
+  assert_int_equal(pthread_join(th, &r), 0);
+  pthread_attr_destroy(&attr);
+  assert_int_equal(PTRI(r), 0);
+  /* The tail saw the cancellation that the close gave the head. The
+   * unwinding of a million links may outlast the close's grace period on
+   * a loaded machine or a slow build (ucontext): the links still
+   * unwinding are then ended without running, as the close promises. */
+  assert_true(chain.tail_cancelled);
+  assert_true(chain.cancelled >= 1);
+  assert_int_equal(async_future_done(chain.head), 1);
+  assert_int_equal(async_task_release(chain.head), 0);
+  free_loop(loop);
+}
+
+/* }==== */
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_cancel_sleep),
@@ -651,6 +834,10 @@ int main(void) {
       cmocka_unit_test(test_cancel_after_the_wake_is_reported_by_that_sleep),
       cmocka_unit_test(test_cancel_at_close_unwinds_and_gives_up_on_stubborn),
       cmocka_unit_test(test_cancel_killed_after_a_wake_gives_back_what_it_held),
+      cmocka_unit_test(test_cancel_million_link_await_chain),
+      cmocka_unit_test(test_cancel_long_gather_chain),
+      cmocka_unit_test(test_cancel_long_task_group_chain),
+      cmocka_unit_test(test_cancel_million_link_chain_at_close),
   };
   return cmocka_run_group_tests_name("cancel", tests, NULL, NULL);
 }

@@ -796,6 +796,39 @@ static void test_gather_future_released_early_and_after_close(void **state) {
 
 /* }==== */
 
+static async_task *cycle_parent;
+
+static void *await_parent(void *arg) {
+  (void)arg;
+  /* Its await passes the cancellation on to the parent, which waits for
+   * this task: neither ever ends, and the close gives them up. */
+  for (;;) async_await(cycle_parent, NULL);
+  return NULL;
+}
+
+static void *gather_into_cycle(void *arg) {
+  async_coro coros[2] = {{await_parent, NULL}, {await_parent, NULL}};
+  (void)arg;
+  cycle_parent = async_task_current();
+  for (;;) async_gather_coros(coros, 2, NULL, NULL);
+  return NULL;
+}
+
+/* The close ends both tasks without resuming them: the children that
+ * async_gather_coros spawned must not leak (ASan's leak check and
+ * valgrind's, in CI, fail the test if they do). */
+static void test_gather_coros_cycle_given_up_at_close(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  assert_int_equal(async_task_spawn(loop, NULL, gather_into_cycle, NULL, NULL),
+                   0);
+  assert_int_equal(async_loop_call_later(loop, 0.01, stop_cb, loop, NULL), 0);
+  assert_int_equal(async_loop_run_forever(loop), 0);
+  long n = async_task_all(loop, NULL, 0);
+  assert_int_equal(n, 3);
+  free_loop(loop);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_gather_results_in_argument_order),
@@ -819,6 +852,7 @@ int main(void) {
       cmocka_unit_test(test_gather_future_in_wait_for),
       cmocka_unit_test(test_gather_future_nested_bare_and_empty),
       cmocka_unit_test(test_gather_future_released_early_and_after_close),
+      cmocka_unit_test(test_gather_coros_cycle_given_up_at_close),
   };
   return cmocka_run_group_tests_name("gather", tests, NULL, NULL);
 }

@@ -23,6 +23,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "os/os.h"
 
 #if defined(__has_include)
@@ -288,15 +289,16 @@ static void assert_killed_by(const struct child_result *r, int sig) {
   }
 }
 
-/* The message the reporter writes for a stack of MIN size named `name`. */
+/* The start of the message the reporter writes for a stack of MIN size
+ * named `name` (a canary stack's goes on to say it was found late). */
 static void expected_message(char *buf, size_t len, const char *name) {
   async__stack_pool *pool;
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   async__stack *s = async__stack_get(pool, ASYNC__STACK_MIN_SIZE, NULL);
   assert_non_null(s);
   snprintf(buf, len,
            "libasync: stack overflow in task '%s' (stack size %zu "
-           "bytes)\n",
+           "bytes",
            name, async__stack_size(s));
   async__stack_pool_free(pool);
 }
@@ -329,7 +331,7 @@ static void test_stack_reuse_returns_warm_stack(void **state) {
   async__stack_pool *pool;
   (void)state;
 
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   async__stack *a = async__stack_get(pool, 0, NULL);
   assert_non_null(a);
   async__stack_put(pool, a);
@@ -382,7 +384,7 @@ static void test_stack_sizes_round_up(void **state) {
   async__stack_pool *pool;
   (void)state;
 
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
     size_t want =
         asked[i] < ASYNC__STACK_MIN_SIZE ? ASYNC__STACK_MIN_SIZE : asked[i];
@@ -407,7 +409,7 @@ static void test_stack_ranges_disjoint_and_writable(void **state) {
   async__stack_pool *pool;
   (void)state;
 
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (int i = 0; i < N; i++) {
     v[i] = async__stack_get(pool, sizes[i % 3], NULL);
     assert_non_null(v[i]);
@@ -458,7 +460,7 @@ static void test_stack_runs_code(void **state) {
   async__stack_pool *pool;
   (void)state;
 
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (int round = 0; round < 4; round++) {
     size_t size = sizes[round % 2];
     async__stack *s = async__stack_get(pool, size, &task_first);
@@ -484,7 +486,7 @@ static void test_stack_guard_kinds_reported(void **state) {
   async__stack_pool *pool;
   (void)state;
 
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   async__stack *m = async__stack_get(pool, 0, NULL);
   assert_non_null(m);
   assert_int_equal(async__stack_guard(m), default_guard());
@@ -519,7 +521,7 @@ static void test_stack_mprotect_budget_falls_back_to_canary(void **state) {
   (void)state;
 
   async__stack_test_config(0, 3);
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (int i = 0; i < 5; i++) {
     v[i] = async__stack_get(pool, 0, NULL);
     assert_non_null(v[i]);
@@ -542,7 +544,7 @@ static void test_stack_mprotect_budget_falls_back_to_canary(void **state) {
   async__stack_pool_free(pool);
 
   /* Unmapping gave the budget back. */
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (int i = 0; i < 3; i++) {
     v[i] = async__stack_get(pool, 0, NULL);
     assert_non_null(v[i]);
@@ -555,12 +557,12 @@ static void test_stack_bad_arguments_and_short_memory(void **state) {
   async__stack_pool *pool;
   (void)state;
 
-  assert_int_equal(async__stack_pool_new(NULL, NULL), -EINVAL);
+  assert_int_equal(async__stack_pool_new(NULL, NULL, 0), -EINVAL);
   assert_null(async__stack_get(NULL, 0, NULL));
   async__stack_pool_free(NULL);
   async__stack_check(NULL);
 
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   async__stack_put(pool, NULL);
   /* More than any address space: the mmap fails, and the pool lives on. */
   assert_null(async__stack_get(pool, (size_t)1 << 61, NULL));
@@ -586,7 +588,7 @@ static void test_stack_maps_stay_few(void **state) {
   assert_non_null(v);
   if (!guard_regions_work) async__stack_test_config(1, BUDGET);
   long before = maps_lines();
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (int i = 0; i < N; i++) {
     v[i] = async__stack_get(pool, 0, NULL);
     assert_non_null(v[i]);
@@ -623,10 +625,10 @@ static void test_stack_resident_one_page_per_stack(void **state) {
   v = malloc(N * sizeof *v);
   assert_non_null(v);
   /* A first run pages in the code of these paths, which counts too. */
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   touch_top(async__stack_get(pool, 0, NULL));
   async__stack_pool_free(pool);
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
 
   /* The first get maps a chunk of 64 stacks but touches only its own; the
    * allocator (and ASan's shadow of it) may take a few pages more. */
@@ -659,7 +661,7 @@ static void test_stack_cache_is_bounded(void **state) {
   if (UNDER_VALGRIND()) skip();
   v = malloc(N * sizeof *v);
   assert_non_null(v);
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   long before = resident_pages();
   for (int i = 0; i < N; i++) {
     v[i] = async__stack_get(pool, 0, NULL);
@@ -696,7 +698,7 @@ static void test_stack_pool_free_with_stacks_out(void **state) {
 
   long lines = maps_lines();
   long before = resident_pages();
-  assert_int_equal(async__stack_pool_new(&pool, NULL), 0);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
   for (int i = 0; i < N; i++) {
     v[i] = async__stack_get(pool, sizes[i % 3], &v[i]);
     assert_non_null(v[i]);
@@ -732,7 +734,7 @@ static void recurse_entry(void) { (void)recurse(0); }
 static async__stack *child_stack(async__stack_pool **pool,
                                  async__stack_namer namer, const void *owner) {
   if (async__stack_reporter_install() != 0) _exit(CHILD_SETUP_FAILED);
-  if (async__stack_pool_new(pool, namer) != 0) _exit(CHILD_SETUP_FAILED);
+  if (async__stack_pool_new(pool, namer, 0) != 0) _exit(CHILD_SETUP_FAILED);
   async__stack *s = async__stack_get(*pool, ASYNC__STACK_MIN_SIZE, owner);
   if (s == NULL) _exit(CHILD_SETUP_FAILED);
   return s;
@@ -801,6 +803,218 @@ static void test_stack_overflow_canary_reported(void **state) {
   run_child(child_break_canary, NULL, &r);
   assert_killed_by(&r, SIGABRT);
   assert_contains(r.err, want);
+}
+
+/* A frame bigger than a page whose code touches only its low end, as a
+ * local array does before it is filled: alloca moves the stack pointer
+ * down by the whole size at once, as a big frame's prologue does. */
+static size_t big_frame_bytes;
+
+static void big_frame_entry(void) {
+  volatile char *frame = __builtin_alloca(big_frame_bytes);
+  frame[0] = 1;
+}
+
+struct big_frame_case {
+  enum async__guard mode;
+  size_t guard;  /* the pool's guard size, 0 for the default */
+  size_t frame;  /* bytes the frame takes */
+  int recursion; /* recurse without end instead */
+};
+
+static void guard_mode_set(enum async__guard mode) {
+  if (mode == ASYNC__GUARD_MPROTECT) async__stack_test_config(0, -1);
+  if (mode == ASYNC__GUARD_CANARY) async__stack_test_config(0, 0);
+}
+
+/* Runs the case on the upper of two neighbouring stacks, with only its
+ * lowest 8 KiB left, so that what goes past its limit lands in the guard
+ * region, or past it in the lower stack. */
+static void child_big_frame(const void *arg) {
+  const struct big_frame_case *c = arg;
+  async__stack_pool *pool;
+
+  guard_mode_set(c->mode);
+  if (async__stack_reporter_install() != 0) _exit(CHILD_SETUP_FAILED);
+  if (async__stack_pool_new(&pool, test_namer, c->guard) != 0)
+    _exit(CHILD_SETUP_FAILED);
+  async__stack *below =
+      async__stack_get(pool, ASYNC__STACK_MIN_SIZE, &task_first);
+  async__stack *s =
+      async__stack_get(pool, ASYNC__STACK_MIN_SIZE, &task_overflow);
+  if (below == NULL || s == NULL) _exit(CHILD_SETUP_FAILED);
+  if (async__stack_lo(s) < async__stack_lo(below)) _exit(CHILD_WRONG_STACK);
+  if (async__stack_guard(s) != c->mode) _exit(CHILD_WRONG_GUARD);
+  big_frame_bytes = c->frame;
+  if (getcontext(&child_task_uc) != 0) _exit(CHILD_SETUP_FAILED);
+  child_task_uc.uc_stack.ss_sp = async__stack_lo(s);
+  child_task_uc.uc_stack.ss_size = c->recursion ? async__stack_size(s) : 8192;
+  child_task_uc.uc_link = &child_main_uc;
+  makecontext(&child_task_uc, c->recursion ? recurse_entry : big_frame_entry,
+              0);
+  async__stack_set_current(s);
+  swapcontext(&child_main_uc, &child_task_uc);
+  async__stack_set_current(NULL);
+  async__stack_check(s);
+}
+
+static void check_big_frame(const struct big_frame_case *c) {
+  struct child_result r;
+  char want[256];
+
+  if (UNDER_VALGRIND()) skip();
+  expected_message(want, sizeof want, task_overflow.name);
+  run_child(child_big_frame, c, &r);
+  assert_killed_by(&r, SIGSEGV);
+  assert_contains(r.err, want);
+  assert_null(strstr(r.err, task_first.name));
+}
+
+/* 16 KiB of frame skip a page of guard: the default region is 64 KiB. */
+static void test_stack_big_frame_madvise_reported(void **state) {
+  (void)state;
+  struct big_frame_case c = {ASYNC__GUARD_MADVISE, 0, 16 << 10, 0};
+  check_big_frame(&c);
+}
+
+static void test_stack_big_frame_mprotect_reported(void **state) {
+  (void)state;
+  struct big_frame_case c = {ASYNC__GUARD_MPROTECT, 0, 16 << 10, 0};
+  check_big_frame(&c);
+}
+
+/* The guard size is the pool's: 128 KiB of frame fit in 256 KiB of it. */
+static void test_stack_big_frame_larger_guard_reported(void **state) {
+  (void)state;
+  struct big_frame_case c = {ASYNC__GUARD_MADVISE, 256 << 10, 128 << 10, 0};
+  check_big_frame(&c);
+  c.mode = ASYNC__GUARD_MPROTECT;
+  check_big_frame(&c);
+}
+
+/* A canary stack has no guard: a recursion runs through the stack below
+ * and faults far away, with the stack pointer under the stack: the task
+ * is named, and the message says the memory below may be corrupt. */
+static void test_stack_recursion_over_neighbour_canary_reported(void **state) {
+  struct child_result r;
+  (void)state;
+  struct big_frame_case c = {ASYNC__GUARD_CANARY, 0, 0, 1};
+  check_big_frame(&c);
+  run_child(child_big_frame, &c, &r);
+  assert_contains(r.err, "canary mode, no guard region: found late");
+}
+
+/* The same frame, filled: it writes over the canary, which the check at
+ * the task's next switch finds. */
+static void big_frame_fill_entry(void) {
+  volatile char *frame = __builtin_alloca(big_frame_bytes);
+  for (size_t i = 0; i < big_frame_bytes; i++) frame[i] = 0;
+}
+
+static void child_big_frame_filled(const void *arg) {
+  async__stack_pool *pool;
+  (void)arg;
+
+  async__stack_test_config(0, 0);
+  async__stack *s = child_stack(&pool, test_namer, &task_canary);
+  if (async__stack_guard(s) != ASYNC__GUARD_CANARY) _exit(CHILD_WRONG_GUARD);
+  big_frame_bytes = 12 << 10;
+  if (getcontext(&child_task_uc) != 0) _exit(CHILD_SETUP_FAILED);
+  child_task_uc.uc_stack.ss_sp = async__stack_lo(s);
+  child_task_uc.uc_stack.ss_size = 8192;
+  child_task_uc.uc_link = &child_main_uc;
+  makecontext(&child_task_uc, big_frame_fill_entry, 0);
+  async__stack_set_current(s);
+  swapcontext(&child_main_uc, &child_task_uc);
+  async__stack_set_current(NULL);
+  async__stack_check(s);
+}
+
+static void test_stack_big_frame_canary_reported(void **state) {
+  struct child_result r;
+  char want[256];
+  (void)state;
+
+  if (UNDER_VALGRIND()) skip();
+  expected_message(want, sizeof want, task_canary.name);
+  run_child(child_big_frame_filled, NULL, &r);
+  assert_killed_by(&r, SIGABRT);
+  assert_contains(r.err, want);
+  assert_contains(r.err, "canary mode, no guard region: found late");
+}
+
+static void test_stack_guard_size_bounds(void **state) {
+  async__stack_pool *pool;
+  (void)state;
+
+  assert_int_equal(
+      async__stack_pool_new(&pool, NULL, ASYNC__STACK_MAX_GUARD + 1), -EINVAL);
+  /* Rounded up to whole pages, and counted apart from the usable size. */
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 1), 0);
+  async__stack *a = async__stack_get(pool, ASYNC__STACK_MIN_SIZE, NULL);
+  async__stack *b = async__stack_get(pool, ASYNC__STACK_MIN_SIZE, NULL);
+  assert_non_null(a);
+  assert_non_null(b);
+  uintptr_t gap = (uintptr_t)async__stack_lo(b) - (uintptr_t)async__stack_lo(a);
+  /* The gap is one page of guard and the descriptor. */
+  assert_true(gap - async__stack_size(a) > page_size());
+  assert_true(gap - async__stack_size(a) < 2 * page_size());
+  async__stack_pool_free(pool);
+  assert_int_equal(async__stack_pool_new(&pool, NULL, 0), 0);
+  a = async__stack_get(pool, ASYNC__STACK_MIN_SIZE, NULL);
+  b = async__stack_get(pool, ASYNC__STACK_MIN_SIZE, NULL);
+  gap = (uintptr_t)async__stack_lo(b) - (uintptr_t)async__stack_lo(a);
+  assert_true(gap - async__stack_size(a) >= ASYNC__STACK_DEFAULT_GUARD);
+  async__stack_pool_free(pool);
+
+  async_loop_options opts;
+  async_loop *loop = NULL;
+  async_loop_options_init(&opts);
+  opts.guard_size = (size_t)2 << 30;
+  assert_int_equal(async_loop_new(&loop, &opts), -EINVAL);
+  assert_null(loop);
+}
+
+/* Under an address-space limit too tight for a whole chunk, the pool maps
+ * a smaller one: a program that can afford one stack gets it. */
+static void child_tight_address_space(const void *arg) {
+  async__stack_pool *pool;
+  long pages = 0;
+  (void)arg;
+
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL || fscanf(f, "%ld", &pages) != 1) _exit(CHILD_SETUP_FAILED);
+  fclose(f);
+  if (async__stack_pool_new(&pool, NULL, 0) != 0) _exit(CHILD_SETUP_FAILED);
+  /* Room for a few stacks of the default size, far less than a chunk. */
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max =
+      (rlim_t)pages * page_size() + 4 * ASYNC__STACK_DEFAULT_SIZE;
+  if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(CHILD_SETUP_FAILED);
+  async__stack *s = async__stack_get(pool, ASYNC__STACK_DEFAULT_SIZE, NULL);
+  if (s == NULL) _exit(CHILD_WRONG_STACK);
+  touch_top(s);
+  /* And the next ones keep coming, a chunk as small as it must be. */
+  async__stack *t = async__stack_get(pool, ASYNC__STACK_DEFAULT_SIZE, NULL);
+  if (t == NULL) _exit(CHILD_WRONG_STACK);
+  _exit(0);
+}
+
+static void test_stack_tight_address_space_maps_smaller_chunks(void **state) {
+  struct child_result r;
+  (void)state;
+
+  /* The sanitizers' shadow and valgrind's own mappings need address
+   * space of their own beyond any small limit. */
+  if (UNDER_VALGRIND()) skip();
+#if defined(TEST_ASAN)
+  skip();
+#endif
+  run_child(child_tight_address_space, NULL, &r);
+  if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
+    fprintf(stderr, "child status 0x%x, stderr:\n%s\n", r.status, r.err);
+    fail();
+  }
 }
 
 /* A stack handed to a second owner reports that one, not the first. */
@@ -1003,6 +1217,13 @@ int main(void) {
       cmocka_unit_test(test_stack_overflow_default_guard_reported),
       cmocka_unit_test(test_stack_overflow_mprotect_guard_reported),
       cmocka_unit_test(test_stack_overflow_canary_reported),
+      cmocka_unit_test(test_stack_big_frame_madvise_reported),
+      cmocka_unit_test(test_stack_big_frame_mprotect_reported),
+      cmocka_unit_test(test_stack_big_frame_larger_guard_reported),
+      cmocka_unit_test(test_stack_big_frame_canary_reported),
+      cmocka_unit_test(test_stack_recursion_over_neighbour_canary_reported),
+      cmocka_unit_test(test_stack_guard_size_bounds),
+      cmocka_unit_test(test_stack_tight_address_space_maps_smaller_chunks),
       cmocka_unit_test(test_stack_overflow_names_current_owner),
       cmocka_unit_test(test_stack_overflow_without_namer),
       cmocka_unit_test(test_stack_overflow_on_other_thread_reported),

@@ -52,6 +52,18 @@ typedef struct async_loop_options {
                           the clock does not jump to it, and a loop whose
                           tasks all wait forever blocks as it would on
                           the real clock */
+  size_t guard_size;   /**< bytes of guard region under each task's stack,
+                          rounded up to whole pages; 0: 64 KiB. A frame
+                          that skips the guard (big locals touched at
+                          their low end) lands in the next task's stack
+                          unreported, so make it larger than any frame the
+                          tasks have, or build their code with
+                          -fstack-clash-protection. It costs address space
+                          only, never memory, and no mapping either on
+                          Linux 6.13+ (MADV_GUARD_INSTALL); older kernels
+                          get mprotect guards for the first 16,384 stacks
+                          of the process and canaries after that, see the
+                          README. At most 1 GiB (-EINVAL) */
 } async_loop_options;
 
 /** Fills *opts with the defaults. */
@@ -59,7 +71,8 @@ ASYNC_EXTERN void async_loop_options_init(async_loop_options *opts);
 
 /** Makes a loop (opts may be NULL for the defaults) and stores it in *out.
  * The caller owns it: async_loop_free() ends it.
- * Returns 0, -EINVAL (NULL out, an unknown backend), -ENOMEM, or the error
+ * Returns 0, -EINVAL (NULL out, an unknown backend, a stack or guard size
+ * out of range), -ENOMEM, or the error
  * of the poller's creation (-EMFILE, ...). */
 ASYNC_EXTERN int async_loop_new(async_loop **out,
                                 const async_loop_options *opts);
@@ -175,8 +188,12 @@ ASYNC_EXTERN int async_handle_release(async_handle *h);
  * async_loop_call_soon schedules after it returned (on the loop's thread,
  * or on any thread that this one synchronised with). Called on the loop's
  * thread while it runs, cb runs in a copy of the current context; from
- * elsewhere, in an empty one. The loop must not be freed while this runs.
- * Returns 0, -EINVAL, -ESHUTDOWN, -ENOMEM. Suspends: no. */
+ * elsewhere, in an empty one. It may race async_loop_close on the loop's
+ * thread: a call accepted while the close still runs tasks runs, one
+ * accepted after that is dropped with the other pending callbacks, and once
+ * the close has dropped them every call returns -ESHUTDOWN and queues
+ * nothing. The loop must not be freed while this runs. Returns 0, -EINVAL,
+ * -ESHUTDOWN (closing or closed), -ENOMEM. Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
                                                  async_callback cb, void *arg);
 

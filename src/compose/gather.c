@@ -27,8 +27,20 @@ typedef struct gather {
   int first_err;  /* first error mode: the error that ended the wait */
   int cancelling; /* the task was cancelled: the futures were too */
   int woken;      /* not parked, or already woken */
+  /* async_gather_coros: the tasks' user references, and the array when it
+   * was malloc'd, belong to the wait, so that a task killed at close (its
+   * frame never resumed) still gives them back. */
+  int owns_tasks;
+  void *owned_array;
   async__slot inl[ASYNC__SLOTS_INLINE];
 } gather;
+
+static void gather_drop_owned(async_future *const *futs, size_t n, int owns,
+                              void *array) {
+  if (!owns) return;
+  for (size_t i = 0; i < n; i++) async_task_release(futs[i]);
+  free(array);
+}
 
 static void gather_record(gather *g, size_t i, async_future *f) {
   f->err_read = 1;
@@ -78,6 +90,7 @@ static void gather_release(gather *g) {
     async__future_unref(g->futs[i]);
   }
   async__slots_put(g->inl, g->slots);
+  gather_drop_owned(g->futs, g->n, g->owns_tasks, g->owned_array);
 }
 
 static void gather_unlink(async__task *t) {
@@ -90,11 +103,14 @@ static void gather_unlink(async__task *t) {
 }
 
 static int gather_run(async_future *const *futs, size_t n, void **results,
-                      int *errors, int collect) {
+                      int *errors, int collect, void *owned_array, int owns) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (!t) return err;
-  if ((err = async__futs_check(t, futs, n))) return err;
+  if ((err = async__futs_check(t, futs, n))) {
+    gather_drop_owned(futs, n, owns, owned_array);
+    return err;
+  }
   if (results) memset(results, 0, n * sizeof *results);
   if (errors) memset(errors, 0, n * sizeof *errors);
 
@@ -109,6 +125,8 @@ static int gather_run(async_future *const *futs, size_t n, void **results,
   g.first_err = 0;
   g.cancelling = 0;
   g.woken = 1;
+  g.owns_tasks = owns;
+  g.owned_array = owned_array;
   /* Futures done already: no registration, and no suspension if all are. */
   for (size_t i = 0; i < n; i++) {
     async_future *f = futs[i];
@@ -119,11 +137,11 @@ static int gather_run(async_future *const *futs, size_t n, void **results,
     gather_record(&g, i, f);
     if (f->err && !g.first_err) g.first_err = f->err;
   }
-  if (!collect && g.first_err) return g.first_err;
-  if (g.pending == 0) return 0;
-
-  g.slots = async__slots_get(g.inl, n);
-  if (!g.slots) return -ENOMEM;
+  if ((!collect && g.first_err) || g.pending == 0 ||
+      !(g.slots = async__slots_get(g.inl, n))) {
+    gather_drop_owned(futs, n, owns, owned_array);
+    return !collect && g.first_err ? g.first_err : g.pending ? -ENOMEM : 0;
+  }
   for (size_t i = 0; i < n; i++) {
     async__slot *s = &g.slots[i];
     async__list_init(&s->w.link);
@@ -151,12 +169,12 @@ static int gather_run(async_future *const *futs, size_t n, void **results,
 }
 
 int async_gather(async_future *const futs[], size_t n, void **results) {
-  return gather_run(futs, n, results, NULL, 0);
+  return gather_run(futs, n, results, NULL, 0, NULL, 0);
 }
 
 int async_gather_errors(async_future *const futs[], size_t n, void **results,
                         int *errors) {
-  return gather_run(futs, n, results, errors, 1);
+  return gather_run(futs, n, results, errors, 1, NULL, 0);
 }
 
 int async_gather_coros(const async_coro coros[], size_t n, void **results,
@@ -181,13 +199,11 @@ int async_gather_coros(const async_coro coros[], size_t n, void **results,
                            coros[spawned].arg, NULL);
     if (err) break;
   }
-  if (err) {
-    /* None has run yet: cancelled now, they end without running. */
-    for (size_t i = 0; i < spawned; i++) async_task_cancel(tasks[i]);
-  } else {
-    err = gather_run(tasks, n, results, errors, errors != NULL);
-  }
-  for (size_t i = 0; i < spawned; i++) async_task_release(tasks[i]);
-  if (tasks != inl) free(tasks);
+  if (!err)
+    return gather_run(tasks, n, results, errors, errors != NULL,
+                      tasks != inl ? tasks : NULL, 1);
+  /* None has run yet: cancelled now, they end without running. */
+  for (size_t i = 0; i < spawned; i++) async_task_cancel(tasks[i]);
+  gather_drop_owned(tasks, spawned, 1, tasks != inl ? tasks : NULL);
   return err;
 }

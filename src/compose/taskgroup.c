@@ -162,7 +162,10 @@ static void group_uncancel(async_task_group *g) {
   g->parent_cancel_req = 0;
   if (p->state == ASYNC__T_DONE) return;
   p->ncancel--;
-  if (p->ncancel <= g->ncancel0) p->cancel_req = 0;
+  if (p->ncancel <= g->ncancel0 && p->cancel_req) {
+    p->cancel_req = 0;
+    p->fut.loop->cancel_epoch++;
+  }
 }
 
 static int group_first_error(const async_task_group *g) {

@@ -176,6 +176,7 @@ int async_timeout_exit(async_timeout *tmo, int err) {
   int alone = scope_alone(s);
   t->ncancel--; /* the scope's own request, taken back */
   if (!alone) return err;
+  if (t->cancel_req) t->fut.loop->cancel_epoch++;
   t->cancel_req = 0; /* if never delivered, withdrawn */
   return err == -ECANCELED ? -ETIMEDOUT : err;
 }

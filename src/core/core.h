@@ -247,16 +247,18 @@ struct async__task {
   int fail;              /* set by async_fail() */
   uint8_t state;
   uint8_t started;
-  uint8_t cancel_req; /* a cancellation not yet delivered */
-  uint8_t killed;     /* given up at close: end it without running */
-  uint8_t canary;     /* its stack has no guard page: check at each switch */
+  uint8_t cancel_req;    /* a cancellation not yet delivered */
+  uint8_t killed;        /* given up at close: end it without running */
+  uint8_t canary;        /* its stack has no guard page: check at each switch */
+  uint8_t cancel_queued; /* on loop->cancel_head, its hook not run yet */
   uint32_t stack_size;
   /* Cancellation requests made while not done, merged ones included, less
    * those a deadline scope or task group took back (asyncio's
    * cancelling()/uncancel()): tells the request of a scope from others. */
   uint32_t ncancel;
-  struct async__scope *scopes; /* deadline scopes entered, not yet exited */
-  async__cvctx *cv;            /* its context, until it is done */
+  struct async__scope *scopes;     /* deadline scopes entered, not yet exited */
+  async__cvctx *cv;                /* its context, until it is done */
+  struct async__task *cancel_next; /* loop->cancel_head FIFO */
   uint64_t id;
   char *name; /* NULL: "Task-<id>", formatted on demand */
 };
@@ -542,6 +544,15 @@ struct async_loop {
   async__list objects; /* every live future, to detach them at close */
   uint64_t next_task_id;
   async__task *zombie; /* ended task whose stack is freed by the next runner */
+  /* Parked tasks whose cancel hook is still to run (async__task_cancel),
+   * and whether a cancellation is running them. */
+  async__task *cancel_head;
+  async__task **cancel_tail;
+  int cancel_running;
+  /* Counts the cancellations tasks have taken (or had withdrawn): an await
+   * that passed a request on and sees the count unchanged knows the
+   * request is still on its way down its chain of awaits (future.c). */
+  uint32_t cancel_epoch;
   void *block_cache; /* freed future blocks, linked through their first word */
   size_t nblock_cache;
   /* async_loop_call_soon_threadsafe */
@@ -556,6 +567,7 @@ struct async_loop {
   async_exception_handler exc_handler; /* NULL: the default */
   void *exc_arg;
   async__ext *exts; /* see async__loop_ext */
+  int ts_closed;    /* under ts_lock: the close refuses calls from now on */
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread
@@ -610,6 +622,7 @@ int async__loop_owns_fd(const async_loop *loop, int fd);
 static inline int async__task_take_cancel(async__task *t) {
   if (async__unlikely(t->cancel_req)) {
     t->cancel_req = 0;
+    t->fut.loop->cancel_epoch++;
     return -ECANCELED;
   }
   return 0;

@@ -143,6 +143,7 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   const async__backend *be = async__backend_find(name);
   if (!be) return -EINVAL;
   if (opts->stack_size && opts->stack_size > UINT32_MAX) return -EINVAL;
+  if (opts->guard_size > ASYNC__STACK_MAX_GUARD) return -EINVAL;
 
   async_loop *loop = calloc(1, sizeof *loop);
   if (!loop) return -ENOMEM;
@@ -153,6 +154,7 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   async__list_init(&loop->tasks);
   async__list_init(&loop->objects);
   async__sparse_init(&loop->fds.ents, sizeof(async__fdent));
+  loop->cancel_tail = &loop->cancel_head;
   loop->fds.dirty_head = -1;
   loop->wake_fd[0] = loop->wake_fd[1] = -1;
   loop->stack_size =
@@ -166,7 +168,8 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
     return -err;
   }
   if ((err = be->init(&loop->poller)) < 0) goto fail;
-  if ((err = async__stack_pool_new(&loop->stacks, async__task_namer)) < 0)
+  if ((err = async__stack_pool_new(&loop->stacks, async__task_namer,
+                                   opts->guard_size)) < 0)
     goto fail;
   if ((err = wake_open(loop)) < 0) goto fail;
   async__io_init(&loop->wake_io, loop->wake_fd[0], wake_ready);
@@ -451,9 +454,13 @@ async_loop *async_loop_current(void) { return async__tls_loop; }
 
 /* {==== Closing ========================================================= */
 
+/* Newest first: a task that awaits another passes its cancellation on to
+ * the one it awaits, and that one, cancelled already, takes it at once; in
+ * creation order each cancel of a chain of awaits would walk the rest of
+ * the chain again (a million links: 10^12 steps). Cancelling never takes a
+ * task off the list, so the walk may go on from n. */
 static void cancel_all(async_loop *loop) {
-  async__list *n;
-  async__list_each(n, &loop->tasks) {
+  for (async__list *n = loop->tasks.prev; n != &loop->tasks; n = n->prev) {
     async__task *t = async__list_item(n, async__task, fut.objects);
     if (t->cancel_req) continue;
     async_future_cancel(&t->fut);
@@ -545,6 +552,9 @@ int async_loop_close(async_loop *loop) {
   wake_drain(loop);
   close_tasks(loop);
   close_exts(loop);
+  pthread_mutex_lock(&loop->ts_lock);
+  loop->ts_closed = 1; /* from now on other threads get -ESHUTDOWN */
+  pthread_mutex_unlock(&loop->ts_lock);
   wake_drain(loop);
   drop_ready(loop);
   drop_timers(loop);
@@ -587,15 +597,12 @@ static void handle_timer_fire(async__timer *tm) {
   async__rq_push(&h->loop->ready, &h->rn);
 }
 
-/* `capture`: the handle runs in a copy of the current context, which only
- * the loop's own thread may take. */
-static int handle_new(async_loop *loop, async_callback cb, void *arg,
-                      async_handle **out, async_handle **hp, int capture) {
-  if (out) *out = NULL;
-  if (!async__loop_ok(loop) || !cb) return -EINVAL;
-  if (loop->closed) return -ESHUTDOWN;
+/* Reads nothing of the loop: call_soon_threadsafe calls it from any
+ * thread. */
+static async_handle *handle_alloc(async_loop *loop, async_callback cb,
+                                  void *arg, int user_ref) {
   async_handle *h = malloc(sizeof *h);
-  if (!h) return -ENOMEM;
+  if (!h) return NULL;
   memset(h, 0, sizeof *h);
   h->rn.kind = ASYNC__RN_CALL;
   h->cb = cb;
@@ -604,8 +611,20 @@ static int handle_new(async_loop *loop, async_callback cb, void *arg,
   h->magic = ASYNC__MAGIC_HANDLE;
   h->state = ASYNC__H_SCHEDULED;
   h->loop_ref = 1;
-  h->user_ref = out != NULL;
+  h->user_ref = (uint8_t)(user_ref != 0);
   h->timer.fire = handle_timer_fire;
+  return h;
+}
+
+static int handle_new(async_loop *loop, async_callback cb, void *arg,
+                      async_handle **out, async_handle **hp, int capture) {
+  if (out) *out = NULL;
+  if (!async__loop_ok(loop) || !cb) return -EINVAL;
+  if (loop->closed) return -ESHUTDOWN;
+  async_handle *h = handle_alloc(loop, cb, arg, out != NULL);
+  if (!h) return -ENOMEM;
+  /* `capture`: the handle runs in a copy of the current context, which
+   * only the loop's own thread may take. */
   if (capture) h->cv = async__context_capture();
   if (out) *out = h;
   *hp = h;
@@ -678,19 +697,30 @@ int async_handle_release(async_handle *h) {
 
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                     void *arg) {
-  async_handle *h;
-  int own = async__tls_loop == loop; /* the loop's own thread */
-  int err = handle_new(loop, cb, arg, NULL, &h, own);
-  if (err) return err;
-  if (own) { /* no wake-up needed */
+  if (!async__loop_ok(loop) || !cb) return -EINVAL;
+  if (async__tls_loop == loop) { /* the loop's own thread: no wake-up */
+    async_handle *h;
+    int err = handle_new(loop, cb, arg, NULL, &h, 1);
+    if (err) return err;
     if (atomic_load(&loop->ts_signalled)) ts_flush(loop);
     async__rq_push(&loop->ready, &h->rn);
     return 0;
   }
+  async_handle *h = handle_alloc(loop, cb, arg, 0);
+  if (!h) return -ENOMEM;
+  /* The check, the push and the write share the lock with close: once
+   * ts_closed is set no call gets in, and the wake-up fd is closed only
+   * after that, so no write can land on a number reused by another file.
+   * The write happens once per drain, so contention stays on the lock. */
   pthread_mutex_lock(&loop->ts_lock);
+  if (loop->ts_closed) {
+    pthread_mutex_unlock(&loop->ts_lock);
+    free(h);
+    return -ESHUTDOWN;
+  }
   async__rq_push(&loop->ts_queue, &h->rn);
-  pthread_mutex_unlock(&loop->ts_lock);
   if (atomic_exchange(&loop->ts_signalled, 1) == 0) wake_signal(loop);
+  pthread_mutex_unlock(&loop->ts_lock);
   return 0;
 }
 

@@ -164,6 +164,7 @@ static void task_entry(void *arg) {
 static void end_in_loop(async_loop *loop, async__task *t, int err) {
   task_finish(loop, t, NULL, err);
   if (t->stack) {
+    async__ctx_release(&t->ctx);
     async__stack_put(loop->stacks, t->stack);
     t->stack = NULL;
   }
@@ -206,7 +207,10 @@ int async__task_park(async_loop *loop, async__task *t, async__unlink_fn unlink,
   /* A cancellation woke us: it is delivered now. Until this point the
    * request stayed pending, so a second cancel made meanwhile is no new
    * request (asyncio delivers one CancelledError, too). */
-  if (t->wake == -ECANCELED) t->cancel_req = 0;
+  if (t->wake == -ECANCELED) {
+    t->cancel_req = 0;
+    loop->cancel_epoch++;
+  }
   return t->wake;
 }
 
@@ -237,6 +241,28 @@ void async__task_wake(async__task *t, int code) {
   async__rq_push(&t->fut.loop->ready, &t->rn);
 }
 
+/* A wait's cancel hook may cancel other tasks (what it awaits, the
+ * children it gathers), whose hooks cancel more: a chain of a million
+ * awaits would take a million nested frames. The outermost cancellation
+ * runs the hooks from a FIFO instead, each once, and returns when the
+ * FIFO is empty, so callers still see the whole chain cancelled. */
+static void cancel_hooks_run(async_loop *loop) {
+  async__task *t;
+  loop->cancel_running = 1;
+  while ((t = loop->cancel_head)) {
+    loop->cancel_head = t->cancel_next;
+    if (!loop->cancel_head) loop->cancel_tail = &loop->cancel_head;
+    t->cancel_next = NULL;
+    t->cancel_queued = 0;
+    /* Still parked in the same wait: nothing runs while the FIFO drains,
+     * but a hook before may have woken it (the request then waits for
+     * the task's own code, as for any request made after a wake). */
+    if (t->state == ASYNC__T_SUSPENDED && t->wait_cancel && t->cancel_req)
+      t->wait_cancel(t);
+  }
+  loop->cancel_running = 0;
+}
+
 int async__task_cancel(async__task *t) {
   if (t->state == ASYNC__T_DONE) return 0;
   t->ncancel++; /* counted even when merged with a pending request */
@@ -244,7 +270,13 @@ int async__task_cancel(async__task *t) {
   t->cancel_req = 1;
   if (t->state == ASYNC__T_SUSPENDED) {
     if (t->wait_cancel) {
-      t->wait_cancel(t);
+      async_loop *loop = t->fut.loop;
+      if (!t->cancel_queued) {
+        t->cancel_queued = 1;
+        *loop->cancel_tail = t;
+        loop->cancel_tail = &t->cancel_next;
+      }
+      if (!loop->cancel_running) cancel_hooks_run(loop);
     } else {
       if (t->wait_unlink) t->wait_unlink(t);
       async__task_wake(t, -ECANCELED);
@@ -363,7 +395,10 @@ int async_task_uncancel(async_task *f) {
   if (!async__future_ok(f) || f->kind != ASYNC__KIND_TASK) return -EINVAL;
   async__task *t = async__task_of(f);
   /* asyncio 3.13: the last request taken back withdraws a pending one. */
-  if (t->ncancel > 0 && --t->ncancel == 0) t->cancel_req = 0;
+  if (t->ncancel > 0 && --t->ncancel == 0 && t->cancel_req) {
+    t->cancel_req = 0;
+    if (t->fut.loop) t->fut.loop->cancel_epoch++;
+  }
   return async_task_cancelling(f);
 }
 

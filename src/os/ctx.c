@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The portable half of the context switch: the initial frame of a new
- * context for the assembly switch, and the AddressSanitizer fiber
- * annotations around every switch. The swap itself is in
+ * context for the assembly switch, and the AddressSanitizer or
+ * ThreadSanitizer fiber annotations around every switch. The swap itself is in
  * ctx_x86_64_sysv.S, ctx_aarch64.S or ctx_ucontext.c. */
 #include "os.h"
 
@@ -11,6 +11,9 @@
 #if defined(ASYNC__ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
+#endif
+#if defined(ASYNC__TSAN)
+#include <sanitizer/tsan_interface.h>
 #endif
 
 #if !defined(ASYNC_USE_UCONTEXT)
@@ -43,6 +46,7 @@ static void *async__ctx_first_frame(async__ctx *ctx, void *stack_lo,
                                     size_t size, size_t frame_size) {
   uintptr_t top = ((uintptr_t)stack_lo + size) & ~(uintptr_t)15;
   async__ctx_set_stack(ctx, stack_lo, size);
+  async__ctx_sanitizer_make(ctx);
   return (void *)(top - frame_size);
 }
 
@@ -168,7 +172,58 @@ void async__ctx_entered(void) {
   async__ctx_learn_bounds(lo, size);
 }
 
-#else
+#elif defined(ASYNC__TSAN)
+
+/* ThreadSanitizer keeps a shadow call stack and a clock per fiber: a switch
+ * it is not told of makes it pair one task's calls with another's returns,
+ * and the tasks of one thread look like threads racing each other. A dying
+ * context's fiber cannot be destroyed while it runs: the context entered
+ * next destroys it. */
+static _Thread_local void *async__ctx_dead_fiber;
+
+void async__ctx_sanitizer_make(async__ctx *ctx) {
+  ctx->tsan_fiber = __tsan_create_fiber(0);
+  ctx->tsan_thread = 0;
+}
+
+static void async__ctx_reap_fiber(void) {
+  void *dead = async__ctx_dead_fiber;
+
+  if (dead != NULL) {
+    async__ctx_dead_fiber = NULL;
+    __tsan_destroy_fiber(dead);
+  }
+}
+
+void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
+  /* A thread's own stack (the loop's context) is learned at every switch
+   * away from it: the loop may run on one thread and close on another. */
+  if (from->tsan_fiber == NULL || from->tsan_thread) {
+    from->tsan_fiber = __tsan_get_current_fiber();
+    from->tsan_thread = 1;
+  }
+  if (dying) async__ctx_dead_fiber = from->tsan_fiber;
+  __tsan_switch_to_fiber(to->tsan_fiber, 0);
+  async__ctx_swap(from, to);
+  async__ctx_reap_fiber();
+}
+
+void async__ctx_entered(void) { async__ctx_reap_fiber(); }
+
+void async__ctx_release(async__ctx *ctx) {
+  if (ctx->tsan_fiber != NULL && !ctx->tsan_thread)
+    __tsan_destroy_fiber(ctx->tsan_fiber);
+  ctx->tsan_fiber = NULL;
+}
+
+#endif
+
+#if !defined(ASYNC__TSAN)
+void async__ctx_sanitizer_make(async__ctx *ctx) { (void)ctx; }
+void async__ctx_release(async__ctx *ctx) { (void)ctx; }
+#endif
+
+#if !defined(ASYNC__ASAN) && !defined(ASYNC__TSAN)
 
 void async__ctx_switch(async__ctx *from, async__ctx *to, int dying) {
   /* Without sanitizers this compiles to a tail jump into the swap. */

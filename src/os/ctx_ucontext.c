@@ -60,6 +60,7 @@ void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
    * shifts are split so that they stay defined when uintptr_t has 32 bits. */
   makecontext(&ctx->uc, (void (*)(void))async__ctx_trampoline, 2,
               (unsigned)(rec >> 16 >> 16), (unsigned)rec);
+  async__ctx_sanitizer_make(ctx);
 #if defined(ASYNC__ASAN)
   ctx->stack_lo = stack_lo;
   ctx->stack_size = size;

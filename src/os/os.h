@@ -124,6 +124,14 @@ static inline void async__list_move(async__list *from, async__list *to) {
 #endif
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define ASYNC__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ASYNC__TSAN 1
+#endif
+#endif
+
 typedef struct async__ctx {
 #if defined(ASYNC_USE_UCONTEXT)
   ucontext_t uc;
@@ -134,6 +142,10 @@ typedef struct async__ctx {
   const void *stack_lo; /* bounds ASan is told when this context is entered */
   size_t stack_size;    /* 0 for the thread's own stack until first left */
   void *fake_stack;
+#endif
+#if defined(ASYNC__TSAN)
+  void *tsan_fiber; /* NULL for the thread's own stack until first left */
+  int tsan_thread;  /* tsan_fiber is a thread's, learned when it is left */
 #endif
 } async__ctx;
 
@@ -150,6 +162,14 @@ void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
  * (a finished task): sanitizers then release what they kept for it. */
 void async__ctx_switch(async__ctx *from, async__ctx *to, int dying);
 
+/* Gives a context made by async__ctx_make its ThreadSanitizer fiber;
+ * a no-op in other builds. Called by both makes. */
+void async__ctx_sanitizer_make(async__ctx *ctx);
+
+/* Forgets what the sanitizers keep for a context that will never run again
+ * and did not die by switching away (a task ended at loop close). */
+void async__ctx_release(async__ctx *ctx);
+
 /* The raw switch (assembly or swapcontext), without annotations. */
 void async__ctx_swap(async__ctx *from, async__ctx *to);
 
@@ -164,18 +184,23 @@ void async__ctx_entered(void);
 /* Coroutine stacks: mmap'd in chunks, pooled, reused, guarded.
  *
  * A stack is a range of address space the kernel commits lazily, page by
- * page, when first touched. Its lowest page is a guard: MADV_GUARD_INSTALL
- * (Linux 6.13+) where the kernel has it, which costs no mapping (probed once:
- * qemu-user accepts the advice and ignores it); otherwise an
- * mprotect(PROT_NONE) page while the process-wide budget of mappings allows
- * (each one splits a mapping and vm.max_map_count is 65530 by default);
- * beyond that a canary at the bottom, checked at each switch.
+ * page, when first touched. Under it is a guard region (the pool's guard
+ * size, 64 KiB by default): MADV_GUARD_INSTALL (Linux 6.13+) where the
+ * kernel has it, which costs no mapping whatever its length (probed once:
+ * qemu-user accepts the advice and ignores it); otherwise
+ * mprotect(PROT_NONE) while the process-wide budget of mappings allows (each
+ * one splits a mapping and vm.max_map_count is 65530 by default); beyond
+ * that a canary at the bottom of the stack, checked at each switch, and
+ * the region is plain memory.
  *
- * Overflow onto a guard page raises SIGSEGV; a handler on an alternate signal
- * stack recognises a fault just below the running stack, writes
+ * Overflow into a guard region raises SIGSEGV; a handler on an alternate
+ * signal stack recognises a fault in or just under the running stack's
+ * region (or, on a canary stack, any fault once its canary is broken),
+ * writes
  *   libasync: stack overflow in task 'NAME' (stack size N bytes)
- * to stderr and lets the process die of the signal. A broken canary is
- * reported the same way, then abort(). */
+ * to stderr and lets the process die of the signal. A broken canary found
+ * at a switch is reported the same way, then abort(); a canary stack's
+ * message adds that it was found late and what may be corrupt. */
 
 #include <stddef.h>
 
@@ -188,6 +213,8 @@ typedef void (*async__stack_namer)(const void *owner, char *buf, size_t len);
 
 #define ASYNC__STACK_DEFAULT_SIZE (256u * 1024u)
 #define ASYNC__STACK_MIN_SIZE (16u * 1024u)
+#define ASYNC__STACK_DEFAULT_GUARD (64u * 1024u)
+#define ASYNC__STACK_MAX_GUARD ((size_t)1 << 30)
 
 enum async__guard {
   ASYNC__GUARD_MADVISE = 1, /* MADV_GUARD_INSTALL */
@@ -195,8 +222,12 @@ enum async__guard {
   ASYNC__GUARD_CANARY       /* a checked pattern at the bottom */
 };
 
-/* A pool per loop. `namer` may be NULL. Returns 0 or -ENOMEM. */
-int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer);
+/* A pool per loop. `namer` may be NULL. `guard` is the size of the guard
+ * region under each stack, rounded up to whole pages; 0 means
+ * ASYNC__STACK_DEFAULT_GUARD. Returns 0, -EINVAL (guard over
+ * ASYNC__STACK_MAX_GUARD) or -ENOMEM. */
+int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer,
+                          size_t guard);
 
 /* Unmaps every stack of the pool, in use or not. */
 void async__stack_pool_free(async__stack_pool *pool);

@@ -9,7 +9,9 @@
  *   | guard | usable ............ |desc| guard | usable ............ |desc|
  *   <------------- slot 0 ------------> <------------- slot 1 ------------>
  *
- * A slot is a whole number of pages: the guard page, then the usable range,
+ * A slot is a whole number of pages: the guard region (the pool's guard
+ * size, 64 KiB by default, so that a frame with big locals that skips a
+ * page still lands in it), then the usable range,
  * then the descriptor (struct async__stack) in its highest bytes. A coroutine
  * starts at the top of its usable range, so the descriptor shares the page it
  * touches first, and a stack handed out for the first time costs one
@@ -40,6 +42,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 #if defined(__linux__)
 #include <sys/syscall.h>
@@ -96,9 +99,9 @@
 
 #define ASYNC__STACK_CANARY_SIZE 64u
 
-/* A fault this far below the usable range of the running stack, guard page
- * not counted, is taken for an overflow: a frame with big locals may skip
- * over the guard page before it touches memory. */
+/* A fault this far below the guard region of the running stack is taken for
+ * an overflow too: under the lowest slot of a chunk there may be no mapping,
+ * and a frame bigger than the guard faults there. */
 #define ASYNC__STACK_REPORT_BELOW ((uintptr_t)64 << 10)
 
 #define ASYNC__STACK_ALTSTACK_SIZE ((size_t)64 << 10)
@@ -175,6 +178,7 @@ struct async__stack_class {
 struct async__stack_pool {
   async__stack_namer namer;
   size_t page;
+  size_t guard; /* bytes under each stack, a multiple of page */
   async__stack_class *classes;
   async__stack_link chunks;
   int trim_wanted; /* a class caches more than its budget */
@@ -277,16 +281,17 @@ static int madvise_guard_works(size_t page) {
 }
 #endif
 
-/* Makes `page` bytes at `at` a guard: madvise when the kernel has guard
+/* Makes `len` bytes at `at` a guard: madvise when the kernel has guard
  * regions that work, else mprotect while the budget lasts, else nothing (the
- * caller writes a canary). */
-static enum async__guard guard_install(char *at, size_t page) {
+ * caller writes a canary). Either costs the same whatever the length:
+ * madvise makes no mapping, an mprotect splits the chunk's mapping once. */
+static enum async__guard guard_install(char *at, size_t len) {
 #if defined(__linux__)
   if (atomic_load_explicit(&async__stack_madvise_allowed,
                            memory_order_relaxed) &&
-      madvise_guard_works(page)) {
+      madvise_guard_works(len)) {
     /* A failure now (a short page-table allocation) is this slot's alone. */
-    if (madvise(at, page, MADV_GUARD_INSTALL) == 0) return ASYNC__GUARD_MADVISE;
+    if (madvise(at, len, MADV_GUARD_INSTALL) == 0) return ASYNC__GUARD_MADVISE;
   }
 #endif
   if (atomic_fetch_add(&async__stack_mprotect_used, 1) <
@@ -294,7 +299,7 @@ static enum async__guard guard_install(char *at, size_t page) {
                            memory_order_relaxed)) {
     /* This fails with ENOMEM once the process has as many mappings as
      * vm.max_map_count allows, whatever the budget says. */
-    if (mprotect(at, page, PROT_NONE) == 0) return ASYNC__GUARD_MPROTECT;
+    if (mprotect(at, len, PROT_NONE) == 0) return ASYNC__GUARD_MPROTECT;
   }
   atomic_fetch_sub(&async__stack_mprotect_used, 1);
   return ASYNC__GUARD_CANARY;
@@ -317,11 +322,19 @@ static async__stack_chunk *chunk_new(async__stack_pool *pool,
                                      async__stack_class *cls) {
   async__stack_chunk *c = calloc(1, sizeof *c);
   if (c == NULL) return NULL;
-  c->len = cls->slot * cls->per_chunk;
   /* MAP_NORESERVE: the kernel commits pages as they are touched, and a
-   * million stacks of address space must not count against overcommit. */
-  void *base = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+   * million stacks of address space must not count against overcommit.
+   * Short of address space (RLIMIT_AS, a 32-bit process), fewer slots:
+   * halving down to one, so that a program that can map one stack runs. */
+  void *base = MAP_FAILED;
+  unsigned count = cls->per_chunk;
+  for (;;) {
+    c->len = cls->slot * count;
+    base = mmap(NULL, c->len, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base != MAP_FAILED || errno != ENOMEM || count == 1) break;
+    count /= 2;
+  }
   if (base == MAP_FAILED) {
     free(c);
     return NULL;
@@ -339,7 +352,7 @@ static async__stack_chunk *chunk_new(async__stack_pool *pool,
   c->base = base;
   c->pool = pool;
   c->cls = cls;
-  c->count = cls->per_chunk;
+  c->count = count;
   cls->chunks++;
   link_push(&pool->chunks, &c->all);
   link_push(&cls->fresh, &c->fresh);
@@ -416,7 +429,7 @@ static unsigned chunk_prepare(async__stack_chunk *c) {
                             memory_order_relaxed) ||
       !madvise_guard_works(c->pool->page))
     return 0;
-  size_t page = c->pool->page, slot = c->cls->slot;
+  size_t page = c->pool->page, guard = c->pool->guard, slot = c->cls->slot;
   /* Commit ahead as much as the chunk already uses, up to the batch: a
    * program with a handful of tasks pays for a handful of pages. A class
    * that needed another chunk has shown it uses many: a full batch from
@@ -433,7 +446,7 @@ static unsigned chunk_prepare(async__stack_chunk *c) {
   char *first = c->base + (size_t)c->carved * slot;
   for (unsigned i = 0; i < n; i++) {
     iov[i].iov_base = first + (size_t)i * slot;
-    iov[i].iov_len = page;
+    iov[i].iov_len = guard;
   }
   long done = syscall(SYS_process_madvise, ASYNC__PIDFD_SELF, iov, (size_t)n,
                       MADV_GUARD_INSTALL, 0u);
@@ -446,9 +459,11 @@ static unsigned chunk_prepare(async__stack_chunk *c) {
     return 0;
   }
   atomic_store_explicit(&async__stack_batch_state, 1, memory_order_relaxed);
-  unsigned guarded = (unsigned)((size_t)done / page);
-  for (unsigned i = 0; i < guarded; i++)
+  unsigned guarded = (unsigned)((size_t)done / guard);
+  for (unsigned i = 0; i < guarded; i++) {
     iov[i].iov_base = first + (size_t)(i + 1) * slot - page;
+    iov[i].iov_len = page;
+  }
   /* Only an optimisation: a failure leaves the pages to fault in. */
   (void)syscall(SYS_process_madvise, ASYNC__PIDFD_SELF, iov, (size_t)guarded,
                 MADV_POPULATE_WRITE, 0u);
@@ -465,9 +480,9 @@ static unsigned chunk_prepare(async__stack_chunk *c) {
  * its descriptor, which touches the slot's top page and, for a canary, its
  * lowest usable bytes; nothing else. */
 static async__stack *chunk_carve(async__stack_chunk *c) {
-  size_t page = c->pool->page;
+  size_t region = c->pool->guard;
   char *slot = c->base + (size_t)c->carved * c->cls->slot;
-  char *lo = slot + page;
+  char *lo = slot + region;
   async__stack *s = slot_desc(c, c->carved);
   if (c->prepared <= c->carved) c->prepared = c->carved + chunk_prepare(c);
   /* A prepared slot has its madvise guard; the test knob that forbids them
@@ -477,7 +492,7 @@ static async__stack *chunk_carve(async__stack_chunk *c) {
               atomic_load_explicit(&async__stack_madvise_allowed,
                                    memory_order_relaxed)
           ? ASYNC__GUARD_MADVISE
-          : guard_install(slot, page);
+          : guard_install(slot, region);
 
   s->chunk = c;
   s->prev = NULL;
@@ -510,14 +525,15 @@ static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
 
   if (size < ASYNC__STACK_MIN_SIZE) size = ASYNC__STACK_MIN_SIZE;
   if (size > SIZE_MAX / 4) return NULL;
-  size_t slot = page + round_up(size + ASYNC__STACK_DESC_SIZE, page);
+  if (size > SIZE_MAX / 4 - pool->guard) return NULL;
+  size_t slot = pool->guard + round_up(size + ASYNC__STACK_DESC_SIZE, page);
   for (cls = pool->classes; cls != NULL; cls = cls->next)
     if (cls->slot == slot) return cls;
 
   cls = calloc(1, sizeof *cls);
   if (cls == NULL) return NULL;
   cls->slot = slot;
-  cls->usable = slot - page - ASYNC__STACK_DESC_SIZE;
+  cls->usable = slot - pool->guard - ASYNC__STACK_DESC_SIZE;
   size_t n = ASYNC__STACK_CHUNK_BYTES / slot;
   if (n < 1) n = 1;
   if (n > ASYNC__STACK_CHUNK_STACKS) n = ASYNC__STACK_CHUNK_STACKS;
@@ -536,12 +552,16 @@ static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
 
 /* =============================================================== Pool. */
 
-int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer) {
+int async__stack_pool_new(async__stack_pool **out, async__stack_namer namer,
+                          size_t guard) {
   if (out == NULL) return -EINVAL;
+  if (guard == 0) guard = ASYNC__STACK_DEFAULT_GUARD;
+  if (guard > ASYNC__STACK_MAX_GUARD) return -EINVAL;
   async__stack_pool *pool = calloc(1, sizeof *pool);
   if (pool == NULL) return -ENOMEM;
   long page = sysconf(_SC_PAGESIZE);
   pool->page = page > 0 ? (size_t)page : 4096;
+  pool->guard = round_up(guard, pool->page);
   pool->namer = namer;
   link_init(&pool->chunks);
   *out = pool;
@@ -646,10 +666,12 @@ static size_t append_size(char *buf, size_t pos, size_t cap, size_t n) {
 }
 
 /* Writes the overflow message of `s` to stderr. Async-signal-safe: no stdio,
- * no allocation, only write(2). */
+ * no allocation, only write(2). A canary stack has no guard, so its
+ * overflow is seen only after the fact, and the message says what that
+ * means. */
 static void report(const async__stack *s) {
   char name[128];
-  char msg[256];
+  char msg[384];
   const char *who = "?";
   async__stack_namer namer = s->chunk->pool->namer;
 
@@ -663,7 +685,12 @@ static void report(const async__stack *s) {
   len = append(msg, len, sizeof msg, who);
   len = append(msg, len, sizeof msg, "' (stack size ");
   len = append_size(msg, len, sizeof msg, s->size);
-  len = append(msg, len, sizeof msg, " bytes)\n");
+  len = append(msg, len, sizeof msg,
+               s->guard == ASYNC__GUARD_CANARY
+                   ? " bytes; canary mode, no guard region: found late, "
+                     "after it wrote below its stack, into memory that may "
+                     "belong to another task)\n"
+                   : " bytes)\n");
 
   const char *p = msg;
   while (len > 0) {
@@ -720,6 +747,36 @@ static void segv_chain(int sig, siginfo_t *info, void *uctx) {
   if (sent) raise(sig);
 }
 
+/* The stack pointer of the code that faulted, 0 where it is not known. */
+static uintptr_t fault_sp(const void *uctx) {
+#if defined(__linux__) && defined(__x86_64__) && defined(REG_RSP)
+  return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__linux__) && defined(__aarch64__)
+  return (uintptr_t)((const ucontext_t *)uctx)->uc_mcontext.sp;
+#else
+  (void)uctx;
+  return 0;
+#endif
+}
+
+/* Whether a fault while `s` runs is its overflow. In its guard region or
+ * just under it, whatever the mode. Or with the stack pointer under the
+ * stack, down to just under its chunk: a recursion on a canary stack runs
+ * through the stacks below with nothing to stop it, and faults wherever
+ * it first meets something unmapped, or in a neighbour's frame it
+ * corrupted; the canary can be skipped by a frame, the stack pointer not. */
+static int is_overflow(const async__stack *s, uintptr_t addr, uintptr_t sp) {
+  uintptr_t lo = (uintptr_t)async__stack_lo(s);
+  uintptr_t below = s->chunk->pool->guard + ASYNC__STACK_REPORT_BELOW;
+  uintptr_t floor = (uintptr_t)s->chunk->base;
+
+  if (addr < lo && lo - addr <= below) return 1;
+  floor =
+      floor > ASYNC__STACK_REPORT_BELOW ? floor - ASYNC__STACK_REPORT_BELOW : 0;
+  if (sp != 0 && sp < lo && sp >= floor) return 1;
+  return s->guard == ASYNC__GUARD_CANARY && !canary_intact((void *)lo);
+}
+
 /* The fault address being passed on, to recognise a handler that chains
  * back to us; a handler that longjmps away leaves it set, which only
  * matters if the very same address faults again. */
@@ -740,20 +797,16 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx) {
     return;
   }
 
-  if (s != NULL && info != NULL && info->si_code > 0) {
-    uintptr_t addr = (uintptr_t)info->si_addr;
-    uintptr_t lo = (uintptr_t)async__stack_lo(s);
-    uintptr_t below = s->chunk->pool->page + ASYNC__STACK_REPORT_BELOW;
-    if (addr < lo && lo - addr <= below) {
-      struct sigaction dfl;
-      memset(&dfl, 0, sizeof dfl);
-      dfl.sa_handler = SIG_DFL;
-      sigemptyset(&dfl.sa_mask);
-      report(s);
-      segv_restore(&dfl);
-      errno = saved_errno;
-      return;
-    }
+  if (s != NULL && info != NULL && info->si_code > 0 &&
+      is_overflow(s, (uintptr_t)info->si_addr, fault_sp(uctx))) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    report(s);
+    segv_restore(&dfl);
+    errno = saved_errno;
+    return;
   }
   errno = saved_errno;
   async__stack_chaining = info ? info->si_addr : NULL;

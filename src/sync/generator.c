@@ -221,7 +221,10 @@ static int gen_resume(async_gen *g, async__task *t, int code, void *sent,
   if (gen_wait(g, t, value, "gen next") == 0) return 0;
   err = gen_outcome(g);
   /* Our own cancellation, passed on, came back as the producer's end. */
-  if (err == -ECANCELED) t->cancel_req = 0;
+  if (err == -ECANCELED && t->cancel_req) {
+    t->cancel_req = 0;
+    t->fut.loop->cancel_epoch++;
+  }
   return err;
 }
 
@@ -276,7 +279,10 @@ int async_gen_close(async_gen *g) {
   err = g->err;
   g->err_told = 1;
   async_future_result(g->task, NULL);       /* marks the error read */
-  if (err == -ECANCELED) t->cancel_req = 0; /* ours, passed on */
+  if (err == -ECANCELED && t->cancel_req) { /* ours, passed on */
+    t->cancel_req = 0;
+    t->fut.loop->cancel_epoch++;
+  }
   return err == -EPIPE ? 0 : err;
 }
 
