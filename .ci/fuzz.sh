@@ -8,8 +8,6 @@
 # added to fuzz/crashes/ with its fix.
 #   BUILD_DIR     build folder (default: build-fuzz)
 #   FUZZ_SECONDS  how long to fuzz (default: 120)
-#   FUZZ_OPEN     1: also make the calls of the open defects listed in
-#                 fuzz/README.md, which the fuzzer finds within seconds
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -20,7 +18,6 @@ build="${BUILD_DIR:-build-fuzz}"
 seconds="${FUZZ_SECONDS:-120}"
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DASYNC_WERROR=ON -DASYNC_FUZZ=ON -DASYNC_BUILD_TESTS=OFF \
-  -DASYNC_FUZZ_SKIP_OPEN="$([ "${FUZZ_OPEN:-0}" = 1 ] && echo OFF || echo ON)" \
   -DASYNC_BUILD_EXAMPLES=OFF -DASYNC_BUILD_BENCH=OFF >/dev/null
 cmake --build "$build" -j 2 --target fuzz_api
 

@@ -272,11 +272,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     case 1:
       return async_condition_release(w->cond);
     case 2:
-#if defined(FUZZ_SKIP_OPEN)
-      return 0; /* fuzz/open/condition-busy-after-close-kills-reacquire */
-#else
       return async_condition_wait(w->cond);
-#endif
     default:
       return a & 4 ? async_condition_notify_all(w->cond)
                    : async_condition_notify(w->cond, a >> 3);
@@ -384,9 +380,8 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     case 0:
       if (w->queue && async_queue_free(w->queue) == 0) w->queue = NULL;
       break;
-#if !defined(FUZZ_SKIP_OPEN)
-    /* Issue 9 item 1, open: these three free in the window between a
-     * waiter's wake-up and its resumption (fuzz/open/). */
+    /* Issue 9 item 1: these three free in the window between a waiter's
+     * wake-up and its resumption (fuzz/crashes/). */
     case 1:
       if (w->cond && async_condition_free(w->cond) == 0) w->cond = NULL;
       break;
@@ -396,7 +391,6 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     case 3:
       if (w->ac && async_as_completed_free(w->ac) == 0) w->ac = NULL;
       break;
-#endif
     case 4:
       if (w->group && async_task_group_free(w->group) == 0) w->group = NULL;
       break;
