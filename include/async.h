@@ -54,6 +54,7 @@
  *   async/io.h       read, write, accept, connect, sendfile that suspend;
  *                    TCP, Unix and UDP sockets and their options
  *   async/stream.h   buffered streams: lines, exact reads, backpressure
+ *   async/server.h   servers: a task per connection, limits, graceful stop
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -66,5 +67,6 @@
 #include "async/sync.h"
 #include "async/io.h"
 #include "async/stream.h"
+#include "async/server.h"
 
 #endif
