@@ -15,6 +15,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
+
+/* ASan and valgrind keep freed memory in quarantine: the resident size
+ * says nothing there, and their leak checkers check instead. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+
 /* {==== Helpers ======================================================= */
 
 static int listen_lo(void) {
@@ -499,7 +518,12 @@ static void *child_main(void *arg) {
   async_server_get_stats(child_srv, &st);
   fprintf(stderr, "child: accepted %llu, backoffs %llu, failed %llu\n",
           st.accepted, st.backoffs, st.failed);
-  return IPTR(st.backoffs >= 1 && st.failed == 0 && st.accepted == 3 ? 0 : 1);
+  /* Valgrind keeps the fd limit to itself: the kernel accepts, and
+   * valgrind closes the new fd and says EMFILE, so the third connection
+   * is lost there instead of kept waiting (see test_io). */
+  unsigned long long want = RUNNING_ON_VALGRIND ? 2 : 3;
+  return IPTR(st.backoffs >= 1 && st.failed == 0 && st.accepted == want ? 0
+                                                                        : 1);
 }
 
 static int child_run(int lfd) {
@@ -579,7 +603,7 @@ static void test_emfile_backoff(void **state) {
   assert_int_equal(sync_echo(b, 'B'), 0);
   /* Freeing one fd lets the third in, after a back-off. */
   close(a);
-  assert_int_equal(sync_echo(c, 'c'), 0);
+  if (!RUNNING_ON_VALGRIND) assert_int_equal(sync_echo(c, 'c'), 0);
   assert_int_equal(sync_echo(b, 'b'), 0);
   close(b);
   close(c);
@@ -683,7 +707,7 @@ static void test_soak(void **state) {
   assert_int_equal(count_fds(), fds_before);
   /* No growth per connection: 10,000 leaked records of even 64 bytes
    * would be 160 pages. */
-  assert_true(r.rss1 - r.rss0 < 64);
+  if (!TEST_ASAN && !RUNNING_ON_VALGRIND) assert_true(r.rss1 - r.rss0 < 64);
 }
 
 /* }==== */
