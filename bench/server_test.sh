@@ -14,10 +14,11 @@ mode=$2
 pid=
 trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null' EXIT
 
-# A port nobody listens on: the kernel's pick for a socket closed at once
-# may be taken again meanwhile, so retry a few.
-for _ in 1 2 3 4 5; do
-  port=$((20000 + RANDOM % 40000))
+# A free port below the kernel's ephemeral range (32768 and up), where
+# other programs' outgoing connections do not take ports; retried, since
+# another program may still have it.
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  port=$((20000 + RANDOM % 12000))
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
   "$bench" "$mode" "$port" &
   pid=$!
