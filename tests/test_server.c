@@ -389,6 +389,57 @@ static void test_serve_forever(void **state) {
   free_loop(loop);
 }
 
+/* A handler that stops its own server: the stop waits for the other
+ * handler (which returns within the grace), not for itself, and the
+ * server is stopped once both have returned. */
+typedef struct {
+  async_server *srv;
+  int stop_rc, forever_rc, calls, other_done;
+} self_scene;
+
+static int self_stop_handler(async_stream *s, void *arg) {
+  self_scene *ss = arg;
+  char b;
+  if (++ss->calls == 1) { /* the other one: returns after 50 ms */
+    async_sleep(0.05);
+    ss->other_done = 1;
+    return 0;
+  }
+  async_stream_read(s, &b, 1, 5.0); /* the "stop" request */
+  ss->stop_rc = async_server_stop(ss->srv, 5.0);
+  return 0;
+}
+
+static void *self_main(void *arg) {
+  self_scene *ss = arg;
+  int fd = listen_lo();
+  int port = async_socket_port(fd);
+  if (async_server_start(&ss->srv, async_loop_current(), fd, self_stop_handler,
+                         ss, NULL))
+    return async_fail(-EIO);
+  int a = async_tcp_connect("127.0.0.1", port, 5.0);
+  while (ss->calls < 1) async_sleep(0.001);
+  int b = async_tcp_connect("127.0.0.1", port, 5.0);
+  async_write(b, "s", 1, 5.0);
+  ss->forever_rc = async_server_serve_forever(ss->srv);
+  async_fd_close(a);
+  async_fd_close(b);
+  return NULL;
+}
+
+static void test_stop_from_handler(void **state) {
+  (void)state;
+  self_scene ss;
+  memset(&ss, 0, sizeof ss);
+  async_loop *loop = new_loop();
+  assert_int_equal(run_task(loop, self_main, &ss, NULL), 0);
+  assert_int_equal(ss.stop_rc, 0);
+  assert_int_equal(ss.forever_rc, 0);
+  assert_int_equal(ss.other_done, 1);
+  assert_int_equal(async_server_free(ss.srv), 0);
+  free_loop(loop);
+}
+
 /* {==== Misuse ======================================================== */
 
 static void *misuse_main(void *arg) {
@@ -724,6 +775,7 @@ int main(void) {
       cmocka_unit_test(test_graceful_stop),
       cmocka_unit_test(test_stop_refuses),
       cmocka_unit_test(test_serve_forever),
+      cmocka_unit_test(test_stop_from_handler),
       cmocka_unit_test(test_misuse),
       cmocka_unit_test(test_loop_closed_under_server),
       cmocka_unit_test(test_emfile_backoff),

@@ -112,7 +112,9 @@ ASYNC_EXTERN int async_server_serve_forever(async_server *srv);
  * under way or done, or -ECANCELED when the stopping task is cancelled:
  * the handlers are then all cancelled at once and the stop waits for
  * them, unless cancelled again (then some may still be ending, and
- * async_server_free says -EBUSY until they have). Suspends: yes. */
+ * async_server_free says -EBUSY until they have). A handler may stop its
+ * own server: the stop waits for the other handlers only, and the server
+ * is stopped once that handler has returned too. Suspends: yes. */
 ASYNC_EXTERN int async_server_stop(async_server *srv, double timeout);
 
 /** Copies the server's counters to *out. Returns 0 or -EINVAL.
@@ -120,9 +122,9 @@ ASYNC_EXTERN int async_server_stop(async_server *srv, double timeout);
 ASYNC_EXTERN int async_server_get_stats(const async_server *srv,
                                         async_server_stats *out);
 
-/** Frees a server that is stopped and has no task left. After its loop
- * was closed (which cancels every task) it also frees what the tasks that
- * never finished held: their streams and fds. NULL is a no-op. Returns 0,
+/** Frees a server that is stopped and has no task left, or one whose loop
+ * was closed (which ends every task, and with them their streams and
+ * fds), always before that loop is freed. NULL is a no-op. Returns 0,
  * -EINVAL (not a server), -EBUSY (still serving, or tasks still ending:
  * nothing is freed). Suspends: no. */
 ASYNC_EXTERN int async_server_free(async_server *srv);

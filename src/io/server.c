@@ -69,7 +69,11 @@ static int server_ok(const async_server *s) {
 
 /* {==== Waiting for a change ========================================== */
 
+/* Called on every change: the server is stopped once a stop has begun and
+ * its last task has ended (which may come after the stop returned, when
+ * it was cancelled or made by a handler). */
 static void wake_all(async_server *s) {
+  if (s->stopping && !s->st.active && !s->acceptor) s->stopped = 1;
   async__list *n, *nx;
   async__list_each_safe(n, nx, &s->waiters) {
     async__waitq_wake(async__container_of(n, async__waiter, link), 0);
@@ -77,13 +81,15 @@ static void wake_all(async_server *s) {
 }
 
 static int park(async_server *s, async__task *t, int64_t deadline) {
+  int err = async__task_take_cancel(t);
+  if (err) return err;
   if (deadline != ASYNC__NO_DEADLINE && deadline <= async__loop_now(s->loop))
     return -ETIMEDOUT;
   async__waiter w = {.t = t};
   async__list_push(&s->waiters, &w.link);
   t->wait_obj = &w;
-  int err = async__task_park_until(s->loop, t, async__waitq_unlink, NULL,
-                                   "server", deadline);
+  err = async__task_park_until(s->loop, t, async__waitq_unlink, NULL, "server",
+                               deadline);
   t->wait_obj = NULL;
   if (err == 0) err = async__task_take_cancel(t);
   return err;
@@ -310,12 +316,12 @@ int async_server_get_stats(const async_server *s, async_server_stats *out) {
  * (it would then end without running, which conn_ended covers too, but
  * the flag says it as plainly) but flagged, and ends at once when it
  * runs. Returns how many connections it cancelled. */
-static int cancel_all(async_server *s) {
+static int cancel_all(async_server *s, const conn *self) {
   int n = 0;
   async__list *l;
   async__list_each(l, &s->conns) {
     conn *c = async__container_of(l, conn, link);
-    if (c->cancelled) continue;
+    if (c->cancelled || c == self) continue;
     c->cancelled = 1;
     n++;
     if (c->started) async_future_cancel(c->task);
@@ -335,18 +341,21 @@ int async_server_stop(async_server *s, double timeout) {
     s->lfd = -1;
   }
   if (s->acceptor && s->acceptor_started) async_future_cancel(s->acceptor);
+  /* A handler that stops its own server waits for the others only. */
+  const conn *self = NULL;
+  async__list *l;
+  async__list_each(l, &s->conns) {
+    const conn *c = async__container_of(l, conn, link);
+    if ((async__task *)c->task == t) self = c;
+  }
+  size_t own = self != NULL;
   int64_t deadline = async__io_deadline(s->loop, timeout);
-  err = async__task_take_cancel(t);
-  while (!err && s->st.active) err = park(s, t, deadline);
-  int n = cancel_all(s);
+  while (!err && s->st.active > own) err = park(s, t, deadline);
+  int n = cancel_all(s, self);
   int err2 = 0;
-  while (!err2 && (s->st.active || s->acceptor)) {
+  while (!err2 && (s->st.active > own || s->acceptor))
     err2 = park(s, t, ASYNC__NO_DEADLINE);
-  }
-  if (!s->st.active && !s->acceptor) {
-    s->stopped = 1;
-    wake_all(s);
-  }
+  wake_all(s);
   if (err == -ECANCELED || err2) return -ECANCELED;
   return n;
 }
