@@ -331,6 +331,7 @@ static void test_stop_refuses(void **state) {
 typedef struct {
   async_server *srv;
   int forever_rc, stop_rc, port;
+  int stop_returned, stop_returned_first, free_rc;
   hstate h;
 } forever_scene;
 
@@ -338,6 +339,7 @@ static void *stopper(void *arg) {
   forever_scene *fs = arg;
   fs->h.calls = client_echo(fs->port, "abc", 5.0) ? -100 : fs->h.calls;
   fs->stop_rc = async_server_stop(fs->srv, 1.0);
+  fs->stop_returned = 1;
   return NULL;
 }
 
@@ -350,6 +352,9 @@ static void *forever_main(void *arg) {
     return async_fail(-EIO);
   async_task *t = async_spawn(stopper, fs);
   fs->forever_rc = async_server_serve_forever(fs->srv);
+  /* The stop has returned, so the server may be freed at once. */
+  fs->stop_returned_first = fs->stop_returned;
+  fs->free_rc = async_server_free(fs->srv);
   async_await(t, NULL);
   async_task_release(t);
   return NULL;
@@ -375,7 +380,8 @@ static void test_serve_forever(void **state) {
   assert_int_equal(fs.forever_rc, 0);
   assert_int_equal(fs.stop_rc, 0);
   assert_int_equal(fs.h.calls, 1);
-  assert_int_equal(async_server_free(fs.srv), 0);
+  assert_int_equal(fs.stop_returned_first, 1);
+  assert_int_equal(fs.free_rc, 0);
 
   memset(&fs, 0, sizeof fs);
   async_task *t;

@@ -48,7 +48,7 @@ struct async_server {
   async_task *acceptor; /* our reference, until acceptor_ended */
   async__fwaiter acceptor_end;
   uint8_t acceptor_started;
-  uint8_t stopping, stopped;
+  uint8_t stopping, stop_inside, stopped;
   int err; /* what ended accepting, if not a stop */
   async__list conns;
   async__list waiters; /* async__waiter */
@@ -69,11 +69,13 @@ static int server_ok(const async_server *s) {
 
 /* {==== Waiting for a change ========================================== */
 
-/* Called on every change: the server is stopped once a stop has begun and
+/* Called on every change: the server is stopped once a stop has begun,
  * its last task has ended (which may come after the stop returned, when
- * it was cancelled or made by a handler). */
+ * it was cancelled or made by a handler), and no stop is still inside:
+ * serve_forever's caller may free the server as soon as it is. */
 static void wake_all(async_server *s) {
-  if (s->stopping && !s->st.active && !s->acceptor) s->stopped = 1;
+  if (s->stopping && !s->stop_inside && !s->st.active && !s->acceptor)
+    s->stopped = 1;
   async__list *n, *nx;
   async__list_each_safe(n, nx, &s->waiters) {
     async__waitq_wake(async__container_of(n, async__waiter, link), 0);
@@ -336,6 +338,7 @@ int async_server_stop(async_server *s, double timeout) {
   if (async__isnan(timeout)) return -EINVAL;
   if (s->stopping) return -EALREADY;
   s->stopping = 1;
+  s->stop_inside = 1;
   if (s->lfd >= 0) {
     async_fd_close(s->lfd); /* wakes the acceptor with -EBADF */
     s->lfd = -1;
@@ -355,7 +358,8 @@ int async_server_stop(async_server *s, double timeout) {
   int err2 = 0;
   while (!err2 && (s->st.active > own || s->acceptor))
     err2 = park(s, t, ASYNC__NO_DEADLINE);
-  wake_all(s);
+  s->stop_inside = 0;
+  wake_all(s); /* the last use of s: its waiters run after we return */
   if (err == -ECANCELED || err2) return -ECANCELED;
   return n;
 }
