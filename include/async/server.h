@@ -38,7 +38,8 @@ typedef struct async_server async_server;
 
 /** A connection's handler: runs in the connection's own task, with the
  * connection's stream, which the server owns (the handler must not free
- * it; it may close it), and the `arg` given to async_server_start. It
+ * it; it may close it, and must leave no other task waiting on it when
+ * it returns), and the `arg` given to async_server_start. It
  * returns 0 or a negative errno; an error only counts in
  * async_server_stats.failed, and never stops the server. When the server
  * is stopped past its deadline, the task is cancelled: the handler's
