@@ -3,7 +3,7 @@
  *
  *   async_bench switch|spawn|sleepers|queue|timers N
  *   async_bench floor N               (the kernel's floor for N stacks)
- *   async_bench echo-server PORT      (not implemented yet: exit 77)
+ *   async_bench echo-server|http-server PORT   (until SIGTERM)
  *
  * The contract is ../shared/peers/README.md, "Plugging in the library":
  * one line on stdout,
@@ -589,7 +589,7 @@ static int run_timers(long n) {
 static int usage(const char *prog) {
   fprintf(stderr,
           "usage: %s switch|spawn|sleepers|queue|timers|floor N\n"
-          "       %s echo-server PORT\n",
+          "       %s echo-server|http-server PORT\n",
           prog, prog);
   return EXIT_USAGE;
 }
@@ -601,6 +601,98 @@ static int parse_n(const char *s, long *out) {
   if (*s == '\0' || *end != '\0' || errno || n < 0) return -1;
   *out = n;
   return 0;
+}
+
+/* ------------------------------------------------------------- servers */
+
+/* echo-server and http-server (peers/README.md points 7 and 8): a server
+ * on 127.0.0.1:PORT, one task per connection on a stream, straight-line
+ * code, until SIGTERM ends the process (its default action). */
+
+static int echo_conn(async_stream *s, void *arg) {
+  (void)arg;
+  char buf[16384];
+  async_socket_setopt(async_stream_fd(s), ASYNC_SOCK_NODELAY, 1);
+  for (;;) {
+    ssize_t n = async_stream_read(s, buf, sizeof buf, ASYNC_NO_TIMEOUT);
+    if (n <= 0) return (int)n;
+    int err = async_stream_write(s, buf, (size_t)n);
+    if (!err) err = async_stream_drain(s, ASYNC_NO_TIMEOUT);
+    if (err) return err;
+  }
+}
+
+static const char http_resp[] = "HTTP/1.1 200 OK\r\n"
+                                "Content-Type: text/plain\r\n"
+                                "Content-Length: 13\r\n"
+                                "\r\n"
+                                "Hello, World!";
+#define HTTP_RESP_LEN (sizeof http_resp - 1)
+
+/* Requests end at the blank line after their headers; `state` is how much
+ * of "\r\n\r\n" the bytes so far end with, across reads. */
+static int http_conn(async_stream *s, void *arg) {
+  (void)arg;
+  char buf[16384], out[32 * HTTP_RESP_LEN];
+  int state = 0;
+  async_socket_setopt(async_stream_fd(s), ASYNC_SOCK_NODELAY, 1);
+  for (;;) {
+    ssize_t n = async_stream_read(s, buf, sizeof buf, ASYNC_NO_TIMEOUT);
+    if (n <= 0) return (int)n;
+    size_t k = 0;
+    for (ssize_t i = 0; i < n; i++) {
+      char c = buf[i];
+      if (c == "\r\n\r\n"[state]) {
+        if (++state == 4) {
+          k++;
+          state = 0;
+        }
+      } else {
+        state = c == '\r';
+      }
+    }
+    int err = 0;
+    while (k && !err) {
+      size_t m = k < 32 ? k : 32;
+      for (size_t j = 0; j < m; j++)
+        memcpy(out + j * HTTP_RESP_LEN, http_resp, HTTP_RESP_LEN);
+      err = async_stream_write(s, out, m * HTTP_RESP_LEN);
+      k -= m;
+    }
+    if (!err) err = async_stream_drain(s, ASYNC_NO_TIMEOUT);
+    if (err) return err;
+  }
+}
+
+static int serve_port;
+static async_server_handler serve_handler;
+
+static void *serve_main(void *arg) {
+  (void)arg;
+  int fd = async_tcp_listen("127.0.0.1", serve_port, 1024, 0);
+  if (fd < 0) return async_fail(fd);
+  async_server *srv;
+  int err = async_server_start(&srv, async_loop_current(), fd, serve_handler,
+                               NULL, NULL);
+  if (err) {
+    async_fd_close(fd);
+    return async_fail(err);
+  }
+  err = async_server_serve_forever(srv);
+  async_server_free(srv);
+  return err ? async_fail(err) : NULL;
+}
+
+static int run_server(const char *workload, const char *port) {
+  long p;
+  if (parse_n(port, &p) != 0 || p < 1 || p > 65535) {
+    fprintf(stderr, "async_bench: bad port: %s\n", port);
+    return EXIT_USAGE;
+  }
+  serve_port = (int)p;
+  serve_handler = strcmp(workload, "echo-server") ? http_conn : echo_conn;
+  int err = async_run(serve_main, NULL, NULL);
+  return err ? fail(workload, "server", err) : 0;
 }
 
 int main(int argc, char **argv) {
@@ -621,10 +713,9 @@ int main(int argc, char **argv) {
     run = run_timers;
   else if (!strcmp(w, "floor"))
     run = run_floor;
-  else if (!strcmp(w, "echo-server")) {
-    fprintf(stderr, "async_bench: workload %s is not implemented yet\n", w);
-    return EXIT_NOT_IMPLEMENTED;
-  } else {
+  else if (!strcmp(w, "echo-server") || !strcmp(w, "http-server"))
+    return run_server(w, argv[2]);
+  else {
     fprintf(stderr, "async_bench: unknown workload %s\n", w);
     return usage(prog);
   }

@@ -57,6 +57,7 @@
  *   async/stream.h   buffered streams: lines, exact reads, backpressure
  *   async/pool.h     the thread pool for blocking calls (to_thread); name
  *                    resolution on it (getaddrinfo, getnameinfo)
+ *   async/server.h   servers: a task per connection, limits, graceful stop
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -71,5 +72,6 @@
 #include "async/io.h"
 #include "async/stream.h"
 #include "async/pool.h"
+#include "async/server.h"
 
 #endif
