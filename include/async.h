@@ -52,6 +52,7 @@
  *                    shield, task groups
  *   async/sync.h     queues; lock, event, condition, semaphores, barrier;
  *                    generators
+ *   async/signal.h   signals delivered to the loop: handlers, waits
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -63,5 +64,6 @@
 #include "async/fd.h"
 #include "async/compose.h"
 #include "async/sync.h"
+#include "async/signal.h"
 
 #endif

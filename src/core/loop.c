@@ -513,6 +513,26 @@ static void drop_timers(async_loop *loop) {
   }
 }
 
+async__ext *async__loop_ext(const async_loop *loop, const void *key) {
+  for (async__ext *e = loop->exts; e; e = e->next)
+    if (e->key == key) return e;
+  return NULL;
+}
+
+void async__loop_ext_add(async_loop *loop, async__ext *e) {
+  e->next = loop->exts;
+  loop->exts = e;
+}
+
+/* Newest first, as a stack of layers unwinds. */
+static void close_exts(async_loop *loop) {
+  async__ext *e;
+  while ((e = loop->exts)) {
+    loop->exts = e->next;
+    e->close(loop, e);
+  }
+}
+
 int async_loop_close(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
@@ -521,6 +541,7 @@ int async_loop_close(async_loop *loop) {
   loop->closing = 1;
   wake_drain(loop);
   close_tasks(loop);
+  close_exts(loop);
   wake_drain(loop);
   drop_ready(loop);
   drop_timers(loop);
@@ -624,8 +645,7 @@ int async_loop_call_later(async_loop *loop, double delay, async_callback cb,
 }
 
 double async_handle_when(const async_handle *h) {
-  if (!async__handle_ok(h) || !h->timed)
-    return ASYNC__NAN;
+  if (!async__handle_ok(h) || !h->timed) return ASYNC__NAN;
   return (double)h->timer.when / 1e9;
 }
 
@@ -669,27 +689,6 @@ int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
   pthread_mutex_unlock(&loop->ts_lock);
   if (atomic_exchange(&loop->ts_signalled, 1) == 0) wake_signal(loop);
   return 0;
-}
-
-/* }==== */
-
-/* {==== async_run ======================================================= */
-
-int async_run(async_fn fn, void *arg, void **result) {
-  if (result) *result = NULL;
-  if (!fn) return -EINVAL;
-  if (async__tls_loop) return -EBUSY;
-  async_loop *loop;
-  int err = async_loop_new(&loop, NULL);
-  if (err) return err;
-  async_task *main_task;
-  err = async_task_spawn(loop, &main_task, fn, arg, NULL);
-  if (!err) {
-    err = async_loop_run_until_complete(loop, main_task, result);
-    async_task_release(main_task);
-  }
-  async_loop_free(loop);
-  return err;
 }
 
 /* }==== */
