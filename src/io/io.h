@@ -9,9 +9,10 @@
  * A loop's signal state is one record, an extension of the loop (see
  * async__loop_ext) made by its first watch and freed by its close. The
  * handler installed for a watched signal only counts it and writes a byte
- * to that record's pipe; no signal mask is changed anywhere, so a child
- * (run.c's neighbour, the subprocess code) has nothing of it to undo
- * after exec, which resets caught signals to their default. */
+ * to that record's pipe. No signal mask is changed anywhere, and exec
+ * resets caught signals to their default: a child process (the subprocess
+ * code) has nothing of this to undo once it has exec'ed; between fork and
+ * exec the handler sees the pid changed and restores what it found. */
 
 typedef struct async__sigloop async__sigloop;
 

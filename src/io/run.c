@@ -41,7 +41,8 @@ int async_run(async_fn fn, void *arg, void **result) {
   run_state r = {0};
   err = async_task_spawn(loop, &r.main, fn, arg, NULL);
   if (!err) {
-    /* Another loop watching SIGINT (-EBUSY) leaves it to that loop. */
+    /* Another loop watching SIGINT (-EBUSY) keeps it; a loop that cannot
+     * watch it (-EMFILE for its pipe) leaves SIGINT at its default. */
     if (sigint_default())
       (void)async__signal_watch(loop, SIGINT, run_sigint, &r, 1);
     err = async_loop_run_until_complete(loop, r.main, result);
