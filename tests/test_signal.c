@@ -6,9 +6,11 @@
  * what the loop then reports comes through its pipe, one turn later. */
 #include "helpers.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -509,6 +511,110 @@ static void test_signal_other_loop_and_close(void **state) {
   assert_ptr_equal(sig_current(SIGUSR2), SIG_DFL);
 }
 
+/* ==== The virtual clock ================================================ */
+
+typedef struct vrun_out {
+  int slept, waited, got;
+  double t_slept, t_waited;
+} vrun_out;
+
+static void *vclock_main(void *arg) {
+  vrun_out *o = arg;
+  o->slept = async_sleep(3.0);
+  o->t_slept = async_loop_time(async_loop_current());
+  o->waited = async_signal_wait(SIGUSR1, 2.0);
+  o->t_waited = async_loop_time(async_loop_current());
+  kill(getpid(), SIGUSR1);
+  async_sleep(1.0);
+  o->got = async_signal_wait(SIGUSR1, 0);
+  async_yield(); /* the handler's call, queued by the wait */
+  return NULL;
+}
+
+/* A watched signal is not an fd the clock waits for in real time (it
+ * comes from outside, as a thread-safe call does): the virtual clock
+ * still jumps, and a delivery is still seen. */
+static void test_signal_virtual_clock(void **state) {
+  (void)state;
+  async_loop_options opts;
+  async_loop_options_init(&opts);
+  opts.virtual_clock = 1;
+  async_loop *loop = NULL;
+  assert_int_equal(async_loop_new(&loop, &opts), 0);
+  hits h = {0};
+  assert_int_equal(async_signal_add(loop, SIGUSR1, on_signal, &h), 0);
+  vrun_out o = {0};
+  double t0 = async_clock();
+  assert_int_equal(run_task(loop, vclock_main, &o, NULL), 0);
+  assert_true(async_clock() - t0 < 1.5); /* 6 s of loop time */
+  assert_int_equal(o.slept, 0);
+  assert_true(o.t_slept == 3.0);
+  assert_int_equal(o.waited, -ETIMEDOUT);
+  assert_true(o.t_waited == 5.0);
+  assert_int_equal(o.got, 1);
+  assert_int_equal(h.count, 1);
+  free_loop(loop);
+}
+
+/* ==== Loops made and closed while signals come ========================= */
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+typedef struct storm {
+  int signo;
+  atomic_int stop;
+  atomic_int sent;
+} storm;
+
+static void *storm_thread(void *arg) {
+  storm *s = arg;
+  while (!atomic_load(&s->stop)) {
+    kill(getpid(), s->signo);
+    atomic_fetch_add(&s->sent, 1);
+    usleep(50);
+  }
+  return NULL;
+}
+
+static void *short_task(void *arg) {
+  (void)arg;
+  async_sleep(0.0005);
+  return NULL;
+}
+
+/* Each close takes its pipe away while another thread's handler may be
+ * writing to it; SIG_IGN, the disposition found, holds in between. */
+static void test_signal_loops_closed_under_storm(void **state) {
+  (void)state;
+  sig_ignore(SIGUSR2);
+  int fds0 = count_fds();
+  storm s = {.signo = SIGUSR2};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, storm_thread, &s), 0);
+  unsigned seen = 0;
+  for (int i = 0; i < 200; i++) {
+    async_loop *loop = new_loop();
+    hits h = {0};
+    assert_int_equal(async_signal_add(loop, SIGUSR2, on_signal, &h), 0);
+    assert_int_equal(run_task(loop, short_task, NULL, NULL), 0);
+    free_loop(loop);
+    assert_ptr_equal(sig_current(SIGUSR2), SIG_IGN);
+    seen += h.count;
+  }
+  atomic_store(&s.stop, 1);
+  assert_int_equal(pthread_join(th, NULL), 0);
+  assert_true(seen <= (unsigned)atomic_load(&s.sent));
+  assert_int_equal(count_fds(), fds0);
+  sig_default(SIGUSR2);
+}
+
 /* ==== What close gives back ============================================ */
 
 static int prev_hits;
@@ -700,6 +806,8 @@ int main(void) {
       cmocka_unit_test(test_signal_wait_woken_then_cancelled),
       cmocka_unit_test(test_signal_wait_rejects),
       cmocka_unit_test(test_signal_other_loop_and_close),
+      cmocka_unit_test(test_signal_virtual_clock),
+      cmocka_unit_test(test_signal_loops_closed_under_storm),
       cmocka_unit_test(test_signal_close_restores),
       cmocka_unit_test(test_signal_close_keeps_program_handler),
       cmocka_unit_test(test_signal_fork_child_mask),

@@ -273,6 +273,9 @@ static int sig_loop(async_loop *loop, async__sigloop **out) {
   s->loop = loop;
   for (int i = 0; i < SIG_N; i++) async__list_init(&s->w[i].waiters);
   async__io_init(&s->io, s->fd[0], sig_readable);
+  /* A signal comes from outside, as a thread-safe call does: the pipe
+   * does not keep the virtual clock from jumping (see async__io). */
+  s->io.unref = 1;
   if ((err = async__io_start(loop, &s->io, ASYNC__POLL_IN))) {
     close(s->fd[0]);
     close(s->fd[1]);
