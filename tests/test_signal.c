@@ -14,6 +14,28 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Allocations fail on demand: the library's calls go through these
+ * (tests/CMakeLists.txt links test_signal with --wrap). */
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+static int fail_allocs; /* the next so many allocations fail */
+static int failed_allocs;
+
+static int alloc_fails(void) {
+  if (fail_allocs <= 0) return 0;
+  fail_allocs--;
+  failed_allocs++;
+  return 1;
+}
+void *__wrap_malloc(size_t n) {
+  return alloc_fails() ? NULL : __real_malloc(n);
+}
+void *__wrap_calloc(size_t n, size_t size) {
+  return alloc_fails() ? NULL : __real_calloc(n, size);
+}
+
 typedef struct hits {
   int calls;
   unsigned count; /* the sum of the counts passed */
@@ -615,6 +637,42 @@ static void test_signal_loops_closed_under_storm(void **state) {
   sig_default(SIGUSR2);
 }
 
+/* ==== Out of memory ==================================================== */
+
+typedef struct oom_run {
+  hits *h;
+  int calls_after;
+} oom_run;
+
+static void *kill_oom(void *arg) {
+  oom_run *o = arg;
+  fail_allocs = 1; /* the handler's call_soon */
+  kill(getpid(), SIGUSR1);
+  o->calls_after = sleep_until(&o->h->calls, 1);
+  fail_allocs = 0;
+  return NULL;
+}
+
+static void test_signal_out_of_memory(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  hits h = {0};
+  failed_allocs = 0;
+  fail_allocs = 1; /* the loop's signal record */
+  assert_int_equal(async_signal_add(loop, SIGUSR1, on_signal, &h), -ENOMEM);
+  assert_int_equal(failed_allocs, 1);
+  assert_ptr_equal(sig_current(SIGUSR1), SIG_DFL);
+  assert_int_equal(async_signal_add(loop, SIGUSR1, on_signal, &h), 0);
+  /* The handler's call could not be queued: it is tried again. */
+  oom_run o = {.h = &h};
+  failed_allocs = 0;
+  assert_int_equal(run_task(loop, kill_oom, &o, NULL), 0);
+  assert_int_equal(failed_allocs, 1);
+  assert_int_equal(o.calls_after, 1);
+  assert_int_equal(h.count, 1);
+  free_loop(loop);
+}
+
 /* ==== What close gives back ============================================ */
 
 static int prev_hits;
@@ -808,6 +866,7 @@ int main(void) {
       cmocka_unit_test(test_signal_other_loop_and_close),
       cmocka_unit_test(test_signal_virtual_clock),
       cmocka_unit_test(test_signal_loops_closed_under_storm),
+      cmocka_unit_test(test_signal_out_of_memory),
       cmocka_unit_test(test_signal_close_restores),
       cmocka_unit_test(test_signal_close_keeps_program_handler),
       cmocka_unit_test(test_signal_fork_child_mask),

@@ -58,7 +58,8 @@ struct async__sigloop {
   async_loop *loop;
   int fd[2];
   async__io io;
-  uint8_t dispatching; /* a dispatch callback is queued */
+  uint8_t dispatching; /* sig_dispatch is queued */
+  uint8_t fresh;       /* some w[].fresh is not 0, and it is not queued */
   sig_watch w[SIG_N];
 };
 
@@ -165,7 +166,7 @@ static void watch_stop(async__sigloop *s, int signo) {
 
 static void sig_dispatch(void *arg) {
   async__sigloop *s = arg;
-  s->dispatching = 0;
+  s->dispatching = s->fresh = 0;
   for (int signo = 1; signo < SIG_N; signo++) {
     sig_watch *w = &s->w[signo];
     if (!w->fresh) continue;
@@ -200,16 +201,24 @@ static int sig_collect(async__sigloop *s, int signo) {
   }
   if (w->cb) {
     w->fresh = sat_add(w->fresh, n);
-    if (!s->dispatching) {
-      /* From the ready queue, as asyncio's handlers: the poll phase may
-       * not start watchers, which the program's handler may want to. */
-      if (async_loop_call_soon(s->loop, sig_dispatch, s, NULL) == 0)
-        s->dispatching = 1;
-      else
-        sig_dispatch(s); /* out of memory: at once rather than never */
-    }
+    s->fresh = 1;
   }
   return code;
+}
+
+/* Queues the handlers' calls: from the ready queue, as asyncio's, since
+ * the poll phase may not start watchers, which a handler may want to.
+ * Out of memory, a byte written to the pipe tries again next turn. */
+static void sig_schedule(async__sigloop *s) {
+  if (!s->fresh || s->dispatching) return;
+  if (async_loop_call_soon(s->loop, sig_dispatch, s, NULL) == 0) {
+    s->dispatching = 1;
+    s->fresh = 0;
+  } else {
+    unsigned char b = 0;
+    ssize_t r = write(s->fd[1], &b, 1);
+    (void)r;
+  }
 }
 
 static void sig_readable(async_loop *loop, async__io *io, unsigned revents) {
@@ -220,6 +229,7 @@ static void sig_readable(async_loop *loop, async__io *io, unsigned revents) {
   while (read(s->fd[0], buf, sizeof buf) > 0) continue;
   for (int signo = 1; signo < SIG_N; signo++)
     if (s->w[signo].watched) sig_collect(s, signo);
+  sig_schedule(s);
 }
 
 /* }==== */
@@ -346,6 +356,7 @@ int async_signal_wait(int signo, double timeout) {
   if (!w->watched && (err = watch_start(s, signo, 0))) return err;
   /* Delivered, the pipe not read yet: shared with the tasks waiting. */
   int got = sig_collect(s, signo);
+  sig_schedule(s);
   if (got) return got;
   if (w->pending) {
     int n = w->pending > INT32_MAX ? INT32_MAX : (int)w->pending;
