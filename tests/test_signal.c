@@ -833,6 +833,29 @@ static void test_signal_run_program_sigint(void **state) {
   sig_default(SIGINT);
 }
 
+/* The program's own handler, added under async_run, replaces the
+ * Runner's: SIGINT then cancels nothing. */
+static void *run_own_handler(void *arg) {
+  hits *h = arg;
+  if (async_signal_add(async_loop_current(), SIGINT, on_signal, h)) return NULL;
+  kill(getpid(), SIGINT);
+  kill(getpid(), SIGINT); /* not the default action either */
+  sleep_until(&h->calls, 1);
+  for (int i = 0; i < 200 && h->count < 2; i++) async_sleep(0.005);
+  return IPTR(async_sleep(0.01) == 0 ? 7 : -1);
+}
+
+static void test_signal_run_program_handler(void **state) {
+  (void)state;
+  hits h = {0};
+  void *res = NULL;
+  assert_int_equal(async_run(run_own_handler, &h, &res), 0);
+  assert_int_equal(PTRI(res), 7);
+  assert_int_equal(h.count, 2);
+  assert_int_equal(h.signo, SIGINT);
+  assert_ptr_equal(sig_current(SIGINT), SIG_DFL);
+}
+
 static void test_signal_run_second_sigint_kills(void **state) {
   (void)state;
   pid_t pid = fork();
@@ -873,6 +896,7 @@ int main(void) {
       cmocka_unit_test(test_signal_run_sigint_cancels_main),
       cmocka_unit_test(test_signal_run_sigint_caught),
       cmocka_unit_test(test_signal_run_program_sigint),
+      cmocka_unit_test(test_signal_run_program_handler),
       cmocka_unit_test(test_signal_run_second_sigint_kills),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,6 +26,8 @@ extern "C" {
  * in a call that does not suspend. A main task that ends cancelled after
  * a SIGINT makes the call return -EINTR (asyncio's KeyboardInterrupt);
  * one that catches the cancellation and returns gives its own outcome.
+ * A handler of the program's added with async_signal_add for SIGINT
+ * replaces this one, as asyncio's add_signal_handler does.
  * Returns 0, the main task's error, -EINTR (above), -EBUSY when a loop is
  * already running on this thread, -EINVAL for a NULL fn, or -ENOMEM.
  * Suspends: no (it runs a loop; it must not be called from a task). */
