@@ -22,6 +22,10 @@
  * - Deliveries coalesce: the kernel keeps one pending instance of a
  *   standard signal, and the loop counts what its handler saw since it
  *   last looked. A count is passed along, never a siginfo.
+ * - On a loop with a virtual clock (async_loop_options.virtual_clock) the
+ *   pipe, like a call from another thread, does not hold the clock back:
+ *   it jumps to the next timer as before, and a delivery is seen when the
+ *   loop next polls.
  * - What the library changes, and gives back: only the disposition of a
  *   watched signal (sigaction), never a signal mask. When the loop stops
  *   watching it (async_signal_remove, async_loop_close) the disposition
@@ -65,7 +69,8 @@ typedef void (*async_signal_fn)(async_loop *loop, int signo, unsigned count,
  * Returns 0; -EINVAL (invalid loop, NULL cb, a signal out of range or
  * refused, see above); -EBUSY (another loop watches signo); -ESHUTDOWN
  * (the loop is closed); -ENOMEM, -EMFILE, -ENFILE (the pipe); or the
- * error of sigaction(2). Suspends: no. Call it on the loop's thread. */
+ * error of sigaction(2) or of the poller. Suspends: no. Call it on the
+ * loop's thread. */
 ASYNC_EXTERN int async_signal_add(async_loop *loop, int signo,
                                   async_signal_fn cb, void *arg);
 
