@@ -13,7 +13,10 @@
 # The program must start with SIGINT at its default. A non-interactive
 # shell ignores SIGINT in what it runs in the background (POSIX), so the
 # program runs in the foreground of a child shell that execs it, and the
-# signals come from a background job that knows that shell's pid.
+# signals come from a background job that knows that shell's pid. And a
+# test run that was itself started in the background inherits SIGINT
+# ignored, which no shell can undo, but `env --default-signal`
+# (coreutils 8.31) can, where there is one.
 
 if [ "$#" -lt 4 ]; then
   echo "usage: $0 N EXPECTED STATUS COMMAND [ARG...]" >&2
@@ -26,9 +29,14 @@ shift 3
 out=$(mktemp "${TMPDIR:-/tmp}/check_ctrl_c.XXXXXX") || exit 2
 trap 'rm -f "$out"' 0
 
+dfl=
+if env --default-signal=INT true 2>/dev/null; then
+  dfl="env --default-signal=INT"
+fi
+
 sh -c '
-  out=$1 n=$2
-  shift 2
+  out=$1 n=$2 dfl=$3
+  shift 3
   me=$$
   # Waits (10 s at most) until the output has $1 lines.
   lines() {
@@ -46,8 +54,8 @@ sh -c '
       kill -INT $me
     fi
   ) &
-  exec "$@" >"$out"
-' sh "$out" "$n" "$@"
+  exec $dfl "$@" >"$out"
+' sh "$out" "$n" "$dfl" "$@"
 status=$?
 
 if ! diff "$expected" "$out"; then

@@ -804,6 +804,7 @@ static void *run_main(void *arg) {
 
 static void test_signal_run_sigint_cancels_main(void **state) {
   (void)state;
+  sig_default(SIGINT); /* ignored, when run in a shell's background */
   run_out o = {.kills = 1};
   assert_int_equal(async_run(run_main, &o, NULL), -EINTR);
   assert_int_equal(o.slept, -ECANCELED);
@@ -813,6 +814,7 @@ static void test_signal_run_sigint_cancels_main(void **state) {
 
 static void test_signal_run_sigint_caught(void **state) {
   (void)state;
+  sig_default(SIGINT);
   run_out o = {.kills = 1, .catch_it = 1};
   void *res = NULL;
   assert_int_equal(async_run(run_main, &o, &res), 0);
@@ -847,6 +849,7 @@ static void *run_own_handler(void *arg) {
 
 static void test_signal_run_program_handler(void **state) {
   (void)state;
+  sig_default(SIGINT);
   hits h = {0};
   void *res = NULL;
   assert_int_equal(async_run(run_own_handler, &h, &res), 0);
@@ -858,6 +861,7 @@ static void test_signal_run_program_handler(void **state) {
 
 static void test_signal_run_second_sigint_kills(void **state) {
   (void)state;
+  sig_default(SIGINT);
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
