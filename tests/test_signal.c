@@ -875,6 +875,31 @@ static void test_signal_run_second_sigint_kills(void **state) {
   assert_int_equal(WTERMSIG(status), SIGINT);
 }
 
+/* Nothing left behind by the whole group: every pipe closed, every
+ * child reaped. */
+static int fds_at_start;
+
+static int group_setup(void **state) {
+  (void)state;
+  fds_at_start = count_fds();
+  return fds_at_start < 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  int fds = count_fds();
+  if (fds != fds_at_start) {
+    fprintf(stderr, "test_signal: %d fds open, %d at the start\n", fds,
+            fds_at_start);
+    return 1;
+  }
+  if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
+    fprintf(stderr, "test_signal: a child is left\n");
+    return 1;
+  }
+  return 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_signal_handler_counts),
@@ -903,5 +928,5 @@ int main(void) {
       cmocka_unit_test(test_signal_run_program_handler),
       cmocka_unit_test(test_signal_run_second_sigint_kills),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
