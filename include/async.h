@@ -58,6 +58,7 @@
  *   async/pool.h     the thread pool for blocking calls (to_thread); name
  *                    resolution on it (getaddrinfo, getnameinfo)
  *   async/server.h   servers: a task per connection, limits, graceful stop
+ *   async/signal.h   signals delivered to the loop: handlers, waits
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -73,5 +74,6 @@
 #include "async/stream.h"
 #include "async/pool.h"
 #include "async/server.h"
+#include "async/signal.h"
 
 #endif

@@ -17,8 +17,19 @@ extern "C" {
  * returns, then cancels every task still pending and lets them unwind, and
  * closes the loop. Stores the main task's result in *result (if result is
  * not NULL; NULL when it failed).
- * Returns 0, the main task's error, -EBUSY when a loop is already running
- * on this thread, -EINVAL for a NULL fn, or -ENOMEM.
+ * SIGINT (Ctrl-C), as asyncio.run's: if its disposition is the default
+ * when the call starts (the program set no handler of its own) and no
+ * other loop watches it, the loop watches it (async/signal.h) until it
+ * closes, and then restores the default. A first SIGINT cancels the main
+ * task, which unwinds through its cleanup; a second one takes the default
+ * action at once: the process dies of SIGINT, even while a task is stuck
+ * in a call that does not suspend. A main task that ends cancelled after
+ * a SIGINT makes the call return -EINTR (asyncio's KeyboardInterrupt);
+ * one that catches the cancellation and returns gives its own outcome.
+ * A handler of the program's added with async_signal_add for SIGINT
+ * replaces this one, as asyncio's add_signal_handler does.
+ * Returns 0, the main task's error, -EINTR (above), -EBUSY when a loop is
+ * already running on this thread, -EINVAL for a NULL fn, or -ENOMEM.
  * Suspends: no (it runs a loop; it must not be called from a task). */
 ASYNC_EXTERN int async_run(async_fn fn, void *arg, void **result);
 

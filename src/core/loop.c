@@ -725,24 +725,3 @@ int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
 }
 
 /* }==== */
-
-/* {==== async_run ======================================================= */
-
-int async_run(async_fn fn, void *arg, void **result) {
-  if (result) *result = NULL;
-  if (!fn) return -EINVAL;
-  if (async__tls_loop) return -EBUSY;
-  async_loop *loop;
-  int err = async_loop_new(&loop, NULL);
-  if (err) return err;
-  async_task *main_task;
-  err = async_task_spawn(loop, &main_task, fn, arg, NULL);
-  if (!err) {
-    err = async_loop_run_until_complete(loop, main_task, result);
-    async_task_release(main_task);
-  }
-  async_loop_free(loop);
-  return err;
-}
-
-/* }==== */

@@ -47,7 +47,7 @@ extern int async__sendfile_force_copy;
 
 /* }==== */
 
-/* {==== Thread pool (pool.c) and name resolution (dns.c) ================
+/* {==== Thread pool (pool.c) and name resolution (dns.c) =========
  * dns.c runs its lookups through the public async_pool_run() on the
  * ASYNC_POOL_DNS lane; it needs nothing private of pool.c. */
 
@@ -56,6 +56,26 @@ extern int async__sendfile_force_copy;
  * the thread that made the call, read for EAI_SYSTEM (dns.c). socket.c's
  * numeric lookups, which never block, go through it too. */
 int async__dns_errno(int rc, int sys);
+
+/* }==== */
+
+/* {==== Signals (signal.c) ===============================================
+ * A loop's signal state is one record, an extension of the loop (see
+ * async__loop_ext) made by its first watch and freed by its close. The
+ * handler installed for a watched signal only counts it and writes a byte
+ * to that record's pipe. No signal mask is changed anywhere, and exec
+ * resets caught signals to their default: a child process (the subprocess
+ * code) has nothing of this to undo once it has exec'ed; between fork and
+ * exec the handler sees the pid changed and restores what it found. */
+
+typedef struct async__sigloop async__sigloop;
+
+/* async_signal_add, and for async_run's SIGINT with `once` set: the
+ * handler is installed with SA_RESETHAND, so that the next delivery after
+ * the first takes the default action at once, whatever the loop is
+ * doing. Returns as async_signal_add. */
+int async__signal_watch(async_loop *loop, int signo, async_signal_fn cb,
+                        void *arg, int once);
 
 /* }==== */
 
