@@ -52,6 +52,9 @@
  *                    shield, task groups
  *   async/sync.h     queues; lock, event, condition, semaphores, barrier;
  *                    generators
+ *   async/io.h       read, write, accept, connect, sendfile that suspend;
+ *                    TCP, Unix and UDP sockets and their options
+ *   async/stream.h   buffered streams: lines, exact reads, backpressure
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -63,5 +66,7 @@
 #include "async/fd.h"
 #include "async/compose.h"
 #include "async/sync.h"
+#include "async/io.h"
+#include "async/stream.h"
 
 #endif

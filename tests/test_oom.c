@@ -7,6 +7,7 @@
 #include "helpers.h"
 
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 void *__real_malloc(size_t n);
@@ -391,8 +392,53 @@ static int op_fd_table_growth(void *arg) {
   return err == ASYNC_WRITABLE ? 0 : err;
 }
 
+/* A stream's buffers: the write queue (the socket is full, so the write
+ * must queue) and the read buffer (a line, then an exact read that grows
+ * it). A failed write queues nothing; a failed read consumes nothing
+ * (what it read from the fd stays buffered for the next). */
+static int op_stream_buffers(void *arg) {
+  (void)arg;
+  static char big[100000];
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv)) return -EFAULT;
+  async_stream *s = NULL;
+  int err = async_stream_open(&s, async_loop_current(), sv[0], NULL);
+  if (err) {
+    close(sv[0]);
+    close(sv[1]);
+    return s ? -EFAULT : err;
+  }
+  while (send(sv[0], big, sizeof big, MSG_DONTWAIT) > 0) {
+  }
+  err = async_stream_write(s, big, sizeof big);
+  if (err == -ENOMEM && async_stream_write_buffered(s) != 0) err = -EFAULT;
+  if (!err && async_stream_write_buffered(s) != (ssize_t)sizeof big)
+    err = -EFAULT;
+  char line[16];
+  if (!err) {
+    send(sv[1], "line\n", 5, 0);
+    send(sv[1], big, 20000, 0);
+    ssize_t r = async_stream_readline(s, line, sizeof line, 1);
+    if (r == -ENOMEM)
+      err = async_stream_buffered(s) == 0 ? -ENOMEM : -EFAULT;
+    else if (r != 5)
+      err = -EFAULT;
+  }
+  if (!err) {
+    ssize_t before = async_stream_buffered(s);
+    ssize_t r = async_stream_readexactly(s, big, 20000, 1);
+    if (r == -ENOMEM)
+      err = async_stream_buffered(s) >= before ? -ENOMEM : -EFAULT;
+    else if (r != 20000)
+      err = -EFAULT;
+  }
+  async_stream_free(s);
+  close(sv[1]);
+  return err;
+}
+
 typedef struct {
-  verdict v[8];
+  verdict v[9];
   int n;
 } verdicts;
 
@@ -409,6 +455,7 @@ static void *in_task(void *arg) {
   exhaust(&vs->v[vs->n++], "task group", op_task_group, NULL);
   exhaust(&vs->v[vs->n++], "as_completed", op_as_completed, NULL);
   exhaust(&vs->v[vs->n++], "fd table growth", op_fd_table_growth, NULL);
+  exhaust(&vs->v[vs->n++], "stream buffers", op_stream_buffers, NULL);
   return NULL;
 }
 
@@ -416,7 +463,7 @@ static void test_oom_inside_a_task(void **state) {
   (void)state;
   verdicts vs = {0};
   assert_int_equal(async_run(in_task, &vs, NULL), 0);
-  assert_int_equal(vs.n, 8);
+  assert_int_equal(vs.n, 9);
   for (int i = 0; i < vs.n; i++) expect_clean(&vs.v[i]);
 }
 

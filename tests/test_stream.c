@@ -1,0 +1,557 @@
+/* SPDX-License-Identifier: MIT */
+/* Buffered streams (include/async/stream.h) over socketpairs, loopback TCP
+ * and pipes: the reads, their limits, end of stream, timeouts and
+ * cancellation that consume nothing; writing, drain's backpressure against
+ * a peer that never reads, write EOF, close and wait_closed. */
+#include "helpers.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void spair(int sv[2]) {
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv),
+      0);
+}
+
+static async_stream *open_stream(async_loop *loop, int fd, size_t limit) {
+  async_stream_options o;
+  async_stream_options_init(&o);
+  if (limit) o.limit = limit;
+  async_stream *s = NULL;
+  assert_int_equal(async_stream_open(&s, loop, fd, &o), 0);
+  return s;
+}
+
+/* Writes the pieces to fd, one per loop turn, then shuts it down. */
+typedef struct {
+  int fd;
+  const char *const *pieces;
+} feeder;
+
+static void *feed(void *arg) {
+  feeder *f = arg;
+  for (int i = 0; f->pieces[i]; i++) {
+    async_sleep(0.002);
+    async_write_all(f->fd, f->pieces[i], strlen(f->pieces[i]), NULL, 5);
+  }
+  shutdown(f->fd, SHUT_WR);
+  return NULL;
+}
+
+static async_task *spawn(async_fn fn, void *arg) {
+  async_task *t = NULL;
+  async_task_spawn(async_loop_current(), &t, fn, arg, NULL);
+  return t;
+}
+
+static void join(async_task *t) {
+  async_await(t, NULL);
+  async_task_release(t);
+}
+
+/* ---- Reading ----------------------------------------------------------- */
+
+typedef struct {
+  async_stream *s;
+  int fd;
+  ssize_t r[12];
+  char b[12][64];
+} rd_ctx;
+
+static void *reads_main(void *arg) {
+  rd_ctx *c = arg;
+  static const char *const pieces[] = {"hel", "lo\nwor", "ld\n12345",
+                                       "678--END--tail", NULL};
+  feeder f = {.fd = c->fd, .pieces = pieces};
+  async_task *t = spawn(feed, &f);
+  c->r[0] = async_stream_readline(c->s, c->b[0], 64, 5);
+  c->r[1] = async_stream_readline(c->s, c->b[1], 64, 5);
+  c->r[2] = async_stream_readexactly(c->s, c->b[2], 4, 5);
+  c->r[3] = async_stream_readuntil(c->s, "--END--", 7, c->b[3], 64, 5);
+  c->r[4] = async_stream_readexactly(c->s, c->b[4], 10, 5); /* "tail" */
+  c->r[5] = async_stream_buffered(c->s);
+  c->r[6] = async_stream_read(c->s, c->b[6], 64, 5);
+  c->r[7] = async_stream_read(c->s, c->b[7], 64, 5);
+  c->r[8] = async_stream_readline(c->s, c->b[8], 64, 5);
+  c->r[9] = async_stream_readexactly(c->s, c->b[9], 1, 5);
+  join(t);
+  return NULL;
+}
+
+static void test_stream_reads(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  rd_ctx c = {.s = open_stream(loop, sv[0], 0), .fd = sv[1]};
+  assert_int_equal(run_task(loop, reads_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], 6);
+  assert_memory_equal(c.b[0], "hello\n", 6);
+  assert_int_equal(c.r[1], 6);
+  assert_memory_equal(c.b[1], "world\n", 6);
+  assert_int_equal(c.r[2], 4);
+  assert_memory_equal(c.b[2], "1234", 4);
+  assert_int_equal(c.r[3], 11);
+  assert_memory_equal(c.b[3], "5678--END--", 11);
+  assert_int_equal(c.r[4], -ENODATA); /* IncompleteReadError */
+  assert_int_equal(c.r[5], 4);        /* the partial data was kept */
+  assert_int_equal(c.r[6], 4);
+  assert_memory_equal(c.b[6], "tail", 4);
+  assert_int_equal(c.r[7], 0); /* end of stream */
+  assert_int_equal(c.r[8], 0);
+  assert_int_equal(c.r[9], -ENODATA);
+  assert_int_equal(async_stream_free(c.s), 0);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* readline returns an unterminated last line; readuntil keeps it. */
+static void *eof_main(void *arg) {
+  rd_ctx *c = arg;
+  static const char *const pieces[] = {"a\nlast", NULL};
+  feeder f = {.fd = c->fd, .pieces = pieces};
+  async_task *t = spawn(feed, &f);
+  join(t);
+  c->r[0] = async_stream_readline(c->s, c->b[0], 64, 5);
+  c->r[1] = async_stream_readuntil(c->s, "\n", 1, c->b[1], 64, 5);
+  c->r[2] = async_stream_buffered(c->s);
+  c->r[3] = async_stream_readline(c->s, c->b[3], 64, 5);
+  c->r[4] = async_stream_readline(c->s, c->b[4], 64, 5);
+  return NULL;
+}
+
+static void test_stream_end_of_stream(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  rd_ctx c = {.s = open_stream(loop, sv[0], 0), .fd = sv[1]};
+  assert_int_equal(run_task(loop, eof_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], 2);
+  assert_int_equal(c.r[1], -ENODATA);
+  assert_int_equal(c.r[2], 4);
+  assert_int_equal(c.r[3], 4);
+  assert_memory_equal(c.b[3], "last", 4);
+  assert_int_equal(c.r[4], 0);
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* A line longer than the limit: -EMSGSIZE, the data kept, readable. */
+static void *limit_main(void *arg) {
+  rd_ctx *c = arg;
+  char big[300];
+  memset(big, 'x', sizeof big);
+  big[sizeof big - 1] = '\n';
+  async_write_all(c->fd, big, sizeof big, NULL, 5);
+  async_write_all(c->fd, "ok\n", 3, NULL, 5);
+  char line[512];
+  c->r[0] = async_stream_readline(c->s, line, sizeof line, 5);
+  c->r[1] = async_stream_buffered(c->s);
+  /* The caller's buffer is a limit too. */
+  c->r[2] = async_stream_readline(c->s, line, 10, 5);
+  /* Drain the long line by plain reads, then the next line reads. */
+  size_t got = 0;
+  while (got < sizeof big) {
+    ssize_t r = async_stream_read(c->s, line, sizeof big - got, 5);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  c->r[3] = (ssize_t)got;
+  c->r[4] = async_stream_readline(c->s, c->b[4], 64, 5);
+  /* Unterminated past the limit: overrun before end of stream. */
+  async_write_all(c->fd, big, 200, NULL, 5);
+  c->r[5] = async_stream_readuntil(c->s, "\r\n", 2, line, sizeof line, 5);
+  c->r[6] = async_stream_buffered(c->s);
+  return NULL;
+}
+
+static void test_stream_line_over_limit(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  rd_ctx c = {.s = open_stream(loop, sv[0], 100), .fd = sv[1]};
+  assert_int_equal(run_task(loop, limit_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], -EMSGSIZE);
+  assert_true(c.r[1] >= 100); /* kept, not consumed */
+  assert_int_equal(c.r[2], -EMSGSIZE);
+  assert_int_equal(c.r[3], 300);
+  assert_int_equal(c.r[4], 3);
+  assert_memory_equal(c.b[4], "ok\n", 3);
+  assert_int_equal(c.r[5], -EMSGSIZE);
+  /* Bounded: the reader stopped near the limit, not at all 200 bytes
+   * necessarily, and never beyond one read past it. */
+  assert_true(c.r[6] >= 100 && c.r[6] <= 200);
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* A read that times out, and one cancelled while waiting, take nothing:
+ * the partial line stays for the next read. */
+static void *rdl(void *arg) {
+  rd_ctx *c = arg;
+  c->r[1] = async_stream_readline(c->s, c->b[1], 64, ASYNC_NO_TIMEOUT);
+  return NULL;
+}
+
+static void *nothing_taken_main(void *arg) {
+  rd_ctx *c = arg;
+  async_write_all(c->fd, "par", 3, NULL, 5);
+  c->r[0] = async_stream_readline(c->s, c->b[0], 64, 0.02);
+  c->r[5] = async_stream_readexactly(c->s, c->b[5], 10, 0);
+  async_task *t = spawn(rdl, c);
+  async_sleep(0.01);
+  c->r[6] = async_task_cancel(t);
+  join(t);
+  c->r[7] = async_stream_buffered(c->s);
+  async_write_all(c->fd, "tial\n", 5, NULL, 5);
+  c->r[2] = async_stream_readline(c->s, c->b[2], 64, 5);
+  /* A second reader while one waits: -EBUSY. */
+  t = spawn(rdl, c);
+  async_sleep(0.01);
+  c->r[3] = async_stream_read(c->s, c->b[3], 64, 1);
+  async_stream_close(c->s); /* wakes the waiting reader */
+  join(t);
+  c->r[4] = async_stream_read(c->s, c->b[4], 64, 1);
+  return NULL;
+}
+
+static void test_stream_timeout_cancel_take_nothing(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  rd_ctx c = {.s = open_stream(loop, sv[0], 0), .fd = sv[1]};
+  assert_int_equal(run_task(loop, nothing_taken_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], -ETIMEDOUT);
+  assert_int_equal(c.r[5], -ETIMEDOUT);
+  assert_int_equal(c.r[6], 1);
+  assert_int_equal(c.r[7], 3);
+  assert_int_equal(c.r[2], 8);
+  assert_memory_equal(c.b[2], "partial\n", 8);
+  assert_int_equal(c.r[3], -EBUSY);
+  assert_int_equal(c.r[1], -EBADF); /* the second rdl, woken by close */
+  assert_int_equal(c.r[4], -EBADF);
+  assert_int_equal(async_stream_free(c.s), 0);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* ---- Writing ----------------------------------------------------------- */
+
+#define CHUNK (16 * 1024)
+
+typedef struct {
+  async_stream *s;
+  int peer;
+  ssize_t max_buffered;
+  int drain_err;
+  int writes;
+  int err_after_close;
+} bp_ctx;
+
+/* A peer that never reads: write and drain, and the buffer stays bounded
+ * by high water plus one write; drain then times out. */
+static void *backpressure_main(void *arg) {
+  bp_ctx *c = arg;
+  static char chunk[CHUNK];
+  for (int i = 0; i < 1000; i++) {
+    if (async_stream_write(c->s, chunk, sizeof chunk)) break;
+    c->writes++;
+    ssize_t b = async_stream_write_buffered(c->s);
+    if (b > c->max_buffered) c->max_buffered = b;
+    if ((c->drain_err = async_stream_drain(c->s, 0.05))) break;
+  }
+  /* The peer goes away: writing fails with EPIPE or ECONNRESET, later
+   * calls say so too, and no SIGPIPE is raised. */
+  close(c->peer);
+  int e = 0;
+  for (int i = 0; i < 100 && !e; i++) {
+    e = async_stream_write(c->s, chunk, sizeof chunk);
+    if (!e) e = async_stream_drain(c->s, 1);
+  }
+  c->err_after_close = e;
+  return NULL;
+}
+
+static void test_stream_backpressure(void **state) {
+  (void)state;
+  signal(SIGPIPE, SIG_DFL);
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  bp_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, backpressure_main, &c, NULL), 0);
+  assert_int_equal(c.drain_err, -ETIMEDOUT);
+  assert_true(c.writes > 0 && c.writes < 1000);
+  assert_true(c.max_buffered <= 64 * 1024 + CHUNK);
+  assert_true(c.max_buffered > 64 * 1024);
+  assert_true(c.err_after_close == -EPIPE || c.err_after_close == -ECONNRESET);
+  assert_int_equal(async_stream_write(c.s, "x", 1), c.err_after_close);
+  assert_int_equal(async_stream_free(c.s), 0);
+  free_loop(loop);
+}
+
+/* Everything written reaches a slow reader, in order; write EOF reaches it
+ * after the data; the writer can still read the reply (half-close). */
+typedef struct {
+  async_stream *s;
+  int peer;
+  size_t got;
+  int ok;
+  ssize_t reply;
+  char rb[8];
+  int shut;
+} wr_ctx;
+
+#define TOTAL (2 * 1024 * 1024)
+
+static void *slow_reader(void *arg) {
+  wr_ctx *c = arg;
+  char b[4096];
+  c->ok = 1;
+  for (;;) {
+    ssize_t r = async_read(c->peer, b, sizeof b, 5);
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r; i++)
+      if (b[i] != (char)((c->got + (size_t)i) % 251)) c->ok = 0;
+    c->got += (size_t)r;
+  }
+  async_write(c->peer, "bye", 3, 5);
+  return NULL;
+}
+
+static void *write_main(void *arg) {
+  wr_ctx *c = arg;
+  async_task *t = spawn(slow_reader, c);
+  static char b[TOTAL];
+  for (size_t i = 0; i < TOTAL; i++) b[i] = (char)(i % 251);
+  for (size_t off = 0; off < TOTAL; off += 10000) {
+    size_t n = TOTAL - off < 10000 ? TOTAL - off : 10000;
+    async_stream_write(c->s, b + off, n);
+    async_stream_drain(c->s, 5);
+  }
+  c->shut = async_stream_write_eof(c->s);
+  async_stream_drain(c->s, 5);
+  c->reply = async_stream_read(c->s, c->rb, sizeof c->rb, 5);
+  join(t);
+  return NULL;
+}
+
+static void test_stream_write_eof_half_close(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  wr_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, write_main, &c, NULL), 0);
+  assert_int_equal(c.shut, 0);
+  assert_int_equal(c.got, TOTAL);
+  assert_true(c.ok);
+  assert_int_equal(c.reply, 3);
+  assert_memory_equal(c.rb, "bye", 3);
+  assert_int_equal(async_stream_write(c.s, "x", 1), -ESHUTDOWN);
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* close with data buffered: wait_closed sends it all, then closes. */
+static void *close_main(void *arg) {
+  wr_ctx *c = arg;
+  static char b[TOTAL];
+  for (size_t i = 0; i < TOTAL; i++) b[i] = (char)(i % 251);
+  async_task *t = spawn(slow_reader, c);
+  int e = async_stream_write(c->s, b, TOTAL);
+  ssize_t buffered = async_stream_write_buffered(c->s);
+  e |= async_stream_wait_closed(c->s, 5) != -EINVAL; /* not closed yet */
+  e |= async_stream_close(c->s);
+  e |= async_stream_close(c->s); /* twice: nothing */
+  e |= async_stream_wait_closed(c->s, 5);
+  join(t);
+  c->shut = !e && buffered > 0 && async_stream_fd(c->s) == -EBADF;
+  return NULL;
+}
+
+static void test_stream_close_flushes(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  wr_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, close_main, &c, NULL), 0);
+  assert_true(c.shut);
+  assert_int_equal(c.got, TOTAL);
+  assert_true(c.ok);
+  /* The stream closed its fd: the number is free again. */
+  assert_int_equal(fcntl(sv[0], F_GETFD), -1);
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* ---- Pipes, TCP -------------------------------------------------------- */
+
+typedef struct {
+  async_stream *r, *w;
+  ssize_t n[4];
+  char b[4][32];
+} pipe_ctx;
+
+static void *pipe_main(void *arg) {
+  pipe_ctx *c = arg;
+  async_stream_write(c->w, "one\ntwo\n", 8);
+  async_stream_write_eof(c->w); /* a pipe: closed once flushed */
+  async_stream_drain(c->w, 5);
+  c->n[0] = async_stream_readline(c->r, c->b[0], 32, 5);
+  c->n[1] = async_stream_readline(c->r, c->b[1], 32, 5);
+  c->n[2] = async_stream_readline(c->r, c->b[2], 32, 5);
+  c->n[3] = async_stream_fd(c->w);
+  return NULL;
+}
+
+static void test_stream_pipe(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pipe_ctx c = {.r = open_stream(loop, p[0], 0),
+                .w = open_stream(loop, p[1], 0)};
+  assert_true(fcntl(p[0], F_GETFL) & O_NONBLOCK);
+  assert_int_equal(run_task(loop, pipe_main, &c, NULL), 0);
+  assert_int_equal(c.n[0], 4);
+  assert_int_equal(c.n[1], 4);
+  assert_memory_equal(c.b[1], "two\n", 4);
+  assert_int_equal(c.n[2], 0);
+  assert_int_equal(c.n[3], -EBADF);
+  async_stream_free(c.r);
+  async_stream_free(c.w);
+  free_loop(loop);
+}
+
+typedef struct {
+  int lfd;
+  int ok;
+} echo_ctx;
+
+static void *echo_server(void *arg) {
+  echo_ctx *c = arg;
+  int fd = async_accept(c->lfd, NULL, NULL, 5);
+  async_stream *s = NULL;
+  if (fd < 0 || async_stream_open(&s, async_loop_current(), fd, NULL))
+    return NULL;
+  char line[128];
+  ssize_t n;
+  while ((n = async_stream_readline(s, line, sizeof line, 5)) > 0) {
+    async_stream_write(s, line, (size_t)n);
+    async_stream_drain(s, 5);
+  }
+  async_stream_close(s);
+  async_stream_wait_closed(s, 5);
+  async_stream_free(s);
+  return NULL;
+}
+
+static void *echo_main(void *arg) {
+  echo_ctx *c = arg;
+  async_task *t = spawn(echo_server, c);
+  int fd = async_tcp_connect("127.0.0.1", async_socket_port(c->lfd), 5);
+  async_stream *s = NULL;
+  if (fd < 0 || async_stream_open(&s, async_loop_current(), fd, NULL))
+    return NULL;
+  int ok = 1;
+  for (int i = 0; i < 100; i++) {
+    char out[32], in[32];
+    int len = snprintf(out, sizeof out, "line %d\n", i);
+    async_stream_write(s, out, (size_t)len);
+    ok &= async_stream_readline(s, in, sizeof in, 5) == len &&
+          memcmp(in, out, (size_t)len) == 0;
+  }
+  async_stream_write_eof(s);
+  char b[4];
+  ok &= async_stream_read(s, b, sizeof b, 5) == 0; /* the server closed */
+  async_stream_free(s);
+  join(t);
+  c->ok = ok;
+  return NULL;
+}
+
+static void test_stream_tcp_echo(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  echo_ctx c = {.lfd = async_tcp_listen("127.0.0.1", 0, 0, 0)};
+  assert_int_equal(run_task(loop, echo_main, &c, NULL), 0);
+  assert_true(c.ok);
+  close(c.lfd);
+  free_loop(loop);
+}
+
+/* ---- Bad input --------------------------------------------------------- */
+
+static void *bad_main(void *arg) {
+  async_stream *s = arg;
+  char b[4];
+  int ok = async_stream_read(s, NULL, 4, 1) == -EINVAL;
+  ok &= async_stream_read(s, b, 4, NAN) == -EINVAL;
+  ok &= async_stream_readuntil(s, "", 0, b, 4, 1) == -EINVAL;
+  ok &= async_stream_readuntil(s, NULL, 1, b, 4, 1) == -EINVAL;
+  ok &= async_stream_readline(s, b, 0, 1) == -EINVAL;
+  ok &= async_stream_drain(s, NAN) == -EINVAL;
+  ok &= async_stream_read(NULL, b, 4, 1) == -EINVAL;
+  ok &= async_stream_drain(NULL, 1) == -EINVAL;
+  return IPTR(ok);
+}
+
+static void test_stream_bad_input(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  async_stream *s = NULL;
+  async_stream_options o;
+  async_stream_options_init(&o);
+  o.low_water = o.high_water + 1;
+  assert_int_equal(async_stream_open(&s, loop, sv[0], &o), -EINVAL);
+  assert_null(s);
+  o.low_water = 0;
+  o.limit = 0;
+  assert_int_equal(async_stream_open(&s, loop, sv[0], &o), -EINVAL);
+  assert_int_equal(async_stream_open(NULL, loop, sv[0], NULL), -EINVAL);
+  assert_int_equal(async_stream_open(&s, NULL, sv[0], NULL), -EINVAL);
+  assert_int_equal(async_stream_open(&s, loop, -1, NULL), -EINVAL);
+  assert_int_equal(async_stream_open(&s, loop, 1000, NULL), -EBADF);
+  s = open_stream(loop, sv[0], 0);
+  char b[4];
+  assert_int_equal(async_stream_read(s, b, 4, 1), -EPERM);
+  void *ok;
+  assert_int_equal(run_task(loop, bad_main, s, &ok), 0);
+  assert_true(PTRI(ok));
+  assert_int_equal(async_stream_write(NULL, "x", 1), -EINVAL);
+  assert_int_equal(async_stream_write(s, NULL, 1), -EINVAL);
+  assert_int_equal(async_stream_free(NULL), -EINVAL);
+  assert_int_equal(async_stream_free(s), 0);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_stream_reads),
+      cmocka_unit_test(test_stream_end_of_stream),
+      cmocka_unit_test(test_stream_line_over_limit),
+      cmocka_unit_test(test_stream_timeout_cancel_take_nothing),
+      cmocka_unit_test(test_stream_backpressure),
+      cmocka_unit_test(test_stream_write_eof_half_close),
+      cmocka_unit_test(test_stream_close_flushes),
+      cmocka_unit_test(test_stream_pipe),
+      cmocka_unit_test(test_stream_tcp_echo),
+      cmocka_unit_test(test_stream_bad_input),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
