@@ -477,6 +477,26 @@ void async__fd_close_all(async_loop *loop);
 
 /* }==== */
 
+/* {==== Extensions of the loop (loop.c) =================================
+ * A layer above core that keeps state per loop (io's thread pool) hangs it
+ * on the loop as an extension record embedded in that state: found again
+ * by its key, and ended by its close hook when the loop closes, after
+ * every task has ended and before the fds, the poller and the stacks go.
+ * The hook owns the record from then on (it may free it). */
+
+typedef struct async__ext {
+  struct async__ext *next;
+  const void *key; /* the address of something of the owning layer's */
+  void (*close)(async_loop *loop, struct async__ext *e);
+} async__ext;
+
+/* The extension of loop with `key`, or NULL. */
+async__ext *async__loop_ext(const async_loop *loop, const void *key);
+/* Hangs e on loop; one per key. */
+void async__loop_ext_add(async_loop *loop, async__ext *e);
+
+/* }==== */
+
 /* {==== The loop (loop.c) =============================================== */
 
 #define ASYNC__MAGIC_LOOP 0x4c4f4f50u
@@ -529,6 +549,7 @@ struct async_loop {
   int wake_fd[2];    /* eventfd in [0] and [1], or a pipe */
   async__io wake_io; /* on wake_fd[0] */
   atomic_int ts_signalled;
+  async__ext *exts; /* see async__loop_ext */
   /* The context of the callback running now (its holder's field), or
    * NULL; a running task's is its own. */
   async__cvctx **cv_slot;

@@ -513,6 +513,26 @@ static void drop_timers(async_loop *loop) {
   }
 }
 
+async__ext *async__loop_ext(const async_loop *loop, const void *key) {
+  for (async__ext *e = loop->exts; e; e = e->next)
+    if (e->key == key) return e;
+  return NULL;
+}
+
+void async__loop_ext_add(async_loop *loop, async__ext *e) {
+  e->next = loop->exts;
+  loop->exts = e;
+}
+
+/* Newest first, as a stack of layers unwinds. */
+static void close_exts(async_loop *loop) {
+  async__ext *e;
+  while ((e = loop->exts)) {
+    loop->exts = e->next;
+    e->close(loop, e);
+  }
+}
+
 int async_loop_close(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
@@ -521,6 +541,7 @@ int async_loop_close(async_loop *loop) {
   loop->closing = 1;
   wake_drain(loop);
   close_tasks(loop);
+  close_exts(loop);
   wake_drain(loop);
   drop_ready(loop);
   drop_timers(loop);
