@@ -55,6 +55,8 @@
  *   async/io.h       read, write, accept, connect, sendfile that suspend;
  *                    TCP, Unix and UDP sockets and their options
  *   async/stream.h   buffered streams: lines, exact reads, backpressure
+ *   async/process.h  child processes: spawn, pipes as streams, wait,
+ *                    signals, communicate
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -68,5 +70,6 @@
 #include "async/sync.h"
 #include "async/io.h"
 #include "async/stream.h"
+#include "async/process.h"
 
 #endif

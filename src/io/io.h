@@ -39,6 +39,10 @@ async__task *async__io_enter(int fd, double timeout, int *err);
 /* Tests set it to take async_sendfile's read/write path (sendfile.c). */
 extern int async__sendfile_force_copy;
 
+/* Tests set it to take the SIGCHLD path of child reaping, as on a kernel
+ * without pidfd_open (process.c). */
+extern int async__process_no_pidfd;
+
 /* }==== */
 
 /* {==== Name resolution =================================================
