@@ -460,6 +460,8 @@ int async_process_spawn(async_process **out, async_loop *loop,
     free(p);
     return -ENOMEM;
   }
+  p->pidfd = -1;
+  async__io_init(&p->pio, -1, pio_cb);
   int pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   const async_process_stdio mode[3] = {opts->in, opts->out, opts->err};
   int err = 0;
@@ -481,7 +483,6 @@ int async_process_spawn(async_process **out, async_loop *loop,
     async__io_init(&p->pio, p->pidfd, pio_cb);
     err = async__io_start(loop, &p->pio, ASYNC__POLL_IN);
   } else {
-    async__io_init(&p->pio, -1, pio_cb);
     err = p->pidfd == -ENOSYS ? sig_start(loop, px) : p->pidfd;
     p->pidfd = -1;
   }
