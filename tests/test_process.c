@@ -18,6 +18,11 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#else
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 /* {==== What a test must leave behind: nothing ========================== */
 
@@ -125,10 +130,6 @@ static void *wait_main(void *arg) {
 
 static void expect_code(async_loop *loop, const char *const argv[], int code) {
   async_process *p = spawn_opts(loop, argv, 0, 0, 0);
-  int dummy;
-  /* With pidfds the reap waits for the loop; without, spawn asks once. */
-  if (!async__process_no_pidfd)
-    assert_int_equal(async_process_returncode(p, &dummy), -EAGAIN);
   assert_true(async_process_pid(p) > 0);
   wctx c = {.p = p};
   assert_int_equal(run_task(loop, wait_main, &c, NULL), 0);
@@ -172,6 +173,7 @@ static void test_process_signals(void **state) {
                             0, 0)};
   assert_int_equal(async_process_send_signal(c.p, -1), -EINVAL);
   assert_int_equal(async_process_send_signal(c.p, 0), 0); /* it exists */
+  assert_int_equal(async_process_returncode(c.p, NULL), -EAGAIN);
   assert_int_equal(run_task(loop, signal_main, &c, NULL), 0);
   assert_int_equal(c.r[0], -ETIMEDOUT);
   assert_int_equal(c.r[1], 0);
@@ -543,8 +545,18 @@ static void expect_spawn_error(async_loop *loop, const char *const argv[],
                                const async_process_options *o, int err) {
   async_process *p = (async_process *)1;
   int fds = count_fds(), zombies;
-  assert_int_equal(async_process_spawn(&p, loop, argv, o), err);
-  assert_ptr_equal(p, (async_process *)1); /* untouched */
+  int r = async_process_spawn(&p, loop, argv, o);
+  if (r == 0 && RUNNING_ON_VALGRIND) {
+    /* Valgrind makes glibc's CLONE_VM child a copy, through which the
+     * exec's error cannot come back: the child exits 127 instead. */
+    wctx c = {.p = p};
+    assert_int_equal(run_task(loop, wait_main, &c, NULL), 0);
+    assert_int_equal(c.code[0], 127);
+    assert_int_equal(async_process_free(p), 0);
+  } else {
+    assert_int_equal(r, err);
+    assert_ptr_equal(p, (async_process *)1); /* untouched */
+  }
   assert_int_equal(count_fds(), fds);
   assert_int_equal(count_children(&zombies), 0);
 }
@@ -552,6 +564,9 @@ static void expect_spawn_error(async_loop *loop, const char *const argv[],
 static void test_process_spawn_failures(void **state) {
   (void)state;
   async_loop *loop = new_loop();
+  /* One child first: the loop's fds for children (a SIGCHLD pipe where
+   * there are no pidfds) are then there before the counts. */
+  expect_code(loop, (const char *const[]){"true", NULL}, 0);
   async_process_options o;
   async_process_options_init(&o);
   o.in = o.out = o.err = ASYNC_PROCESS_PIPE;
