@@ -272,6 +272,9 @@ static void test_process_input_not_read(void **state) {
   async_loop *loop = new_loop();
   size_t n = 1 << 20;
   char *in = calloc(1, n);
+  /* SIGPIPE's default, whatever this process inherited: it would kill. */
+  struct sigaction dfl = {.sa_handler = SIG_DFL}, prev;
+  sigaction(SIGPIPE, &dfl, &prev);
   cctx c = {.p = spawn_opts(loop, (const char *const[]){"true", NULL},
                             ASYNC_PROCESS_PIPE, ASYNC_PROCESS_PIPE, 0),
             .in = in,
@@ -286,6 +289,7 @@ static void test_process_input_not_read(void **state) {
   sigset_t pending;
   sigpending(&pending);
   assert_false(sigismember(&pending, SIGPIPE));
+  sigaction(SIGPIPE, &prev, NULL);
   assert_int_equal(async_process_free(c.p), 0);
   free_loop(loop);
 }
