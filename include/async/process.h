@@ -106,10 +106,10 @@ ASYNC_EXTERN int async_process_returncode(const async_process *p, int *code);
  * async_process_returncode gives it) in *code, when code is not NULL.
  * Returns 0 (at once if it has ended already), -ETIMEDOUT, -ECANCELED
  * (the child still runs, and p still owns it), -EPERM (outside a task),
- * -EINVAL (bad p, NaN timeout), -ESHUTDOWN (the loop was closed before
- * the child ended). Any number of tasks may wait. Waiting does not read
- * the pipes: a child that fills one waits for ever (see
- * async_process_communicate). Suspends: yes. */
+ * -EINVAL (bad p, NaN timeout), -EXDEV (p is of another loop),
+ * -ESHUTDOWN (the loop was closed before the child ended). Any number of tasks
+ * may wait. Waiting does not read the pipes: a child that fills one waits for
+ * ever (see async_process_communicate). Suspends: yes. */
 ASYNC_EXTERN int async_process_wait(async_process *p, int *code,
                                     double timeout);
 
@@ -140,8 +140,10 @@ ASYNC_EXTERN int async_process_kill(async_process *p);
  * One timeout for it all. Returns 0; -ETIMEDOUT or -ECANCELED (the child
  * is left running, and what was read so far is dropped: kill and wait for
  * it); -EINVAL (bad p, n > 0 with no stdin pipe or NULL input, NaN);
- * -EBUSY (another task reads one of the streams); -EPERM; -ENOMEM; a
- * stream's read error; -ESHUTDOWN. Suspends: yes. */
+ * -EBUSY (another task reads one of the streams, or the stdin stream
+ * still holds output written before: drain it first); -EXDEV (p is of
+ * another loop); -EPERM; -ENOMEM; a stream's read error or a write error
+ * other than EPIPE; -ESHUTDOWN. Suspends: yes. */
 ASYNC_EXTERN int async_process_communicate(async_process *p, const void *input,
                                            size_t n, char **out_data,
                                            size_t *out_len, char **err_data,
@@ -151,8 +153,10 @@ ASYNC_EXTERN int async_process_communicate(async_process *p, const void *input,
 /** Frees p and its streams (closing this side of the pipes). A child
  * still running is not waited for nor signalled: it is reaped in the
  * background when it exits (see the top of this chapter). Tasks still
- * waiting on p or reading its streams are a programming error: -EBUSY,
- * nothing freed. Returns 0, -EINVAL (NULL, not a process), -EBUSY.
+ * waiting on p or using its streams are a programming error: -EBUSY, p
+ * then not freed (though the streams no task uses are, and
+ * async_process_stream then gives NULL for them). Returns 0, -EINVAL
+ * (NULL, not a process, freed already), -EBUSY.
  * May be called after async_loop_close, before async_loop_free.
  * Suspends: no. */
 ASYNC_EXTERN int async_process_free(async_process *p);
