@@ -541,6 +541,41 @@ static void test_process_outlives_loop(void **state) {
   expect_nothing_left(10);
 }
 
+/* communicate will not mix its input after output still buffered on
+ * stdin: -EBUSY, and nothing is taken from the child. */
+static void *busy_main(void *arg) {
+  dctx *c = arg;
+  static char big[1 << 20];
+  async_stream *in = async_process_stream(c->p, 0);
+  c->r[0] = async_stream_write(in, big, sizeof big); /* sleep never reads */
+  c->r[1] = async_stream_write_buffered(in) > 0;
+  c->r[2] =
+      async_process_communicate(c->p, "x", 1, NULL, NULL, NULL, NULL, NULL, 1);
+  async_process_kill(c->p);
+  c->r[3] = async_process_wait(c->p, &c->code, 10);
+  return NULL;
+}
+
+static void test_process_communicate_busy(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  /* The stream's own writes to a killed child raise SIGPIPE (see
+   * async_write): ignored here, as Python ignores it at start-up. */
+  struct sigaction ign = {.sa_handler = SIG_IGN}, prev;
+  sigaction(SIGPIPE, &ign, &prev);
+  dctx c = {.p = spawn_opts(loop, (const char *const[]){"sleep", "1000", NULL},
+                            ASYNC_PROCESS_PIPE, 0, 0)};
+  assert_int_equal(run_task(loop, busy_main, &c, NULL), 0);
+  sigaction(SIGPIPE, &prev, NULL);
+  assert_int_equal(c.r[0], 0);
+  assert_int_equal(c.r[1], 1);
+  assert_int_equal(c.r[2], -EBUSY);
+  assert_int_equal(c.r[3], 0);
+  assert_int_equal(c.code, -SIGKILL);
+  assert_int_equal(async_process_free(c.p), 0);
+  free_loop(loop);
+}
+
 /* }==== */
 
 /* {==== Spawn failures ================================================== */
@@ -713,6 +748,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_process_devnull_and_stderr_to_stdout,
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_process_stream_lines, setup,
+                                      teardown),
+      cmocka_unit_test_setup_teardown(test_process_communicate_busy, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_process_child_inherits_nothing,
                                       setup, teardown),
