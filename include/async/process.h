@@ -79,7 +79,8 @@ ASYNC_EXTERN void async_process_options_init(async_process_options *opts);
  * -EAGAIN (no process can be made now: RLIMIT_NPROC), -ENOMEM; also
  * -EINVAL (NULL out or argv, argv[0] NULL or empty, bad loop, bad options:
  * ASYNC_PROCESS_STDOUT for other than err, unknown values), -ESHUTDOWN
- * (the loop is closed), -EMFILE (out of fds for the pipes).
+ * (the loop is closed), -EMFILE (out of fds for the pipes), -ENOSYS
+ * (not built for this system: it needs glibc 2.34 or later for now).
  *
  * The caller frees the object with async_process_free, which does not
  * wait for the child. Suspends: no. */

@@ -23,6 +23,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -33,6 +34,15 @@
 #include <unistd.h>
 
 #define PROC_MAGIC 0x50524f43u /* "PROC" */
+
+/* The file actions used are glibc's: addchdir_np (2.29) and
+ * addclosefrom_np (2.34). Elsewhere spawning is not built yet: -ENOSYS. */
+#if defined(__GLIBC__) &&                                                      \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define PROC_SPAWN 1
+#else
+#define PROC_SPAWN 0
+#endif
 
 int async__process_no_pidfd;
 
@@ -385,6 +395,7 @@ static int opts_ok(const async_process_options *o) {
   return o->err <= ASYNC_PROCESS_STDOUT;
 }
 
+#if PROC_SPAWN
 /* A pipe for fd `which` of the child: pair[0] is this side's end, pair[1]
  * the child's, moved above 2 so that no dup2 of the file actions can
  * clobber it before it is used. */
@@ -441,6 +452,23 @@ static int spawn_child(pid_t *pid, const char *const argv[],
   posix_spawn_file_actions_destroy(&fa);
   return -rc;
 }
+
+#else
+static int make_pipe(int which, int pair[2]) {
+  (void)which;
+  (void)pair;
+  return -ENOSYS;
+}
+
+static int spawn_child(pid_t *pid, const char *const argv[],
+                       const async_process_options *o, int pipes[3][2]) {
+  (void)pid;
+  (void)argv;
+  (void)o;
+  (void)pipes;
+  return -ENOSYS;
+}
+#endif
 
 int async_process_spawn(async_process **out, async_loop *loop,
                         const char *const argv[],
