@@ -127,6 +127,50 @@ static void test_io_read_timeouts(void **state) {
   free_loop(loop);
 }
 
+/* Every call that waits times out: accept, recvfrom, write and send on a
+ * full socket, connect to a full backlog (test_socket), and each with a
+ * zero timeout returns at once. */
+typedef struct {
+  int lfd, udp, sv[2];
+  ssize_t r[10];
+} every_ctx;
+
+static void *every_timeout_main(void *arg) {
+  every_ctx *c = arg;
+  static char big[1 << 20];
+  char b[16];
+  while (send(c->sv[0], big, sizeof big, MSG_DONTWAIT) > 0) {
+  }
+  for (int z = 0; z < 2; z++) {
+    double to = z ? 0 : 0.02;
+    c->r[5 * z + 0] = async_accept(c->lfd, NULL, NULL, to);
+    c->r[5 * z + 1] = async_recvfrom(c->udp, b, sizeof b, 0, NULL, NULL, to);
+    c->r[5 * z + 2] = async_write(c->sv[0], big, 1, to);
+    c->r[5 * z + 3] = async_send(c->sv[0], big, 1, 0, to);
+    c->r[5 * z + 4] = async_recv(c->sv[1], b, 0, 0, to); /* n == 0 */
+  }
+  return NULL;
+}
+
+static void test_io_every_call_times_out(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  every_ctx c = {.lfd = async_tcp_listen("127.0.0.1", 0, 0, 0),
+                 .udp = async_udp_bind("127.0.0.1", 0, 0)};
+  spair(c.sv);
+  assert_int_equal(run_task(loop, every_timeout_main, &c, NULL), 0);
+  for (int z = 0; z < 2; z++) {
+    for (int i = 0; i < 4; i++) assert_int_equal(c.r[5 * z + i], -ETIMEDOUT);
+    /* recv of 0 bytes on a stream socket is ready at once: 0 */
+    assert_int_equal(c.r[5 * z + 4], 0);
+  }
+  close(c.lfd);
+  close(c.udp);
+  close(c.sv[0]);
+  close(c.sv[1]);
+  free_loop(loop);
+}
+
 /* ---- write-all --------------------------------------------------------- */
 
 #define BIG (4 * 1024 * 1024)
@@ -773,6 +817,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_io_read_waits_for_write),
       cmocka_unit_test(test_io_read_timeouts),
+      cmocka_unit_test(test_io_every_call_times_out),
       cmocka_unit_test(test_io_write_all_timeout_says_written),
       cmocka_unit_test(test_io_write_all_cancelled_says_written),
       cmocka_unit_test(test_io_write_all_complete),

@@ -4,6 +4,8 @@
  * the errors of connecting where no one listens. Loopback only. */
 #include "helpers.h"
 
+#include "io/io.h" /* async__tcp_connect_list */
+
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -170,6 +172,88 @@ static void test_socket_tcp_connect_timeout(void **state) {
   assert_int_equal(run_task(loop, timeout_main, &port, &res), 0);
   assert_int_equal(PTRI(res), 1);
   close(lfd);
+  free_loop(loop);
+}
+
+/* Connect by name: each address in turn, by one deadline. The list is
+ * made here (a name would need the resolver: numeric addresses only). */
+typedef struct {
+  struct sockaddr_in sa[3];
+  struct addrinfo ai[3];
+  int r_second, r_refused, r_timeout;
+  double took;
+} list_ctx;
+
+static void set_ai(list_ctx *c, int i, int port, struct addrinfo *next) {
+  c->sa[i] = (struct sockaddr_in){.sin_family = AF_INET,
+                                  .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  c->ai[i] = (struct addrinfo){.ai_family = AF_INET,
+                               .ai_socktype = SOCK_STREAM,
+                               .ai_addr = (struct sockaddr *)&c->sa[i],
+                               .ai_addrlen = sizeof c->sa[i],
+                               .ai_next = next};
+}
+
+static int64_t deadline_in(double s) {
+  return async__io_deadline(async_loop_current(), s);
+}
+
+static void *list_main(void *arg) {
+  list_ctx *c = arg;
+  async__task *t = async__task_current();
+  /* [closed, listening]: the second connects. */
+  c->r_second = async__tcp_connect_list(t, &c->ai[0], deadline_in(5));
+  /* [closed]: its error. */
+  struct addrinfo one = c->ai[0];
+  one.ai_next = NULL;
+  c->r_refused = async__tcp_connect_list(t, &one, deadline_in(5));
+  /* [full backlog, listening]: the first takes all the time there is. */
+  double t0 = async_clock();
+  c->r_timeout = async__tcp_connect_list(t, &c->ai[2], deadline_in(0.2));
+  c->took = async_clock() - t0;
+  return NULL;
+}
+
+static void test_socket_connect_each_address(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int closed = async_tcp_listen("127.0.0.1", 0, 0, 0);
+  int closed_port = async_socket_port(closed);
+  close(closed);
+  int good = async_tcp_listen("127.0.0.1", 0, 0, 0);
+  /* A listener whose backlog is full: SYNs are dropped. */
+  int full = async_socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_int_equal(bind(full, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(full, 0), 0);
+  int fill[4];
+  for (int i = 0; i < 4; i++) {
+    fill[i] = async_socket(AF_INET, SOCK_STREAM, 0);
+    sa.sin_port = htons((uint16_t)async_socket_port(full));
+    connect(fill[i], (struct sockaddr *)&sa, sizeof sa);
+  }
+  usleep(100 * 1000); /* the handshakes of the ones that fit */
+  list_ctx c;
+  set_ai(&c, 1, async_socket_port(good), NULL);
+  set_ai(&c, 0, closed_port, &c.ai[1]);
+  set_ai(&c, 2, async_socket_port(full), &c.ai[1]);
+  assert_int_equal(run_task(loop, list_main, &c, NULL), 0);
+  assert_true(c.r_second >= 0);
+  int acc = accept(good, NULL, NULL);
+  assert_true(acc >= 0);
+  assert_int_equal(c.r_refused, -ECONNREFUSED);
+  assert_int_equal(c.r_timeout, -ETIMEDOUT);
+  assert_true(c.took >= 0.15 && c.took < 10);
+  /* The good address was never tried: nothing else is pending on it. */
+  assert_int_equal(accept4(good, NULL, NULL, SOCK_NONBLOCK), -1);
+  assert_int_equal(errno, EAGAIN);
+  close(acc);
+  close(c.r_second);
+  for (int i = 0; i < 4; i++) close(fill[i]);
+  close(full);
+  close(good);
   free_loop(loop);
 }
 
@@ -370,6 +454,7 @@ int main(void) {
       cmocka_unit_test(test_socket_tcp_ipv6),
       cmocka_unit_test(test_socket_tcp_refused),
       cmocka_unit_test(test_socket_tcp_connect_timeout),
+      cmocka_unit_test(test_socket_connect_each_address),
       cmocka_unit_test(test_socket_listen_errors),
       cmocka_unit_test(test_socket_options),
       cmocka_unit_test(test_socket_unix),

@@ -298,6 +298,90 @@ static void test_stream_backpressure(void **state) {
   free_loop(loop);
 }
 
+/* wait_closed against a peer that never reads: it times out with the data
+ * still queued, and free then drops it and closes the fd. */
+static void *wait_closed_main(void *arg) {
+  bp_ctx *c = arg;
+  static char chunk[256 * 1024];
+  int e = async_stream_write(c->s, chunk, sizeof chunk);
+  e |= async_stream_close(c->s);
+  c->drain_err = async_stream_wait_closed(c->s, 0.02);
+  c->max_buffered = async_stream_write_buffered(c->s);
+  c->writes = e;
+  return NULL;
+}
+
+static void test_stream_wait_closed_timeout(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  bp_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, wait_closed_main, &c, NULL), 0);
+  assert_int_equal(c.writes, 0);
+  assert_int_equal(c.drain_err, -ETIMEDOUT);
+  assert_true(c.max_buffered > 0);
+  assert_int_equal(async_stream_fd(c.s), sv[0]); /* still open */
+  assert_int_equal(async_stream_free(c.s), 0);
+  assert_int_equal(fcntl(sv[0], F_GETFD), -1);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* async_fd_close on the stream's fd while it waits (a reader, queued
+ * output): the waits fail with -EBADF and the stream lets the number go,
+ * so that freeing it closes nothing of whoever has the number next. */
+typedef struct {
+  async_stream *s;
+  ssize_t r;
+  int w, d, fd_after, reused;
+} fdc_ctx;
+
+static void *fdc_reader(void *arg) {
+  fdc_ctx *c = arg;
+  char b[8];
+  c->r = async_stream_read(c->s, b, sizeof b, 5);
+  return NULL;
+}
+
+static void *fd_closed_main(void *arg) {
+  fdc_ctx *c = arg;
+  static char chunk[512 * 1024];
+  async_task *t = spawn(fdc_reader, c);
+  c->w = async_stream_write(c->s, chunk, sizeof chunk); /* queues */
+  async_sleep(0.01);
+  int fd = async_stream_fd(c->s);
+  async_fd_close(fd);
+  join(t);
+  c->d = async_stream_drain(c->s, 1);
+  c->fd_after = async_stream_fd(c->s);
+  int p[2];
+  if (pipe(p) == 0) { /* takes the number back */
+    c->reused = p[0] == fd || p[1] == fd;
+    async_stream_free(c->s);
+    c->reused &= fcntl(fd, F_GETFD) != -1; /* free left it alone */
+    close(p[0]);
+    close(p[1]);
+  }
+  return NULL;
+}
+
+static void test_stream_fd_closed_under_it(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  fdc_ctx c = {.s = open_stream(loop, sv[0], 0)};
+  assert_int_equal(run_task(loop, fd_closed_main, &c, NULL), 0);
+  assert_int_equal(c.w, 0);
+  assert_int_equal(c.r, -EBADF);
+  assert_int_equal(c.d, -EBADF);
+  assert_int_equal(c.fd_after, -EBADF);
+  assert_true(c.reused);
+  close(sv[1]);
+  free_loop(loop);
+}
+
 /* Everything written reaches a slow reader, in order; write EOF reaches it
  * after the data; the writer can still read the reply (half-close). */
 typedef struct {
@@ -547,6 +631,8 @@ int main(void) {
       cmocka_unit_test(test_stream_line_over_limit),
       cmocka_unit_test(test_stream_timeout_cancel_take_nothing),
       cmocka_unit_test(test_stream_backpressure),
+      cmocka_unit_test(test_stream_wait_closed_timeout),
+      cmocka_unit_test(test_stream_fd_closed_under_it),
       cmocka_unit_test(test_stream_write_eof_half_close),
       cmocka_unit_test(test_stream_close_flushes),
       cmocka_unit_test(test_stream_pipe),

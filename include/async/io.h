@@ -16,6 +16,10 @@
  * -EPERM outside a task, and -EBADF when async_fd_close() closes the fd
  * while it waits; "the usual codes" below means these four.
  *
+ * A call on a ready fd returns without suspending, so without letting
+ * other tasks run (as asyncio's sock_recv): a task that loops over an fd
+ * that is always ready should call async_yield() now and then.
+ *
  * A cancelled or timed-out call consumes nothing: a read has taken no
  * byte, an accept has left the pending connection for the next one, and
  * a write-all says in *written how much went out before it stopped. */

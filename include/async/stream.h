@@ -59,9 +59,14 @@ ASYNC_EXTERN void async_stream_options_init(async_stream_options *opts);
 ASYNC_EXTERN int async_stream_open(async_stream **out, async_loop *loop, int fd,
                                    const async_stream_options *opts);
 
-/** The stream's fd, or -EBADF once the stream closed it, or -EINVAL.
- * Reading or writing the fd behind the stream's back loses the order of
- * its buffers; options and getsockname are fine. Suspends: no. */
+/** The stream's fd, or -EBADF once the stream closed it (or let it go),
+ * or -EINVAL. Reading or writing the fd behind the stream's back loses
+ * the order of its buffers; options and getsockname are fine. Closing it
+ * is the stream's job: async_fd_close on it while the stream waits on it
+ * (a read, queued output) fails those waits with -EBADF and the stream
+ * lets the number go; at any other time it is a programming error (the
+ * stream would later close the number again, whoever has it then).
+ * Suspends: no. */
 ASYNC_EXTERN int async_stream_fd(const async_stream *s);
 
 /** Reads up to n bytes into buf: what is buffered if anything is, else

@@ -36,6 +36,12 @@ int async__io_wait(async_loop *loop, async__task *t, int fd, unsigned events,
  * a pending cancellation, which is then consumed). */
 async__task *async__io_enter(int fd, double timeout, int *err);
 
+/* Connects to each address of the list in turn, until one connects, all
+ * by one deadline (socket.c). Returns the fd, or the last address's
+ * error; -ETIMEDOUT and -ECANCELED end the walk. */
+int async__tcp_connect_list(async__task *t, const struct addrinfo *res,
+                            int64_t deadline);
+
 /* Tests set it to take async_sendfile's read/write path (sendfile.c). */
 extern int async__sendfile_force_copy;
 

@@ -168,19 +168,11 @@ int async_tcp_listen(const char *host, int port, int backlog, int flags) {
   return fd;
 }
 
-int async_tcp_connect(const char *host, int port, double timeout) {
-  int err = 0;
-  async__task *t = async__task_require(&err);
-  if (!t) return err;
-  if (!host || port < 1 || port > 65535 || async__isnan(timeout))
-    return -EINVAL;
-  /* One deadline for the resolution and every address tried. */
+int async__tcp_connect_list(async__task *t, const struct addrinfo *res,
+                            int64_t deadline) {
   async_loop *loop = t->fut.loop;
-  int64_t deadline = async__io_deadline(loop, timeout);
-  struct addrinfo *res;
-  if ((err = resolve(host, port, SOCK_STREAM, 0, 1, timeout, &res))) return err;
-  err = -ENOENT;
-  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+  int err = -ENOENT;
+  for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     int fd = async_socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
     if (fd < 0) {
       err = fd;
@@ -190,13 +182,25 @@ int async_tcp_connect(const char *host, int port, double timeout) {
     if (deadline != ASYNC__NO_DEADLINE)
       left = (double)(deadline - async__loop_now(loop)) / 1e9;
     err = async_connect(fd, ai->ai_addr, ai->ai_addrlen, left);
-    if (err == 0) {
-      freeaddrinfo(res);
-      return fd;
-    }
+    if (err == 0) return fd;
     close(fd);
-    if (err == -ETIMEDOUT || err == -ECANCELED || err == -EBADF) break;
+    /* Out of time, or told to stop: not a reason to try the next. */
+    if (err == -ETIMEDOUT || err == -ECANCELED) break;
   }
+  return err;
+}
+
+int async_tcp_connect(const char *host, int port, double timeout) {
+  int err = 0;
+  async__task *t = async__task_require(&err);
+  if (!t) return err;
+  if (!host || port < 1 || port > 65535 || async__isnan(timeout))
+    return -EINVAL;
+  /* One deadline for the resolution and every address tried. */
+  int64_t deadline = async__io_deadline(t->fut.loop, timeout);
+  struct addrinfo *res;
+  if ((err = resolve(host, port, SOCK_STREAM, 0, 1, timeout, &res))) return err;
+  err = async__tcp_connect_list(t, res, deadline);
   freeaddrinfo(res);
   return err;
 }

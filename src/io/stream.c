@@ -145,9 +145,11 @@ static void flush(async_stream *s) {
 static void wio_cb(async_loop *loop, async__io *w, unsigned revents) {
   (void)loop;
   async_stream *s = async__container_of(w, async_stream, wio);
-  if (revents & ASYNC__IO_GONE)
+  if (revents & ASYNC__IO_GONE) {
+    /* async_fd_close or async_fd_forget: the number is not ours now. */
+    s->fd = -1;
     fail_write(s, -EBADF);
-  else
+  } else
     flush(s);
 }
 
@@ -350,6 +352,7 @@ static ssize_t read_fd(async_stream *s, async__task *t, char *dst, size_t n,
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
     int err = async__io_wait(s->loop, t, s->fd, ASYNC__POLL_IN, deadline);
+    if (err == -EBADF && !s->closing) s->fd = -1; /* as in wio_cb */
     if (err < 0) return err;
   }
 }
