@@ -718,10 +718,28 @@ static void test_process_bad_input(void **state) {
 
 /* {==== The SIGCHLD path ================================================ */
 
+/* A child of other code's (a plain fork) that exits while the library
+ * reaps its own is left for that code's waitpid: never waitpid(-1). */
+static void others_child_kept(void) {
+  pid_t other = fork();
+  assert_true(other >= 0);
+  if (other == 0) _exit(7);
+  exit_codes(); /* its SIGCHLD comes while these run */
+  int st = 0;
+  assert_int_equal(waitpid(other, &st, 0), other);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 7);
+}
+
+static void test_process_others_children(void **state) {
+  (void)state;
+  others_child_kept();
+}
+
 static void test_process_sigchld_path(void **state) {
   (void)state;
   async__process_no_pidfd = 1;
-  exit_codes();
+  others_child_kept();
   big_both_ways();
   /* A child freed while running is still reaped on this path. */
   async_loop *loop = new_loop();
@@ -767,6 +785,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_process_spawn_eagain, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_process_bad_input, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_process_others_children, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(test_process_sigchld_path, setup,
                                       teardown),
   };
