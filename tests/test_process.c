@@ -526,10 +526,10 @@ static void test_process_outlives_loop(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   async_process *kept =
-      spawn_opts(loop, (const char *const[]){"sleep", "0.2", NULL}, 0,
+      spawn_opts(loop, (const char *const[]){"sleep", "1", NULL}, 0,
                  ASYNC_PROCESS_PIPE, 0);
   async_process *freed =
-      spawn_opts(loop, (const char *const[]){"sleep", "0.3", NULL}, 0, 0, 0);
+      spawn_opts(loop, (const char *const[]){"sleep", "1.2", NULL}, 0, 0, 0);
   assert_int_equal(async_process_free(freed), 0);
   assert_int_equal(async_loop_close(loop), 0);
   int zombies;
