@@ -684,6 +684,9 @@ static void test_process_bad_input(void **state) {
   o.err = 42;
   assert_int_equal(async_process_spawn(&p, loop, argv, &o), -EINVAL);
   async_process_options_init(&o);
+  o.in = (async_process_stdio)-1;
+  assert_int_equal(async_process_spawn(&p, loop, argv, &o), -EINVAL);
+  async_process_options_init(&o);
   o.size = 3;
   assert_int_equal(async_process_spawn(&p, loop, argv, &o), -EINVAL);
   assert_int_equal(async_process_pid(NULL), -EINVAL);

@@ -114,9 +114,10 @@ ASYNC_EXTERN int async_process_returncode(const async_process *p, int *code);
 ASYNC_EXTERN int async_process_wait(async_process *p, int *code,
                                     double timeout);
 
-/** Sends signal sig to the child. Returns 0, -ESRCH (the child has
- * ended and was reaped: asyncio's ProcessLookupError), -EINVAL (bad p or
- * sig). Suspends: no. */
+/** Sends signal sig to the child (0: only checks that it is there).
+ * Returns 0, -ESRCH (the child has ended and was reaped: asyncio's
+ * ProcessLookupError; or the loop was closed, and the child handed to the
+ * background reaper), -EINVAL (bad p or sig). Suspends: no. */
 ASYNC_EXTERN int async_process_send_signal(async_process *p, int sig);
 
 /** async_process_send_signal(p, SIGTERM). Suspends: no. */

@@ -391,8 +391,11 @@ void async_process_options_init(async_process_options *opts) {
 
 static int opts_ok(const async_process_options *o) {
   if (o->size != sizeof *o) return 0;
-  if (o->in > ASYNC_PROCESS_DEVNULL || o->out > ASYNC_PROCESS_DEVNULL) return 0;
-  return o->err <= ASYNC_PROCESS_STDOUT;
+  /* Unsigned: a negative value is as unknown as a large one. */
+  if ((unsigned)o->in > ASYNC_PROCESS_DEVNULL ||
+      (unsigned)o->out > ASYNC_PROCESS_DEVNULL)
+    return 0;
+  return (unsigned)o->err <= ASYNC_PROCESS_STDOUT;
 }
 
 #if PROC_SPAWN
