@@ -4,6 +4,7 @@
  *   async_bench switch|spawn|sleepers|queue|timers N
  *   async_bench floor N               (the kernel's floor for N stacks)
  *   async_bench echo-server|http-server PORT   (until SIGTERM)
+ *   async_bench subprocess|subprocess-50 N   (N `true` children)
  *
  * The contract is ../shared/peers/README.md, "Plugging in the library":
  * one line on stdout,
@@ -27,7 +28,6 @@
 
 #define EXIT_WRONG 1
 #define EXIT_USAGE 2
-#define EXIT_NOT_IMPLEMENTED 77
 
 /* ------------------------------------------------------------- helpers */
 
@@ -584,11 +584,84 @@ static int run_timers(long n) {
   return 0;
 }
 
+/* ------------------------------------------------------------- subprocess */
+
+/* subprocess N and subprocess-50 N: spawn and wait for N children of
+ * `true` (no pipes), one at a time or 50 at once, each worker task
+ * starting its next child when its last one is reaped. Each must exit 0.
+ * The per-process time includes the child's own run (exec, ld.so, exit),
+ * as Python's figure does. */
+
+typedef struct sp_job {
+  long left, done;
+  int err;
+} sp_job;
+
+static void *sp_worker(void *arg) {
+  sp_job *j = arg;
+  static const char *const argv[] = {"true", NULL};
+  while (j->left > 0 && !j->err) {
+    j->left--;
+    async_process *p;
+    int code = -1;
+    int err = async_process_spawn(&p, async_loop_current(), argv, NULL);
+    if (!err) {
+      err = async_process_wait(p, &code, ASYNC_NO_TIMEOUT);
+      async_process_free(p);
+    }
+    if (!err && code != 0) err = -ECHILD;
+    if (err)
+      j->err = err;
+    else
+      j->done++;
+  }
+  return NULL;
+}
+
+static int sp_width;
+
+static void *sp_main(void *arg) {
+  async_task *t[50];
+  int k = sp_width;
+  for (int i = 0; i < k; i++) t[i] = async_spawn(sp_worker, arg);
+  for (int i = 0; i < k; i++) {
+    if (!t[i]) continue;
+    async_await(t[i], NULL);
+    async_task_release(t[i]);
+  }
+  return NULL;
+}
+
+static int run_subprocess_width(const char *w, long n, int width) {
+  sp_job j = {.left = n};
+  sp_width = width;
+  double t0 = async_clock(), c0 = cpu_clock();
+  int rc = async_run(sp_main, &j, NULL);
+  double secs = async_clock() - t0, cpu = cpu_clock() - c0;
+  if (rc) return fail(w, "async_run", rc);
+  if (j.err) return fail(w, "a child", j.err);
+  if (j.done != n) return fail(w, "not every child was reaped", 0);
+  char extra[96];
+  snprintf(extra, sizeof extra, " width=%d parent_cpu_ns_per_op=%.1f", width,
+           per_op_ns(cpu, n));
+  report(w, n, secs, per_op_ns(secs, n), extra);
+  return 0;
+}
+
+static int run_subprocess(long n) {
+  return run_subprocess_width("subprocess", n, 1);
+}
+
+static int run_subprocess50(long n) {
+  return run_subprocess_width("subprocess-50", n, 50);
+}
+
 /* ------------------------------------------------------------- main */
 
 static int usage(const char *prog) {
   fprintf(stderr,
-          "usage: %s switch|spawn|sleepers|queue|timers|floor N\n"
+          "usage: %s switch|spawn|sleepers|queue|timers|floor|subprocess|"
+          "subprocess-50 N\n"
           "       %s echo-server|http-server PORT\n",
           prog, prog);
   return EXIT_USAGE;
@@ -713,6 +786,10 @@ int main(int argc, char **argv) {
     run = run_timers;
   else if (!strcmp(w, "floor"))
     run = run_floor;
+  else if (!strcmp(w, "subprocess"))
+    run = run_subprocess;
+  else if (!strcmp(w, "subprocess-50"))
+    run = run_subprocess50;
   else if (!strcmp(w, "echo-server") || !strcmp(w, "http-server"))
     return run_server(w, argv[2]);
   else {

@@ -59,6 +59,8 @@
  *                    resolution on it (getaddrinfo, getnameinfo)
  *   async/server.h   servers: a task per connection, limits, graceful stop
  *   async/signal.h   signals delivered to the loop: handlers, waits
+ *   async/process.h  child processes: spawn, pipes as streams, wait,
+ *                    signals, communicate
  */
 #ifndef ASYNC_H
 #define ASYNC_H
@@ -75,5 +77,6 @@
 #include "async/pool.h"
 #include "async/server.h"
 #include "async/signal.h"
+#include "async/process.h"
 
 #endif

@@ -439,8 +439,37 @@ static int op_stream_buffers(void *arg) {
   return err;
 }
 
+/* A child with three pipes, spawned and talked to: a failed spawn leaves
+ * no child and no fd; a failed communicate leaves the child, killed and
+ * reaped here. */
+static int op_process(void *arg) {
+  (void)arg;
+  async_process_options o;
+  async_process_options_init(&o);
+  o.in = o.out = o.err = ASYNC_PROCESS_PIPE;
+  async_process *p = IPTR(1);
+  const char *const argv[] = {"cat", NULL};
+  int err = async_process_spawn(&p, async_loop_current(), argv, &o);
+  if (err) return p == IPTR(1) ? err : -EFAULT;
+  char *out = NULL, *errs = NULL;
+  size_t n = 0, en = 0;
+  int code = -1;
+  err =
+      async_process_communicate(p, "hello", 5, &out, &n, &errs, &en, &code, 10);
+  if (!err && (n != 5 || memcmp(out, "hello", 5) || en != 0 || code != 0))
+    err = -EFAULT;
+  if (err) {
+    async_process_kill(p);
+    async_process_wait(p, NULL, 10);
+  }
+  free(out);
+  free(errs);
+  async_process_free(p);
+  return err;
+}
+
 typedef struct {
-  verdict v[9];
+  verdict v[10];
   int n;
 } verdicts;
 
@@ -458,6 +487,7 @@ static void *in_task(void *arg) {
   exhaust(&vs->v[vs->n++], "as_completed", op_as_completed, NULL);
   exhaust(&vs->v[vs->n++], "fd table growth", op_fd_table_growth, NULL);
   exhaust(&vs->v[vs->n++], "stream buffers", op_stream_buffers, NULL);
+  exhaust(&vs->v[vs->n++], "process", op_process, NULL);
   return NULL;
 }
 
@@ -465,7 +495,7 @@ static void test_oom_inside_a_task(void **state) {
   (void)state;
   verdicts vs = {0};
   assert_int_equal(async_run(in_task, &vs, NULL), 0);
-  assert_int_equal(vs.n, 9);
+  assert_int_equal(vs.n, 10);
   for (int i = 0; i < vs.n; i++) expect_clean(&vs.v[i]);
 }
 

@@ -561,12 +561,12 @@ struct async_loop {
   int wake_fd[2];    /* eventfd in [0] and [1], or a pipe */
   async__io wake_io; /* on wake_fd[0] */
   atomic_int ts_signalled;
+  async__ext *exts; /* see async__loop_ext */
   /* The context of the callback running now (its holder's field), or
    * NULL; a running task's is its own. */
   async__cvctx **cv_slot;
   async_exception_handler exc_handler; /* NULL: the default */
   void *exc_arg;
-  async__ext *exts; /* see async__loop_ext */
   int ts_closed;    /* under ts_lock: the close refuses calls from now on */
 };
 

@@ -45,6 +45,10 @@ int async__tcp_connect_list(async__task *t, const struct addrinfo *res,
 /* Tests set it to take async_sendfile's read/write path (sendfile.c). */
 extern int async__sendfile_force_copy;
 
+/* Tests set it to take the SIGCHLD path of child reaping, as on a kernel
+ * without pidfd_open (process.c). */
+extern int async__process_no_pidfd;
+
 /* }==== */
 
 /* {==== Thread pool (pool.c) and name resolution (dns.c) =========
