@@ -567,7 +567,7 @@ struct async_loop {
   async__cvctx **cv_slot;
   async_exception_handler exc_handler; /* NULL: the default */
   void *exc_arg;
-  int ts_closed;    /* under ts_lock: the close refuses calls from now on */
+  int ts_closed; /* under ts_lock: the close refuses calls from now on */
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread
