@@ -1,15 +1,16 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Installs what the tests need when it is missing (cmocka from Debian's
-# libcmocka-dev, and pkg-config from pkgconf for the installed-package
-# test: apt-get as root, through sudo otherwise), builds everything with
-# the tests and runs the whole ctest suite. A run that finds no test fails.
+# libcmocka-dev, pkg-config from pkgconf for the installed-package test,
+# gdb for the debugger helper's: apt-get as root, through sudo otherwise),
+# builds everything with the tests and runs the whole ctest suite. A run
+# that finds no test fails.
 #   BUILD_DIR   build folder (default: build)
 #   CMAKE_ARGS  extra configure arguments, e.g. -DASYNC_SANITIZE=ON
 set -eu
 cd "$(dirname "$0")/.."
 
-packages="libcmocka-dev pkgconf"
+packages="libcmocka-dev pkgconf gdb"
 
 have_cmocka() {
   printf '#include <stdarg.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <setjmp.h>\n#include <cmocka.h>\n' |
@@ -17,11 +18,12 @@ have_cmocka() {
 }
 
 have_all() {
-  have_cmocka && command -v pkg-config >/dev/null 2>&1
+  have_cmocka && command -v pkg-config >/dev/null 2>&1 &&
+    command -v gdb >/dev/null 2>&1
 }
 
 cannot_install() {
-  echo "tools/test.sh: the tests need cmocka and pkg-config, and $1." >&2
+  echo "tools/test.sh: the tests need cmocka, pkg-config and gdb, and $1." >&2
   echo "Install the packages $packages (Debian, Ubuntu: apt-get install $packages)," >&2
   echo "then run this again." >&2
   exit 1
