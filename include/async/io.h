@@ -58,10 +58,10 @@ ASYNC_EXTERN ssize_t async_read(int fd, void *buf, size_t n, double timeout);
 /** Writes up to n bytes of buf to fd, suspending until some can go.
  * Returns the count written (> 0, possibly less than n; 0 for n == 0), the
  * usual codes, -EINVAL, -EPIPE or -ECONNRESET (the reader is gone), or
- * write(2)'s -errno. On a socket SIGPIPE is never raised (it is written
- * with send(MSG_NOSIGNAL)); on a pipe whose reader is gone the kernel
- * raises SIGPIPE, which kills a program that has not set it to SIG_IGN
- * (as asyncio does at start-up): ignore it to get -EPIPE instead.
+ * write(2)'s -errno. SIGPIPE is never raised: a socket is written with
+ * send(MSG_NOSIGNAL), and on a pipe the signal is blocked in the calling
+ * thread around the write and the one it raised taken back, so a reader
+ * that is gone gives -EPIPE whatever SIGPIPE's disposition.
  * Suspends: yes. */
 ASYNC_EXTERN ssize_t async_write(int fd, const void *buf, size_t n,
                                  double timeout);

@@ -23,8 +23,8 @@
  * killed and reaped before close returns).
  *
  * Pipes to the child's stdin: a write once the child has stopped reading
- * raises SIGPIPE, as for any pipe (see async_write), except in
- * async_process_communicate, which never raises it.
+ * returns -EPIPE, as for any pipe (see async_write); SIGPIPE is never
+ * raised.
  *
  * The rules for timeouts are the library's: seconds, ASYNC_NO_TIMEOUT for
  * no limit, zero or less already expired, NaN -EINVAL. */

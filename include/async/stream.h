@@ -114,8 +114,8 @@ ASYNC_EXTERN ssize_t async_stream_buffered(const async_stream *s);
 /** Writes n bytes of buf: what the fd takes at once goes now, the rest is
  * copied to the stream's buffer and sent by the loop in the background.
  * It never waits, and so never limits memory by itself: call
- * async_stream_drain after writing. Writes on a socket never raise
- * SIGPIPE; on a pipe, see async_write. Returns 0, -EINVAL, -ESHUTDOWN
+ * async_stream_drain after writing. Writes never raise SIGPIPE (see
+ * async_write). Returns 0, -EINVAL, -ESHUTDOWN
  * (after async_stream_write_eof or async_stream_close), -ENOMEM (nothing
  * was written; but if part of it had gone out already the stream fails
  * for writing with -ENOMEM from then on, since its output has a hole),

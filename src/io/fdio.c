@@ -10,6 +10,8 @@
 #include "io.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* {==== The wait ======================================================== */
@@ -110,6 +112,31 @@ typedef struct io_call {
   int notsock; /* OP_WRITE: fd said ENOTSOCK, use write() */
 } io_call;
 
+/* DESIGN.md: writing to a reader that has gone away returns -EPIPE and
+ * never kills the process. send(MSG_NOSIGNAL) does that for sockets; a
+ * pipe has no such flag, so SIGPIPE is blocked in this thread around the
+ * write, and the one the write raised taken back before the mask is
+ * restored (unless one was pending already: the program's, left alone). */
+ssize_t async__write_nosigpipe(int fd, const void *buf, size_t n) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  sigemptyset(&pending);
+  sigpending(&pending);
+  int had = sigismember(&pending, SIGPIPE) == 1;
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  ssize_t r = write(fd, buf, n);
+  int e = errno;
+  if (r < 0 && e == EPIPE && !had) {
+    const struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return r;
+}
+
 static ssize_t io_try(int fd, io_call *c) {
   ssize_t r;
   do {
@@ -126,7 +153,7 @@ static ssize_t io_try(int fd, io_call *c) {
         if (r >= 0 || errno != ENOTSOCK) break;
         c->notsock = 1;
       }
-      r = write(fd, c->buf, c->n);
+      r = async__write_nosigpipe(fd, c->buf, c->n);
       break;
     case OP_RECV:
       r = recv(fd, c->buf, c->n, c->flags | MSG_DONTWAIT);

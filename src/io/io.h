@@ -42,6 +42,10 @@ async__task *async__io_enter(int fd, double timeout, int *err);
 int async__tcp_connect_list(async__task *t, const struct addrinfo *res,
                             int64_t deadline);
 
+/* write(2) that never raises SIGPIPE (fdio.c): a pipe whose reader is
+ * gone gives -1 with errno EPIPE. */
+ssize_t async__write_nosigpipe(int fd, const void *buf, size_t n);
+
 /* Tests set it to take async_sendfile's read/write path (sendfile.c). */
 extern int async__sendfile_force_copy;
 

@@ -76,7 +76,7 @@ static ssize_t out(async_stream *s, const char *p, size_t n) {
   ssize_t r;
   do
     r = s->is_sock ? send(s->fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL)
-                   : write(s->fd, p, n);
+                   : async__write_nosigpipe(s->fd, p, n);
   while (r < 0 && errno == EINTR);
   if (r > 0) return r;
   if (r == 0 || errno == EAGAIN || errno == EWOULDBLOCK) return -EAGAIN;
