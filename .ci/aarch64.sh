@@ -10,6 +10,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 builds="${AARCH64_BUILDS:-asm ucontext}"
+qemu_excluded="stack|server|process"
 jobs=2
 toolchain=cmake/toolchain-aarch64-linux-gnu.cmake
 
@@ -99,8 +100,16 @@ for build in $builds; do
 
   # ------------------------------------------------------------- test
   t0=$(now)
+  # Three units landed this round (the stack guards' big-frame tests, the
+  # server soak, the child processes) measure what qemu-user does not
+  # emulate: MADV_GUARD_INSTALL is a no-op there, /proc/self/statm counts
+  # the emulator's own memory, and the emulator's fds are inherited by the
+  # children it starts. They run in every native CI build; under the
+  # emulator they are left out, by name, until they learn to tell (as the
+  # rest of test_stack does) and test the fallback instead.
+  echo "aarch64: not run under qemu-user: $qemu_excluded"
   if ! ctest --test-dir "$dir" --no-tests=error --output-on-failure \
-      -j "$jobs" >"$dir/ctest.log" 2>&1; then
+      -E "^($qemu_excluded)[.]" -j "$jobs" >"$dir/ctest.log" 2>&1; then
     cat "$dir/ctest.log"
     failed=1
   else
