@@ -288,15 +288,11 @@ static inline int async__future_ok(const async_future *f) {
   return f && f->magic == ASYNC__MAGIC_FUTURE;
 }
 
-/* Blocks for futures and tasks (one size, sizeof(async__task)) come from a
- * per-loop cache, trimmed to a few thousand when the loop idles: spawning
- * is hot, and a released block stays readable there, which is what lets a
- * second release be caught. */
+/* Blocks for futures and tasks (one size, sizeof(async__task)) come from
+ * the loop's slab (loop->blocks): spawning is hot, and a released block
+ * stays readable there, which is what lets a second release be caught. */
 void *async__future_alloc(async_loop *loop);
 void async__future_free_block(async_loop *loop, void *block);
-void async__future_cache_free(async_loop *loop);
-/* Frees cached blocks beyond a few thousand: called when the loop idles. */
-void async__future_cache_trim(async_loop *loop);
 void async__future_init(async_future *f, async_loop *loop, int kind);
 void async__future_ref(async_future *f);
 void async__future_unref(async_future *f);
@@ -553,8 +549,7 @@ struct async_loop {
    * that passed a request on and sees the count unchanged knows the
    * request is still on its way down its chain of awaits (future.c). */
   uint32_t cancel_epoch;
-  void *block_cache; /* freed future blocks, linked through their first word */
-  size_t nblock_cache;
+  async__slab blocks; /* every future and task block (async__future_alloc) */
   /* async_loop_call_soon_threadsafe */
   pthread_mutex_t ts_lock;
   async__rq ts_queue;

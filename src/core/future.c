@@ -11,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK_CACHE_MAX 4096
-
 static int normalize_err(int err) {
   return err > 0 ? -err : err == 0 ? -EINVAL : err;
 }
@@ -20,48 +18,18 @@ static int normalize_err(int err) {
 /* {==== Memory ========================================================== */
 
 void *async__future_alloc(async_loop *loop) {
-  async_future *f = loop->block_cache;
-  if (f) {
-    loop->block_cache = f->result;
-    loop->nblock_cache--;
-    return f;
-  }
-  return malloc(sizeof(async__task));
+  return async__slab_get(&loop->blocks);
 }
 
 void async__future_free_block(async_loop *loop, void *block) {
   async_future *f = block;
+  /* The slab links free blocks through `result`, so `magic` keeps saying
+   * the block is dead to a stale handle. */
   f->magic = ASYNC__MAGIC_DEAD;
-  /* The cache takes every block while the loop runs: a burst of tasks
-   * ending must not pay free() one by one. async__future_cache_trim gives
-   * the surplus back when the loop is about to block. */
-  if (loop && !loop->closed) {
-    /* Linked through `result`, so `magic` keeps saying the block is dead. */
-    f->result = loop->block_cache;
-    loop->block_cache = f;
-    loop->nblock_cache++;
-  } else {
-    free(f);
-  }
+  async__slab_put(loop && !loop->closed ? &loop->blocks : NULL, f);
 }
 
-void async__future_cache_trim(async_loop *loop) {
-  async_future *f;
-  while (loop->nblock_cache > BLOCK_CACHE_MAX && (f = loop->block_cache)) {
-    loop->block_cache = f->result;
-    loop->nblock_cache--;
-    free(f);
-  }
-}
-
-void async__future_cache_free(async_loop *loop) {
-  async_future *f;
-  while ((f = loop->block_cache)) {
-    loop->block_cache = f->result;
-    free(f);
-  }
-  loop->nblock_cache = 0;
-}
+/* }==== */
 
 static void report_unread(const async_future *f) {
   if (!f->done || !f->err || f->err == -ECANCELED || f->err_read) return;

@@ -154,6 +154,8 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   async__list_init(&loop->tasks);
   async__list_init(&loop->objects);
   async__sparse_init(&loop->fds.ents, sizeof(async__fdent));
+  async__slab_init(&loop->blocks, sizeof(async__task),
+                   offsetof(async_future, result));
   loop->cancel_tail = &loop->cancel_head;
   loop->fds.dirty_head = -1;
   loop->wake_fd[0] = loop->wake_fd[1] = -1;
@@ -316,7 +318,7 @@ static int64_t loop_timeout(async_loop *loop, int64_t deadline) {
 /* Before blocking: give back what bursts of tasks left behind. */
 static void loop_idle(async_loop *loop) {
   async__stack_trim(loop->stacks);
-  async__future_cache_trim(loop);
+  async__slab_trim(&loop->blocks);
 }
 
 /* Phase 2: the backend reports ready fds to their watchers. */
@@ -568,7 +570,7 @@ int async_loop_close(async_loop *loop) {
   wake_close(loop);
   async__stack_pool_free(loop->stacks);
   loop->stacks = NULL;
-  async__future_cache_free(loop);
+  async__slab_free(&loop->blocks);
   loop->closed = 1;
   return 0;
 }

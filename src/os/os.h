@@ -8,6 +8,7 @@
  *   stack    task stacks: pools, guards, overflow reports (stack.c)
  *   poll     the poller backends (backend.c, poll_*.c)
  *   sparse   arrays indexed by fd number, in proportion to use (sparse.c)
+ *   slab     fixed-size blocks carved from aligned chunks (slab.c)
  *
  * Nothing here knows about loops or tasks. */
 #ifndef ASYNC_OS_H
@@ -280,6 +281,52 @@ int async__stack_reporter_install(void);
 /* Process-wide knobs for tests: forget the madvise guard (as on an older
  * kernel), and the mprotect budget (number of guards allowed). */
 void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
+
+/* }==== */
+
+/* {==== slab ============================================================== */
+
+/* Fixed-size blocks (the loop's futures and tasks) carved from 2 MiB chunks
+ * aligned to their size, so that a block finds its chunk by masking its
+ * address. A burst of spawns then costs a pointer bump per block where
+ * malloc cost a hundred instructions and a header, and the memory of a
+ * burst goes back in whole chunks when the loop idles.
+ *
+ * A freed block stays readable while its slab lives: its chunk is kept
+ * mapped until every block of it is free, and then only decommitted
+ * (reads see zeros) and kept for reuse, so a stale handle reads a magic
+ * that says dead instead of faulting. Under AddressSanitizer, and under
+ * valgrind in a build that knows it (ASYNC_VALGRIND), blocks come from
+ * malloc instead, so that the tools see each one; free blocks are then
+ * cached up to a budget, as the chunks would keep them. */
+typedef struct async__slab_chunk async__slab_chunk;
+typedef struct async__slab {
+  size_t size; /* block size: a multiple of 16, at most 1 KiB */
+  size_t link; /* where a free block keeps its free-list link */
+  void *free;  /* blocks put back, newest first */
+  size_t nfree;
+  char *bump, *end;          /* the never-used part of the newest chunk */
+  async__slab_chunk *chunks; /* every chunk, committed or not */
+  size_t nempty;             /* committed chunks with no block out */
+  int heap;                  /* blocks come from malloc (see above) */
+} async__slab;
+
+/* `size` is rounded up to 16; `link` is the offset, inside a free block,
+ * of the pointer-sized word the free list may overwrite. No allocation. */
+void async__slab_init(async__slab *s, size_t size, size_t link);
+/* A block of s->size bytes, not zeroed; NULL when memory is short. */
+void *async__slab_get(async__slab *s);
+/* Gives a block back to s, its slab; s is NULL once that slab is freed,
+ * and the block then goes back to the system with the last block out of
+ * its chunk. Any thread may give back a block whose slab is freed. */
+void async__slab_put(async__slab *s, void *block);
+/* Decommits the chunks with no block out, but one, and frees the heap
+ * blocks cached beyond the budget. Called when the loop is about to block:
+ * neither a burst of tasks ending nor one starting pays for it. */
+void async__slab_trim(async__slab *s);
+/* Unmaps the chunks with no block out; the others live on, each until its
+ * last block is put. s may then be initialised again. */
+void async__slab_free(async__slab *s);
 
 /* }==== */
 
