@@ -10,11 +10,17 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define BLOCK 256
 #define LINK 16
 /* More than two chunks' worth of 256-byte blocks (8,176 to a chunk). */
 #define MANY 20000
+
+/* Blocks to a chunk: 2 MiB less the header's page. */
+static size_t per_chunk(void) {
+  return (((size_t)2 << 20) - (size_t)sysconf(_SC_PAGESIZE)) / BLOCK;
+}
 
 static int cmp_ptr(const void *a, const void *b) {
   uintptr_t x = (uintptr_t) * (void *const *)a;
@@ -97,7 +103,7 @@ static void test_slab_trim_gives_back_empty_chunks(void **state) {
   (void)state;
   async__slab s;
   async__slab_init(&s, BLOCK, LINK);
-  enum { N = 5 * 8176 }; /* five chunks, the last one full */
+  const size_t per = per_chunk(), N = 5 * per; /* the last one full */
   void **v = get_many(&s, N);
   for (size_t i = 0; i < N; i++) {
     ((uint32_t *)v[i])[0] = 0x44454144u;
@@ -114,19 +120,19 @@ static void test_slab_trim_gives_back_empty_chunks(void **state) {
     /* Kept: v[3]'s chunk (not empty), the bump chunk (the last, full) and
      * one spare; the two others are decommitted and read zeros. */
     assert_int_equal(s.nempty, 2);
-    assert_int_equal(s.nfree, 3 * 8176 - 1);
+    assert_int_equal(s.nfree, 3 * per - 1);
     assert_int_equal(count_free(&s), s.nfree);
     size_t zeroed = 0;
     for (size_t i = 0; i < N; i++)
       if (((uint32_t *)v[i])[0] == 0) zeroed++;
-    assert_int_equal(zeroed, 2 * 8176);
+    assert_int_equal(zeroed, 2 * per);
     /* Trimming again finds nothing more to do. */
     async__slab_trim(&s);
-    assert_int_equal(s.nfree, 3 * 8176 - 1);
+    assert_int_equal(s.nfree, 3 * per - 1);
     /* The free list empties first, then the decommitted chunks serve
      * again, before any new mapping. */
     qsort(v, N, sizeof *v, cmp_ptr);
-    size_t again = s.nfree + 8176;
+    size_t again = s.nfree + per;
     void **w = malloc(again * sizeof *w);
     assert_non_null(w);
     for (size_t i = 0; i < again; i++) {

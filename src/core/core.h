@@ -606,6 +606,20 @@ void async__error_report(async_loop *loop, async_future *f, int err, int fatal,
  * iteration right there, without a trip to the loop's stack, when that
  * iteration would neither poll nor fire a timer. Returns 1 if it did. */
 int async__loop_iterate_inline(async_loop *loop);
+/* While work is ready, every ASYNC__POLL_EVERY-th iteration polls without
+ * blocking (unless the last poll is recent): see loop.c's poll_due. */
+#define ASYNC__POLL_EVERY 64
+/* async__loop_iterate_inline's common case, with no call in it: nothing
+ * stops the loop, no timer is pending (so no clock to read) and this
+ * iteration does not poll. 0 means: ask async__loop_iterate_inline. */
+static inline int async__loop_iterate_fast(async_loop *loop) {
+  if (loop->stopping || loop->closing || loop->timers.root ||
+      !loop->ready.count || (loop->iter + 1) % ASYNC__POLL_EVERY == 0)
+    return 0;
+  loop->iter++;
+  loop->batch = loop->ready.count;
+  return 1;
+}
 /* Whether fd is one of the loop's own (its wake-up fd, an extension's):
  * not the user's to wait on or forget. */
 int async__loop_owns_fd(const async_loop *loop, int fd);

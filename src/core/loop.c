@@ -40,7 +40,7 @@ __asm__(".pushsection \".debug_gdb_scripts\", \"MS\", @progbits, 1\n"
         ".popsection\n");
 #endif
 
-#define POLL_EVERY 64
+#define POLL_EVERY ASYNC__POLL_EVERY
 #define POLL_GAP_NS 20000 /* a busy loop polls at most this often */
 #define CLOSE_ROUNDS 8
 #define CLOSE_ROUND_NS 250000000 /* grace after each cancellation at close */

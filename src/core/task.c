@@ -111,7 +111,8 @@ static void stack_check(async_loop *loop, async__task *t) {
 
 /* Leaves the running task t for the next task of the batch or the loop.
  * Returns when t is resumed; never when `dying`. */
-static void switch_out(async_loop *loop, async__task *t, int dying) {
+ASYNC__NOINLINE static void switch_out_slow(async_loop *loop, async__task *t,
+                                            int dying) {
   if (async__unlikely(t->canary)) stack_check(loop, t);
   async__task *next = next_task(loop);
   async__ctx *to;
@@ -127,6 +128,32 @@ static void switch_out(async_loop *loop, async__task *t, int dying) {
   }
   async__ctx_switch(&t->ctx, to, dying);
   async__task_reap(loop);
+}
+
+/* The same, for the common case: the next task of the batch has run
+ * before and t has a guard. The loop is read again after the switch rather
+ * than kept: with nothing live across it, this saves no register of its
+ * own (the swap saves them all), which is a tenth of a yield. */
+static void switch_out(async_loop *loop, async__task *t, int dying) {
+  async__rnode *rn = loop->ready.head;
+  if (async__unlikely(!rn || rn->kind != ASYNC__RN_TASK ||
+                      (!loop->batch && !async__loop_iterate_fast(loop)))) {
+    switch_out_slow(loop, t, dying);
+    return;
+  }
+  async__task *next = async__container_of(rn, async__task, rn);
+  if (async__unlikely(!next->started || next->killed || t->canary)) {
+    switch_out_slow(loop, t, dying);
+    return;
+  }
+  async__rq_pop(&loop->ready);
+  loop->batch--;
+  next->state = ASYNC__T_RUNNING;
+  loop->current = next;
+  async__stack_set_current(next->stack);
+  async__ctx_switch(&t->ctx, &next->ctx, dying);
+  async_loop *back = async__tls_loop;
+  if (back->zombie) async__task_reap(back);
 }
 
 static void task_finish(async_loop *loop, async__task *t, void *result,

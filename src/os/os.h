@@ -26,9 +26,11 @@
 #if defined(__GNUC__)
 #define async__likely(x) __builtin_expect(!!(x), 1)
 #define async__unlikely(x) __builtin_expect(!!(x), 0)
+#define ASYNC__NOINLINE __attribute__((noinline))
 #else
 #define async__likely(x) (x)
 #define async__unlikely(x) (x)
+#define ASYNC__NOINLINE
 #endif
 
 /* Internal invariants: checked in every build, cheap, fatal. */
@@ -301,7 +303,7 @@ void async__stack_test_config(int allow_madvise_guard, long mprotect_budget);
  * cached up to a budget, as the chunks would keep them. */
 typedef struct async__slab_chunk async__slab_chunk;
 typedef struct async__slab {
-  size_t size; /* block size: a multiple of 16, at most 1 KiB */
+  size_t size; /* block size: a multiple of 16, at most 32 KiB */
   size_t link; /* where a free block keeps its free-list link */
   void *free;  /* blocks put back, newest first */
   size_t nfree;

@@ -85,7 +85,7 @@ static void **link_of(const async__slab *s, void *block) {
 }
 
 void async__slab_init(async__slab *s, size_t size, size_t link) {
-  ASYNC__ASSERT(size <= 1024 && link + sizeof(void *) <= size);
+  ASYNC__ASSERT(size <= CHUNK / 64 && link + sizeof(void *) <= size);
   s->size = (size + 15) & ~(size_t)15;
   s->link = link;
   s->free = NULL;
