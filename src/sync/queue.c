@@ -76,12 +76,21 @@ static size_t pow2_at_least(size_t n) {
 
 /* {==== Storage ========================================================= */
 
+/* Waking, waiting, growing and the heap's sifts, out of line: in a steady
+ * flow through a FIFO or LIFO queue nobody waits, and the calls that do not
+ * then save no register of their own. */
+#if defined(__GNUC__)
+#define QUEUE_SLOW __attribute__((noinline))
+#else
+#define QUEUE_SLOW
+#endif
+
 static int heap_before(const async_queue *q, const qent *a, const qent *b) {
   int c = q->cmp(a->item, b->item, q->cmp_arg);
   return c < 0 || (c == 0 && a->seq < b->seq);
 }
 
-static void heap_up(async_queue *q, size_t i) {
+static QUEUE_SLOW void heap_up(async_queue *q, size_t i) {
   qent *h = q->heap;
   qent x = h[i];
   while (i > 0) {
@@ -93,7 +102,7 @@ static void heap_up(async_queue *q, size_t i) {
   h[i] = x;
 }
 
-static void heap_down(async_queue *q, size_t i) {
+static QUEUE_SLOW void heap_down(async_queue *q, size_t i) {
   qent *h = q->heap;
   size_t n = q->count;
   qent x = h[i];
@@ -109,7 +118,7 @@ static void heap_down(async_queue *q, size_t i) {
 }
 
 /* Doubles the storage (amortized O(1) per put). -ENOMEM leaves it as is. */
-static int grow(async_queue *q) {
+static QUEUE_SLOW int grow(async_queue *q) {
   size_t cap = q->mask + 1, ncap = cap * 2;
   if (ncap <= cap || cap >= q->maxcap || ncap > SIZE_MAX / sizeof(qent))
     return -ENOMEM;
@@ -173,14 +182,6 @@ static inline void *take(async_queue *q) {
 /* }==== */
 
 /* {==== Hand-over ======================================================= */
-
-/* Waking and waiting, out of line: in a steady flow nobody waits, and the
- * paths that do not wait then save fewer registers. */
-#if defined(__GNUC__)
-#define QUEUE_SLOW __attribute__((noinline))
-#else
-#define QUEUE_SLOW
-#endif
 
 static QUEUE_SLOW void wake_getters(async_queue *q) {
   while (!async__list_empty(&q->getters) && q->count > q->gres) {
