@@ -68,25 +68,33 @@ pkg_config)
   mkdir -p "$dir"
   PKG_CONFIG_PATH="$stage/$ASYNC_LIBDIR/pkgconfig"
   export PKG_CONFIG_PATH
+  # A .pc file escapes the spaces in its paths (cmake/pkgconfig.cmake).
+  want=$(printf '%s\n' "$stage" | sed 's/ /\\ /g')
   for pc in libasync libasync-static; do
     prefix=$("$pkgconf" --variable=prefix "$pc")
-    [ "$prefix" = "$stage" ] ||
-      fail "$pc.pc has prefix=$prefix, installed to $stage"
+    [ "$prefix" = "$want" ] ||
+      fail "$pc.pc has prefix=$prefix, installed to $stage (as $want)"
     version=$("$pkgconf" --modversion "$pc")
     [ "$version" = "$ASYNC_VERSION" ] ||
       fail "$pc.pc has version $version, expected $ASYNC_VERSION"
   done
-  # Word splitting is meant: each variable is a list of flags.
-  # shellcheck disable=SC2046,SC2086
-  "$ASYNC_CC" $ASYNC_CFLAGS $ASYNC_CFLAGS_CONFIG \
-    $("$pkgconf" --cflags libasync) "$here/consumer/main.c" \
-    -o "$dir/consumer_shared" $ASYNC_LDFLAGS \
-    $("$pkgconf" --libs libasync) -Wl,-rpath,"$stage/$ASYNC_LIBDIR"
-  # shellcheck disable=SC2046,SC2086
-  "$ASYNC_CC" $ASYNC_CFLAGS $ASYNC_CFLAGS_CONFIG \
-    $("$pkgconf" --cflags libasync-static) "$here/consumer/main.c" \
-    -o "$dir/consumer_static" $ASYNC_LDFLAGS \
-    $("$pkgconf" --libs libasync-static)
+  # pkg-config's flags are read as a shell reads them (eval), as make's
+  # recipes and a `eval cc $(pkg-config ...)` do, so that a path's escaped
+  # space stays in its word; the build's own flags are split at spaces.
+  for pc in libasync libasync-static; do
+    cflags=$("$pkgconf" --cflags "$pc")
+    libs=$("$pkgconf" --libs "$pc")
+    # shellcheck disable=SC2034 # out and rpath are read by the eval
+    out="$dir/consumer_static" rpath=""
+    # shellcheck disable=SC2034
+    if [ "$pc" = libasync ]; then
+      out="$dir/consumer_shared" rpath="-Wl,-rpath,$stage/$ASYNC_LIBDIR"
+    fi
+    echo "pkg-config $pc: $cflags $libs"
+    eval "\"\$ASYNC_CC\" \$ASYNC_CFLAGS \$ASYNC_CFLAGS_CONFIG $cflags" \
+      "\"\$here/consumer/main.c\" -o \"\$out\" \$ASYNC_LDFLAGS $libs" \
+      "\${rpath:+\"\$rpath\"}"
+  done
   check "$dir/consumer_shared" shared
   check "$dir/consumer_static" static
   ;;

@@ -81,6 +81,10 @@ ASYNC_EXTERN void async_process_options_init(async_process_options *opts);
  * ASYNC_PROCESS_STDOUT for other than err, unknown values), -ESHUTDOWN
  * (the loop is closed), -EMFILE (out of fds for the pipes), -ENOSYS
  * (not built for this system: it needs glibc 2.34 or later for now).
+ * Under valgrind and qemu-user, which make the C library's spawning child
+ * a copy of this process instead of one sharing its memory, exec's error
+ * cannot come back: the call succeeds, and the child exits with status
+ * 127, as a shell's does for a command it cannot run.
  *
  * The caller frees the object with async_process_free, which does not
  * wait for the child. Suspends: no. */

@@ -5,7 +5,9 @@
  * CLONE_VFORK), so the parent's page tables are not copied (the cost of
  * fork grows with the parent; this does not), and it reports an exec that
  * failed through its return value, after reaping that child itself: the
- * cloexec-pipe protocol, done by the C library. Its file actions do the
+ * cloexec-pipe protocol, done by the C library (in the memory it shares
+ * with the child: under valgrind and qemu-user, whose clone is a fork, the
+ * error is lost and the child exits 127). Its file actions do the
  * dup2s, the /dev/null opens, the chdir and closefrom(3) (close_range
  * where the kernel has it, else a walk of /proc/self/fd); its attributes
  * reset every signal to SIG_DFL and empty the mask.

@@ -818,7 +818,7 @@ static void segv_handler(int sig, siginfo_t *info, void *uctx) {
  * given back when the thread exits. */
 static pthread_key_t async__stack_altstack_key;
 static size_t async__stack_altstack_page;
-static size_t async__stack_altstack_len; /* guard page included */
+static size_t async__stack_altstack_len; /* both guard pages included */
 static _Thread_local int async__stack_altstack_checked;
 
 static void altstack_release(void *mem) {
@@ -874,7 +874,7 @@ static int handler_install(void) {
 #endif
   if (page <= 0) page = 4096;
   async__stack_altstack_page = (size_t)page;
-  async__stack_altstack_len = round_up(size, (size_t)page) + (size_t)page;
+  async__stack_altstack_len = round_up(size, (size_t)page) + 2 * (size_t)page;
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -916,13 +916,19 @@ static int altstack_install(void) {
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return -ENOMEM;
   /* A guard below, so that a handler overflowing its stack faults instead
-   * of corrupting a neighbour; without one the stack still works. */
+   * of corrupting a neighbour. And one above: where mappings are placed
+   * bottom-up (qemu-user places them so), the first chunk of stacks lands
+   * right above this stack, and an overflow that nothing stops (a canary
+   * stack's) would run down through it to the guard below, too far under
+   * the chunk for the handler to take it for one (is_overflow); the guard
+   * above stops it right under the chunk. Without them the stack works. */
   (void)mprotect(mem, page, PROT_NONE);
+  (void)mprotect(mem + async__stack_altstack_len - page, page, PROT_NONE);
 
   stack_t ss;
   memset(&ss, 0, sizeof ss);
   ss.ss_sp = mem + page;
-  ss.ss_size = async__stack_altstack_len - page;
+  ss.ss_size = async__stack_altstack_len - 2 * page;
   if (sigaltstack(&ss, NULL) != 0) {
     int err = -errno;
     munmap(mem, async__stack_altstack_len);

@@ -51,9 +51,11 @@ trap 'exit 143' TERM
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 export ASAN_OPTIONS
 
+# `directory` splits its argument into paths at spaces unless quoted, as a
+# build folder's path may need; the safe-path setting takes its whole line.
 G() {
   "$gdb" -batch -nx -iex "set auto-load safe-path $stage" \
-    -iex "directory $stage" "$@" </dev/null 2>&1
+    -iex "directory \"$stage\"" "$@" </dev/null 2>&1
 }
 
 "$gdb" -batch -nx -ex run "$target" </dev/null >"$tmp/probe" 2>&1
