@@ -2,8 +2,11 @@
 /* Buffered streams (include/async/stream.h) over socketpairs, loopback TCP
  * and pipes: the reads, their limits, end of stream, timeouts and
  * cancellation that consume nothing; writing, drain's backpressure against
- * a peer that never reads, write EOF, close and wait_closed. */
+ * a peer that never reads, write EOF, close and wait_closed; the poller
+ * registration a stream keeps from one wait to the next. */
 #include "helpers.h"
+
+#include "core/core.h" /* white box: loop->counts */
 
 #include <fcntl.h>
 #include <signal.h>
@@ -576,6 +579,194 @@ static void test_stream_tcp_echo(void **state) {
   free_loop(loop);
 }
 
+/* ---- The registration kept ------------------------------------------- */
+
+/* A peer's end and what it writes late, a stream and the outcomes of its
+ * reads. */
+typedef struct {
+  async_stream *s;
+  int peer;
+  ssize_t r[8];
+  char b[8][16];
+} sr_ctx;
+
+static void *late_writer(void *arg) {
+  sr_ctx *c = arg;
+  async_sleep(0.01);
+  if (write(c->peer, "late", 4) != 4) return async_fail(-EIO);
+  return NULL;
+}
+
+/* A stream holds its fd: the poller keeps the registration from one wait
+ * to the next. So a ping-pong costs no ctl once both sides are
+ * registered, on every backend. */
+typedef struct {
+  async_stream *a, *b;
+  int rounds;
+  int ok;
+  uint64_t ctl; /* over the rounds after the first */
+} pp_ctx;
+
+static void *pong(void *arg) {
+  pp_ctx *c = arg;
+  char buf[256];
+  for (;;) {
+    ssize_t n = async_stream_read(c->b, buf, sizeof buf, 5);
+    if (n <= 0) break;
+    if (async_stream_write(c->b, buf, (size_t)n)) break;
+  }
+  return NULL;
+}
+
+static void *ping_main(void *arg) {
+  pp_ctx *c = arg;
+  async_loop *loop = async_loop_current();
+  async_task *t = spawn(pong, c);
+  c->ok = 1;
+  for (int i = 0; i < c->rounds; i++) {
+    if (i == 1) c->ctl = loop->counts.ctl;
+    char out[200], in[256];
+    size_t len = 1 + (size_t)(i * 37) % sizeof out;
+    for (size_t j = 0; j < len; j++) out[j] = (char)(i + (int)j);
+    if (async_stream_write(c->a, out, len)) c->ok = 0;
+    size_t got = 0;
+    while (got < len) {
+      ssize_t n = async_stream_read(c->a, in + got, sizeof in - got, 5);
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+    if (got != len || memcmp(in, out, len) != 0) c->ok = 0;
+  }
+  c->ctl = loop->counts.ctl - c->ctl;
+  async_stream_write_eof(c->a);
+  join(t);
+  return NULL;
+}
+
+static void test_stream_wait_costs_no_poller_call(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  pp_ctx c = {.a = open_stream(loop, sv[0], 0),
+              .b = open_stream(loop, sv[1], 0),
+              .rounds = 300};
+  assert_int_equal(run_task(loop, ping_main, &c, NULL), 0);
+  assert_true(c.ok);
+  /* Before streams held their fds every wait told the backend (one call
+   * per round and side). A few are allowed for whatever the first rounds
+   * left. */
+  if (c.ctl > 4)
+    fprintf(stderr, "ctl %llu over %d rounds\n", (unsigned long long)c.ctl,
+            c.rounds);
+  assert_true(c.ctl <= 4);
+  async_stream_free(c.a);
+  async_stream_free(c.b);
+  free_loop(loop);
+}
+
+/* A stream closed with its fd readable and registered (data came that
+ * nobody read): the next file to get the number starts clean, neither
+ * readable before its data comes nor deaf when it does. */
+typedef struct {
+  async_stream *old;
+  int old_peer;
+  int fd;
+  int reused;
+  ssize_t r[4];
+  char b[4][16];
+} ru_ctx;
+
+static void *reuse_main(void *arg) {
+  ru_ctx *c = arg;
+  async_loop *loop = async_loop_current();
+  if (write(c->old_peer, "o", 1) != 1) return NULL;
+  c->r[0] = async_stream_read(c->old, c->b[0], 16, 5); /* short */
+  if (write(c->old_peer, "ld", 2) != 2) return NULL;   /* never read */
+  async_stream_free(c->old);
+  close(c->old_peer);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return NULL;
+  c->reused = sv[0] == c->fd;
+  async_stream *s = NULL;
+  if (async_stream_open(&s, loop, sv[0], NULL)) return NULL;
+  c->r[1] = async_stream_read(s, c->b[1], 16, 0.05); /* nothing yet */
+  c->r[2] = async_fd_wait(sv[0], ASYNC_READABLE, 0.05);
+  if (write(sv[1], "new", 3) != 3) return NULL;
+  c->r[3] = async_stream_read(s, c->b[3], 16, 5);
+  async_stream_free(s);
+  close(sv[1]);
+  return NULL;
+}
+
+static void test_stream_number_reused_starts_clean(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  ru_ctx c = {
+      .old = open_stream(loop, sv[0], 0), .old_peer = sv[1], .fd = sv[0]};
+  assert_int_equal(run_task(loop, reuse_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], 1);
+  assert_true(c.reused);
+  assert_int_equal(c.r[1], -ETIMEDOUT);
+  assert_int_equal(c.r[2], -ETIMEDOUT);
+  assert_int_equal(c.r[3], 3);
+  assert_memory_equal(c.b[3], "new", 3);
+  free_loop(loop);
+}
+
+/* A number the loop watched for an earlier file, which was then closed
+ * with close(2) while nobody waited (allowed), becomes a stream's: the
+ * registration left from the old file is checked when the stream takes
+ * the number, so the stream hears its own file. */
+typedef struct {
+  int fd;
+  int reused;
+  int waited;
+  ssize_t r;
+  char b[16];
+} wb_ctx;
+
+static void *watched_before_main(void *arg) {
+  wb_ctx *c = arg;
+  int p[2];
+  char ch;
+  if (pipe(p)) return NULL;
+  c->fd = p[0];
+  if (write(p[1], "x", 1) != 1) return NULL;
+  c->waited = async_fd_wait(p[0], ASYNC_READABLE, 5);
+  /* Read at once, so that no poll sees the pipe again and drops the
+   * interest: the loop still has it registered. */
+  if (read(p[0], &ch, 1) != 1) return NULL;
+  close(p[0]);
+  close(p[1]);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) return NULL;
+  c->reused = sv[0] == c->fd;
+  async_stream *s = NULL;
+  if (async_stream_open(&s, async_loop_current(), sv[0], NULL)) return NULL;
+  sr_ctx w = {.peer = sv[1]};
+  async_task *t = spawn(late_writer, &w);
+  c->r = async_stream_read(s, c->b, sizeof c->b, 2);
+  join(t);
+  async_stream_free(s);
+  close(sv[1]);
+  return NULL;
+}
+
+static void test_stream_on_a_number_watched_before(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  wb_ctx c = {0};
+  assert_int_equal(run_task(loop, watched_before_main, &c, NULL), 0);
+  assert_int_equal(c.waited, ASYNC_READABLE);
+  assert_true(c.reused);
+  assert_int_equal(c.r, 4);
+  assert_memory_equal(c.b, "late", 4);
+  free_loop(loop);
+}
+
 /* ---- Bad input --------------------------------------------------------- */
 
 static void *bad_main(void *arg) {
@@ -637,6 +828,9 @@ int main(void) {
       cmocka_unit_test(test_stream_close_flushes),
       cmocka_unit_test(test_stream_pipe),
       cmocka_unit_test(test_stream_tcp_echo),
+      cmocka_unit_test(test_stream_wait_costs_no_poller_call),
+      cmocka_unit_test(test_stream_number_reused_starts_clean),
+      cmocka_unit_test(test_stream_on_a_number_watched_before),
       cmocka_unit_test(test_stream_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -419,7 +419,15 @@ typedef struct async__donecb {
  * (libuv's uv__io_t): a task in async_fd_wait is one kind, the loop's
  * wake-up fd another, and an I/O object embeds its own. fd.c knows no
  * kind: it tells the backend the union of the events of an fd's started
- * watchers and calls each one whose events came. */
+ * watchers and calls each one whose events came.
+ *
+ * An fd held by a library object that closes it itself, through
+ * async_fd_forget (a stream, a server's listening socket), keeps its
+ * registration from one wait to the next: the number cannot be closed and
+ * reused behind the loop's back without breaking that object's contract,
+ * so a wait whose interest the backend has already costs no system call.
+ * Any other fd is re-told at every start, which repairs a registration
+ * the kernel dropped when its number was closed and reused. */
 
 typedef struct async__io async__io;
 
@@ -449,6 +457,9 @@ typedef struct async__fdent {
   unsigned interest;    /* what the backend was last told */
   int dirty;            /* on the loop's dirty list */
   int next_dirty;
+  /* Held (async__fd_hold) until async_fd_forget, or until the backend
+   * says the number names another file: `interest` is then trusted. */
+  uint8_t held;
 } async__fdent;
 
 /* Entries by fd number in a sparse array (memory in proportion to the
@@ -460,11 +471,19 @@ typedef struct async__fdtab {
 
 /* A stopped watcher of fd calling cb. Allocates nothing. */
 void async__io_init(async__io *w, int fd, async__io_cb cb);
-/* Starts the stopped watcher w for `events`: the backend is told at once
+/* Starts the stopped watcher w for `events`. The backend is told at once
  * (one system call, which also repairs a registration the kernel dropped
- * when the fd number was closed and reused). Returns 0, -ENOMEM (the fd
+ * when the fd number was closed and reused), unless the fd is held and
+ * the backend has the interest needed already. Returns 0, -ENOMEM (the fd
  * table) or the backend's error, w then still stopped. */
 int async__io_start(async_loop *loop, async__io *w, unsigned events);
+/* Marks fd as held by a library object that will close it through
+ * async_fd_forget (or async_fd_close), and not otherwise: from then on a
+ * watcher start whose interest the backend has costs nothing. What the
+ * loop had registered for the number before is checked once, here (it
+ * may have been for a file the user closed behind the loop's back).
+ * Without memory for the fd's entry, fd simply stays unheld. */
+void async__fd_hold(async_loop *loop, int fd);
 /* Stops w; stopping a stopped watcher does nothing. The backend's interest
  * is dropped lazily, by the first event that no watcher wants. */
 void async__io_stop(async_loop *loop, async__io *w);
@@ -532,6 +551,11 @@ struct async_loop {
   async__poller *poller;
   async__fdtab fds;
   size_t fd_waiters; /* started watchers, less the unref ones */
+  /* For white-box tests (tests/test_stream.c): the backend ctl calls fd.c
+   * made. */
+  struct {
+    uint64_t ctl;
+  } counts;
   async__stack_pool *stacks;
   size_t stack_size;
   int report_overflow;

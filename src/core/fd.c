@@ -2,16 +2,28 @@
 /* fd watchers on top of the poller backend, and the task's wait on an fd.
  *
  * The loop keeps one entry per fd number: its started watchers and the
- * interest the backend was last told. Starting a watcher always re-tells
- * the backend (one system call), which also repairs a registration the
- * kernel dropped when the user closed and reopened the fd number; a
- * watcher that joins others tells it too, since that is when the backend
- * can say the number now names another file (ctl returns 1): the watchers
- * started for the old file are then told it is gone (ASYNC__IO_GONE), as
- * when the backend reports a wake-up stale. Interest is dropped lazily:
- * only an event that no watcher wants clears it, so a task that waits on
- * the same fd again and again does not pay for a removal and a re-add each
- * time. */
+ * interest the backend was last told. Interest is dropped lazily: only an
+ * event that no watcher wants clears it (every backend is level-triggered,
+ * so such an event would otherwise come back at every poll), so a task
+ * that waits on the same fd again and again does not pay for a removal and
+ * a re-add each time.
+ *
+ * Starting a watcher on an fd of the user's re-tells the backend (one
+ * system call) even when the interest is unchanged, which repairs a
+ * registration the kernel dropped when the user closed and reopened the
+ * number; a watcher that joins others tells it too, since that is when
+ * the backend can say the number now names another file (ctl returns 1):
+ * the watchers started for the old file are then told it is gone
+ * (ASYNC__IO_GONE), as when the backend reports a wake-up stale.
+ *
+ * An fd held by a library object (async__fd_hold: a stream, a server's
+ * listening socket) cannot be closed behind the loop's back without
+ * breaking that object's contract: it is closed through async_fd_forget,
+ * which drops the registration and the mark together. So its
+ * registration stays good from one wait to the next, and a start whose
+ * interest the backend has already tells it nothing: a task that reads a
+ * socket, answers, and waits for the next request costs no epoll_ctl
+ * (libuv's streams keep theirs the same way while they read). */
 #include "core.h"
 
 #include <errno.h>
@@ -43,11 +55,19 @@ static unsigned wanted(const async__fdent *ent) {
   return ev;
 }
 
+/* Every call of the backend's ctl goes through here, to be counted. */
+static int backend_ctl(async_loop *loop, int fd, unsigned prev, unsigned next) {
+  loop->counts.ctl++;
+  return loop->backend->ctl(loop->poller, fd, prev, next);
+}
+
 /* Tells every watcher of ent that its fd is gone, and returns how many:
  * after async_fd_forget, or when the backend finds the number now names
- * another file or none (a file closed without async_fd_forget: misuse). */
+ * another file or none (a file closed without async_fd_forget: misuse).
+ * Either way the number is no longer held. */
 static int watchers_gone(async_loop *loop, async__fdent *ent) {
   int n = 0;
+  ent->held = 0;
   while (!async__list_empty(&ent->watchers)) {
     async__io *w = async__list_item(ent->watchers.next, async__io, link);
     async__io_stop(loop, w);
@@ -76,17 +96,21 @@ int async__io_start(async_loop *loop, async__io *w, unsigned events) {
     if (!(ent = fd_entry(loop, w->fd))) return -ENOMEM;
   }
   int idle = async__list_empty(&ent->watchers);
+  /* Alone, a watcher asks for exactly its events: a direction left over
+   * from an earlier watcher would only wake the loop for nothing. */
   unsigned next = idle ? events : ent->interest | events;
-  int err = loop->backend->ctl(loop->poller, w->fd, ent->interest, next);
-  if (err < 0) {
-    if (ent->interest && idle) {
-      loop->backend->ctl(loop->poller, w->fd, ent->interest, 0);
-      ent->interest = 0;
+  if (!ent->held || next != ent->interest) {
+    int err = backend_ctl(loop, w->fd, ent->interest, next);
+    if (err < 0) {
+      if (ent->interest && idle) {
+        backend_ctl(loop, w->fd, ent->interest, 0);
+        ent->interest = 0;
+      }
+      return err;
     }
-    return err;
+    if (err > 0) watchers_gone(loop, ent);
+    ent->interest = next;
   }
-  if (err > 0) watchers_gone(loop, ent);
-  ent->interest = next;
   w->events = events;
   async__list_push(&ent->watchers, &w->link);
   if (!w->unref) loop->fd_waiters++;
@@ -97,6 +121,27 @@ void async__io_stop(async_loop *loop, async__io *w) {
   if (async__list_empty(&w->link)) return;
   async__list_remove(&w->link);
   if (!w->unref) loop->fd_waiters--;
+}
+
+void async__fd_hold(async_loop *loop, int fd) {
+  async__fdent *ent = fd_entry(loop, fd);
+  if (!ent || ent->held) return;
+  if (ent->interest) {
+    /* Registered before it was held: perhaps for a file that had the
+     * number before and was closed behind the loop's back. Told once
+     * more, the backend watches the file the number names now, and says
+     * so (1) if it changed. */
+    int r = backend_ctl(loop, fd, ent->interest, ent->interest);
+    if (r < 0) {
+      if (async__list_empty(&ent->watchers)) {
+        backend_ctl(loop, fd, ent->interest, 0);
+        ent->interest = 0;
+      }
+      return; /* not held: every start tells the backend, as before */
+    }
+    if (r > 0) watchers_gone(loop, ent);
+  }
+  ent->held = 1;
 }
 
 /* }==== */
@@ -208,8 +253,11 @@ void async__fd_sync_dirty(async_loop *loop) {
     ent->next_dirty = -1;
     unsigned next = wanted(ent);
     if (next != ent->interest) {
-      int r = loop->backend->ctl(loop->poller, fd, ent->interest, next);
-      if (r < 0) next = 0; /* the fd is gone: forget it */
+      int r = backend_ctl(loop, fd, ent->interest, next);
+      if (r < 0) {
+        next = 0; /* the fd is gone: forget it */
+        ent->held = 0;
+      }
       if (r > 0) watchers_gone(loop, ent);
       ent->interest = next;
     }
@@ -220,8 +268,8 @@ int async_fd_forget(async_loop *loop, int fd) {
   if (!async__loop_ok(loop) || fd < 0) return -EINVAL;
   async__fdent *ent = fd_lookup(loop, fd);
   if (loop->closed || !ent || async__loop_owns_fd(loop, fd)) return 0;
-  int woken = watchers_gone(loop, ent);
-  if (ent->interest) loop->backend->ctl(loop->poller, fd, ent->interest, 0);
+  int woken = watchers_gone(loop, ent); /* and no longer held */
+  if (ent->interest) backend_ctl(loop, fd, ent->interest, 0);
   ent->interest = 0;
   return woken;
 }

@@ -299,6 +299,9 @@ int async_server_start(async_server **out, async_loop *loop, int fd,
   }
   s->acceptor_end.notify = acceptor_ended;
   async__future_add_waiter(s->acceptor, &s->acceptor_end);
+  /* The server closes fd through async_fd_close: its registration with
+   * the poller can stay from one accept to the next. */
+  async__fd_hold(loop, fd);
   *out = s;
   return 0;
 }

@@ -13,6 +13,11 @@
  * `paused` is asyncio's flow control: set when the queue passes high
  * water, cleared when it falls to low water; drain waits while it is set.
  *
+ * The stream holds its fd (async__fd_hold) from open to close_fd, which
+ * closes it through async_fd_forget: so the fd's registration with the
+ * poller stays from one wait to the next, and a read that waits costs no
+ * epoll_ctl.
+ *
  * Closing an fd cannot happen inside wio's callback: async_fd_forget would
  * stop the other watchers of the fd while the loop walks them. So the
  * closes that wait for the queue to empty (close, and write EOF on a
@@ -507,6 +512,7 @@ int async_stream_open(async_stream **out, async_loop *loop, int fd,
   int type;
   socklen_t len = sizeof type;
   s->is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+  async__fd_hold(loop, fd);
   s->magic = STREAM_MAGIC;
   s->fd = fd;
   s->loop = loop;
