@@ -3,7 +3,8 @@
  * and pipes: the reads, their limits, end of stream, timeouts and
  * cancellation that consume nothing; writing, drain's backpressure against
  * a peer that never reads, write EOF, close and wait_closed; the poller
- * registration a stream keeps from one wait to the next. */
+ * registration a stream keeps from one wait to the next, and the read that
+ * waits first after a short one. */
 #include "helpers.h"
 
 #include "core/core.h" /* white box: loop->counts */
@@ -579,7 +580,7 @@ static void test_stream_tcp_echo(void **state) {
   free_loop(loop);
 }
 
-/* ---- The registration kept ------------------------------------------- */
+/* ---- The registration kept, the read that waits first ---------------- */
 
 /* A peer's end and what it writes late, a stream and the outcomes of its
  * reads. */
@@ -598,13 +599,14 @@ static void *late_writer(void *arg) {
 }
 
 /* A stream holds its fd: the poller keeps the registration from one wait
- * to the next. So a ping-pong costs no ctl once both sides are
- * registered, on every backend. */
+ * to the next, and a read that returned less than it asked for makes the
+ * next one wait before reading. So a ping-pong costs no ctl and meets no
+ * EAGAIN once both sides are registered, on every backend. */
 typedef struct {
   async_stream *a, *b;
   int rounds;
   int ok;
-  uint64_t ctl; /* over the rounds after the first */
+  uint64_t ctl, eagain; /* over the rounds after the first */
 } pp_ctx;
 
 static void *pong(void *arg) {
@@ -624,7 +626,10 @@ static void *ping_main(void *arg) {
   async_task *t = spawn(pong, c);
   c->ok = 1;
   for (int i = 0; i < c->rounds; i++) {
-    if (i == 1) c->ctl = loop->counts.ctl;
+    if (i == 1) {
+      c->ctl = loop->counts.ctl;
+      c->eagain = loop->counts.eagain;
+    }
     char out[200], in[256];
     size_t len = 1 + (size_t)(i * 37) % sizeof out;
     for (size_t j = 0; j < len; j++) out[j] = (char)(i + (int)j);
@@ -638,6 +643,7 @@ static void *ping_main(void *arg) {
     if (got != len || memcmp(in, out, len) != 0) c->ok = 0;
   }
   c->ctl = loop->counts.ctl - c->ctl;
+  c->eagain = loop->counts.eagain - c->eagain;
   async_stream_write_eof(c->a);
   join(t);
   return NULL;
@@ -654,15 +660,196 @@ static void test_stream_wait_costs_no_poller_call(void **state) {
   assert_int_equal(run_task(loop, ping_main, &c, NULL), 0);
   assert_true(c.ok);
   /* Before streams held their fds every wait told the backend (one call
-   * per round and side). A few are allowed for whatever the first rounds
-   * left. */
-  if (c.ctl > 4)
-    fprintf(stderr, "ctl %llu over %d rounds\n", (unsigned long long)c.ctl,
-            c.rounds);
+   * per round and side), and every read that found nothing said EAGAIN
+   * first. A few are allowed for whatever the first rounds left. */
+  if (c.ctl > 4 || c.eagain > 4)
+    fprintf(stderr, "ctl %llu, eagain %llu over %d rounds\n",
+            (unsigned long long)c.ctl, (unsigned long long)c.eagain, c.rounds);
   assert_true(c.ctl <= 4);
+  assert_true(c.eagain <= 4);
   async_stream_free(c.a);
   async_stream_free(c.b);
   free_loop(loop);
+}
+
+/* Datagrams: a read returns one however many wait, so a short read does
+ * not make the next one wait first: the second datagram is read at once,
+ * without registering the fd. */
+static void *dgram_main(void *arg) {
+  rd_ctx *c = arg;
+  async_loop *loop = async_loop_current();
+  uint64_t ctl = loop->counts.ctl;
+  c->r[0] = async_stream_read(c->s, c->b[0], 64, 5);
+  c->r[1] = async_stream_read(c->s, c->b[1], 64, 5);
+  c->r[2] = (ssize_t)(loop->counts.ctl - ctl);
+  return NULL;
+}
+
+static void test_stream_datagrams_read_at_once(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  assert_int_equal(send(sv[1], "one", 3, 0), 3);
+  assert_int_equal(send(sv[1], "two!", 4, 0), 4);
+  rd_ctx c = {.s = open_stream(loop, sv[0], 0)};
+  assert_int_equal(run_task(loop, dgram_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], 3);
+  assert_memory_equal(c.b[0], "one", 3);
+  assert_int_equal(c.r[1], 4);
+  assert_memory_equal(c.b[1], "two!", 4);
+  assert_int_equal(c.r[2], 0); /* no wait, so no registration */
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* What a short read is followed by: end of stream, data that came while
+ * nobody waited (the loop polled meanwhile, saw the fd readable with no
+ * reader, and dropped its interest), a read with no time to wait. */
+static void *short_main(void *arg) {
+  sr_ctx *c = arg;
+  if (write(c->peer, "ab", 2) != 2) return NULL;
+  c->r[0] = async_stream_read(c->s, c->b[0], 16, 5); /* "ab": short */
+  async_task *t = spawn(late_writer, c);
+  async_sleep(0.05); /* the data comes while nobody waits */
+  join(t);
+  c->r[1] = async_stream_read(c->s, c->b[1], 16, 5); /* "late" */
+  if (write(c->peer, "now", 3) != 3) return NULL;
+  c->r[2] = async_stream_read(c->s, c->b[2], 2, 5);  /* "no": not short */
+  c->r[3] = async_stream_read(c->s, c->b[3], 16, 0); /* "w": no wait */
+  c->r[4] = async_stream_read(c->s, c->b[4], 16, 0); /* nothing now */
+  if (write(c->peer, "end", 3) != 3) return NULL;
+  shutdown(c->peer, SHUT_WR);
+  c->r[5] = async_stream_read(c->s, c->b[5], 16, 5); /* "end", short */
+  c->r[6] = async_stream_read(c->s, c->b[6], 16, 5); /* end of stream */
+  return NULL;
+}
+
+static void test_stream_after_a_short_read(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  sr_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, short_main, &c, NULL), 0);
+  assert_int_equal(c.r[0], 2);
+  assert_int_equal(c.r[1], 4);
+  assert_memory_equal(c.b[1], "late", 4);
+  assert_int_equal(c.r[2], 2);
+  assert_memory_equal(c.b[2], "no", 2);
+  assert_int_equal(c.r[3], 1);
+  assert_memory_equal(c.b[3], "w", 1);
+  assert_int_equal(c.r[4], -ETIMEDOUT);
+  assert_int_equal(c.r[5], 3);
+  assert_memory_equal(c.b[5], "end", 3);
+  assert_int_equal(c.r[6], 0);
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* A read that waits first, after a short read, and times out before the
+ * loop polls (another task keeps it busy, and the loop polls only now and
+ * then while work is ready) still returns the data that was there when it
+ * began, as a read tried first would have. Whether the timer or the poll
+ * comes first varies from one read to the next; the data must come back
+ * either way. */
+typedef struct {
+  async_stream *s;
+  int peer;
+  int stop;
+  ssize_t r[2];
+  char b[2][16];
+} tb_ctx;
+
+static void *busy(void *arg) {
+  tb_ctx *c = arg;
+  while (!c->stop) async_yield();
+  return NULL;
+}
+
+static void *tiny_timeout_main(void *arg) {
+  tb_ctx *c = arg;
+  async_task *t = spawn(busy, c);
+  async_yield(); /* busy runs: the loop has work ready from now on */
+  c->r[0] = c->r[1] = 0;
+  for (int i = 0; i < 500; i++) {
+    /* Each read is short, so the next one waits first. */
+    if (write(c->peer, "x", 1) != 1) break;
+    ssize_t r = async_stream_read(c->s, c->b[0], 16, 5e-6);
+    if (r == 1)
+      c->r[0]++;
+    else
+      c->r[1] = r;
+  }
+  c->stop = 1;
+  join(t);
+  return NULL;
+}
+
+static void test_stream_tiny_timeout_after_a_short_read(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  tb_ctx c = {.s = open_stream(loop, sv[0], 0), .peer = sv[1]};
+  assert_int_equal(run_task(loop, tiny_timeout_main, &c, NULL), 0);
+  assert_int_equal(c.r[1], 0);
+  assert_int_equal(c.r[0], 500);
+  async_stream_free(c.s);
+  close(sv[1]);
+  free_loop(loop);
+}
+
+/* A reader parked after a short read (so without trying the read) is
+ * woken with -EBADF when the fd is closed with async_fd_close, or when the
+ * stream is closed. */
+typedef struct {
+  async_stream *s;
+  int peer;
+  int by_stream_close;
+  ssize_t first, second;
+} cw_ctx;
+
+static void *cw_reader(void *arg) {
+  cw_ctx *c = arg;
+  char b[16];
+  c->first = async_stream_read(c->s, b, sizeof b, 5);
+  c->second = async_stream_read(c->s, b, sizeof b, 5);
+  return NULL;
+}
+
+static void *cw_main(void *arg) {
+  cw_ctx *c = arg;
+  if (write(c->peer, "x", 1) != 1) return NULL;
+  async_task *t = spawn(cw_reader, c);
+  async_sleep(0.02); /* it has read "x" and waits */
+  if (c->by_stream_close)
+    async_stream_close(c->s);
+  else
+    async_fd_close(async_stream_fd(c->s));
+  join(t);
+  return NULL;
+}
+
+static void test_stream_close_wakes_a_reader_that_waits_first(void **state) {
+  (void)state;
+  for (int how = 0; how < 2; how++) {
+    async_loop *loop = new_loop();
+    int sv[2];
+    spair(sv);
+    cw_ctx c = {.s = open_stream(loop, sv[0], 0),
+                .peer = sv[1],
+                .by_stream_close = how};
+    assert_int_equal(run_task(loop, cw_main, &c, NULL), 0);
+    assert_int_equal(c.first, 1);
+    assert_int_equal(c.second, -EBADF);
+    async_stream_free(c.s);
+    close(sv[1]);
+    free_loop(loop);
+  }
 }
 
 /* A stream closed with its fd readable and registered (data came that
@@ -767,6 +954,73 @@ static void test_stream_on_a_number_watched_before(void **state) {
   free_loop(loop);
 }
 
+/* Woken by its fd, then cancelled before it runs: the stream read reports
+ * the cancellation and takes nothing, also when it waited first after a
+ * short read. B and A wait on streams that become ready in one poll, B's
+ * first (registered first, written first), so B runs first and cancels A
+ * while A is ready but has not run. */
+typedef struct {
+  async_stream *x, *y;
+  int xp, yp;
+  async_task *ta;
+  int cancelled;
+  ssize_t first, got, after;
+  char buf[16];
+} wc_ctx;
+
+static void *wc_canceller(void *arg) {
+  wc_ctx *c = arg;
+  char b[4];
+  async_stream_read(c->y, b, sizeof b, 5);
+  c->cancelled = async_task_cancel(c->ta);
+  return NULL;
+}
+
+static void *wc_reader(void *arg) {
+  wc_ctx *c = arg;
+  char b[16];
+  c->first = async_stream_read(c->x, b, sizeof b, 5); /* "a": short */
+  c->got = async_stream_read(c->x, b, sizeof b, 5);   /* waits first */
+  return NULL;
+}
+
+static void *wc_main(void *arg) {
+  wc_ctx *c = arg;
+  if (write(c->xp, "a", 1) != 1) return NULL;
+  async_task *tb = spawn(wc_canceller, c);
+  async_sleep(0.01); /* B waits on y */
+  c->ta = spawn(wc_reader, c);
+  async_sleep(0.01); /* A has read "a" and waits on x */
+  if (write(c->yp, "y", 1) != 1 || write(c->xp, "abc", 3) != 3) return NULL;
+  join(tb);
+  join(c->ta);
+  c->after = async_stream_read(c->x, c->buf, sizeof c->buf, 1);
+  return NULL;
+}
+
+static void test_stream_woken_then_cancelled_takes_nothing(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int x[2], y[2];
+  spair(y);
+  spair(x);
+  wc_ctx c = {.x = open_stream(loop, x[0], 0),
+              .y = open_stream(loop, y[0], 0),
+              .xp = x[1],
+              .yp = y[1]};
+  assert_int_equal(run_task(loop, wc_main, &c, NULL), 0);
+  assert_int_equal(c.first, 1);
+  assert_int_equal(c.cancelled, 1);
+  assert_int_equal(c.got, -ECANCELED);
+  assert_int_equal(c.after, 3);
+  assert_memory_equal(c.buf, "abc", 3);
+  async_stream_free(c.x);
+  async_stream_free(c.y);
+  close(x[1]);
+  close(y[1]);
+  free_loop(loop);
+}
+
 /* ---- Bad input --------------------------------------------------------- */
 
 static void *bad_main(void *arg) {
@@ -829,8 +1083,13 @@ int main(void) {
       cmocka_unit_test(test_stream_pipe),
       cmocka_unit_test(test_stream_tcp_echo),
       cmocka_unit_test(test_stream_wait_costs_no_poller_call),
+      cmocka_unit_test(test_stream_datagrams_read_at_once),
+      cmocka_unit_test(test_stream_after_a_short_read),
+      cmocka_unit_test(test_stream_tiny_timeout_after_a_short_read),
+      cmocka_unit_test(test_stream_close_wakes_a_reader_that_waits_first),
       cmocka_unit_test(test_stream_number_reused_starts_clean),
       cmocka_unit_test(test_stream_on_a_number_watched_before),
+      cmocka_unit_test(test_stream_woken_then_cancelled_takes_nothing),
       cmocka_unit_test(test_stream_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

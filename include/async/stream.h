@@ -19,7 +19,15 @@
  * -EPERM outside a task, -ECANCELED in a cancelled task, -ETIMEDOUT, and
  * -EBADF when the stream is closed (or its fd closed with async_fd_close)
  * while it waits; "the usual codes" below means these. Only one task may
- * read at a time (another gets -EBUSY); any number may drain. */
+ * read at a time (another gets -EBUSY); any number may drain.
+ *
+ * Since the stream owns its fd, it keeps the fd registered with the
+ * loop's poller from one wait to the next, and after a read of a stream
+ * socket or a pipe that returned less than it asked for (which emptied
+ * the fd), the next read waits for the fd before it reads, instead of
+ * making a read that would find nothing; with no time left to wait, it
+ * reads at once, and a wait that times out still reads once. So a
+ * request and its answer cost one read and one write. */
 #ifndef ASYNC_API_STREAM_H
 #define ASYNC_API_STREAM_H
 
@@ -65,7 +73,9 @@ ASYNC_EXTERN int async_stream_open(async_stream **out, async_loop *loop, int fd,
  * is the stream's job: async_fd_close on it while the stream waits on it
  * (a read, queued output) fails those waits with -EBADF and the stream
  * lets the number go; at any other time it is a programming error (the
- * stream would later close the number again, whoever has it then).
+ * stream would later close the number again, whoever has it then, and
+ * meanwhile trust a registration with the poller that went with the old
+ * file).
  * Suspends: no. */
 ASYNC_EXTERN int async_stream_fd(const async_stream *s);
 

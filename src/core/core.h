@@ -552,9 +552,10 @@ struct async_loop {
   async__fdtab fds;
   size_t fd_waiters; /* started watchers, less the unref ones */
   /* For white-box tests (tests/test_stream.c): the backend ctl calls fd.c
-   * made. */
+   * made, and the reads of the I/O layer that found nothing (EAGAIN). */
   struct {
     uint64_t ctl;
+    uint64_t eagain;
   } counts;
   async__stack_pool *stacks;
   size_t stack_size;

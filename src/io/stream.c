@@ -18,14 +18,21 @@
  * poller stays from one wait to the next, and a read that waits costs no
  * epoll_ctl.
  *
+ * A read of a stream socket or a pipe that returned less than it asked
+ * for emptied the fd, so the next read waits first instead of trying a
+ * read that would say EAGAIN (see read_fd): a request-response exchange
+ * then costs one read and one write per request, as in libuv.
+ *
  * Closing an fd cannot happen inside wio's callback: async_fd_forget would
  * stop the other watchers of the fd while the loop walks them. So the
  * closes that wait for the queue to empty (close, and write EOF on a
  * pipe) are done by the next task-side call: drain, wait_closed, free. */
 #include "io.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STREAM_MAGIC 0x5354524du /* "STRM" */
@@ -34,6 +41,9 @@
 /* States, by field:
  * - fd >= 0 until the stream closes it (close_fd), then -1.
  * - rbuf[rpos, rend) is read and not consumed; eof: the fd said so.
+ * - drained: the last read of the fd returned less than it asked for, and
+ *   `short_drains` says that this proves the fd was empty then (a stream
+ *   socket or a FIFO); cleared by the next read call that waits on it.
  * - wbuf[wpos, wend) is queued for the fd; wio is started iff it is not
  *   empty and writing has not failed; werr, once set, stays, and the queue
  *   is then empty.
@@ -57,6 +67,8 @@ struct async_stream {
   uint8_t eof_pending;
   uint8_t eof_done;
   uint8_t closing;
+  uint8_t short_drains;
+  uint8_t drained;
   async__task *reader;
   async__io wio;
   async__list waiters;
@@ -342,22 +354,55 @@ static int rreserve(async_stream *s, size_t need) {
   return 0;
 }
 
+static int wait_readable(async_stream *s, async__task *t, int64_t deadline) {
+  int err = async__io_wait(s->loop, t, s->fd, ASYNC__POLL_IN, deadline);
+  if (err == -EBADF && !s->closing) s->fd = -1; /* as in wio_cb */
+  return err;
+}
+
 /* One read of the fd into dst (n bytes), waiting for it as needed.
- * Returns > 0, 0 at end of file (eof set), or an error. */
+ * Returns > 0, 0 at end of file (eof set), or an error.
+ *
+ * After a short read (drained) it waits before it reads. A short read of
+ * a stream socket or a pipe means the kernel's queue was empty when it
+ * returned: TCP, Unix stream sockets and pipes copy until the request is
+ * met or nothing is left (TCP also stops short at an urgent mark or a
+ * pending error, with something still to read). Waiting first is safe
+ * even when that proof fails, because every backend is level-triggered:
+ * a wait on an fd that is readable now, at end of file or in error is
+ * reported at the next poll, so nothing that arrived since the short read
+ * can be missed, and a wrong guess costs a trip through the poll instead
+ * of an immediate read. A wait that times out still reads once, so that
+ * data already there when the call began is returned, as a read tried
+ * first would have returned it. Datagram and seqpacket sockets and
+ * packet-mode pipes, whose reads return one message however many wait,
+ * and ttys (a line at a time) never set drained. With no time to wait
+ * (the deadline passed) the read is tried at once. */
 static ssize_t read_fd(async_stream *s, async__task *t, char *dst, size_t n,
                        int64_t deadline) {
+  if (s->drained) {
+    s->drained = 0;
+    if (s->closing || s->fd < 0) return -EBADF;
+    if (deadline == ASYNC__NO_DEADLINE || deadline > async__loop_now(s->loop)) {
+      int err = wait_readable(s, t, deadline);
+      if (err < 0 && err != -ETIMEDOUT) return err;
+    }
+  }
   for (;;) {
     if (s->closing || s->fd < 0) return -EBADF;
     ssize_t r = read(s->fd, dst, n);
-    if (r > 0) return r;
+    if (r > 0) {
+      s->drained = s->short_drains && (size_t)r < n;
+      return r;
+    }
     if (r == 0) {
       s->eof = 1;
       return 0;
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
-    int err = async__io_wait(s->loop, t, s->fd, ASYNC__POLL_IN, deadline);
-    if (err == -EBADF && !s->closing) s->fd = -1; /* as in wio_cb */
+    s->loop->counts.eagain++;
+    int err = wait_readable(s, t, deadline);
     if (err < 0) return err;
   }
 }
@@ -512,6 +557,16 @@ int async_stream_open(async_stream **out, async_loop *loop, int fd,
   int type;
   socklen_t len = sizeof type;
   s->is_sock = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+  if (s->is_sock) {
+    s->short_drains = type == SOCK_STREAM;
+  } else {
+    struct stat st;
+    s->short_drains = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+#ifdef O_DIRECT
+    /* A packet-mode pipe reads one write at a time, as a datagram. */
+    if (s->short_drains && (fcntl(fd, F_GETFL) & O_DIRECT)) s->short_drains = 0;
+#endif
+  }
   async__fd_hold(loop, fd);
   s->magic = STREAM_MAGIC;
   s->fd = fd;
