@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -566,13 +567,47 @@ static void test_io_epipe_pipe(void **state) {
   assert_int_equal(run_task(loop, epipe_main, &c, NULL), 0);
   assert_int_equal(c.w1, -EPIPE);
   assert_int_equal(c.send, -ENOTSOCK);
-  /* Nothing left pending for the program either. */
-  sigset_t pending;
+  /* Nothing left pending for the program either, and its mask as it was. */
+  sigset_t pending, mask;
   sigemptyset(&pending);
   assert_int_equal(sigpending(&pending), 0);
   assert_false(sigismember(&pending, SIGPIPE));
+  assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &mask), 0);
+  assert_false(sigismember(&mask, SIGPIPE));
   close(p[1]);
   free_loop(loop);
+}
+
+/* The program blocks SIGPIPE itself: the write's own SIGPIPE is taken
+ * back, one the program had pending already is left to it, and the mask
+ * stays blocked. */
+static void test_io_epipe_pipe_sigpipe_blocked(void **state) {
+  (void)state;
+  signal(SIGPIPE, SIG_DFL);
+  sigset_t pipe_set, old, pending, mask;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  assert_int_equal(pthread_sigmask(SIG_BLOCK, &pipe_set, &old), 0);
+  async_loop *loop = new_loop();
+  for (int had = 0; had < 2; had++) {
+    if (had) assert_int_equal(pthread_kill(pthread_self(), SIGPIPE), 0);
+    int p[2];
+    assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    close(p[0]);
+    pipe_ctx c = {.fd = p[1]};
+    assert_int_equal(run_task(loop, epipe_main, &c, NULL), 0);
+    assert_int_equal(c.w1, -EPIPE);
+    close(p[1]);
+    sigemptyset(&pending);
+    assert_int_equal(sigpending(&pending), 0);
+    assert_int_equal(sigismember(&pending, SIGPIPE), had);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &mask), 0);
+    assert_true(sigismember(&mask, SIGPIPE));
+  }
+  const struct timespec zero = {0, 0};
+  assert_int_equal(sigtimedwait(&pipe_set, NULL, &zero), SIGPIPE);
+  free_loop(loop);
+  assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
 /* A pipe read that waits, and a write to it. */
@@ -833,6 +868,7 @@ int main(void) {
       cmocka_unit_test(test_io_fd_close_wakes_waiters),
       cmocka_unit_test(test_io_epipe_socket_no_sigpipe),
       cmocka_unit_test(test_io_epipe_pipe),
+      cmocka_unit_test(test_io_epipe_pipe_sigpipe_blocked),
       cmocka_unit_test(test_io_pipe_read_write),
       cmocka_unit_test(test_io_recv_send),
       cmocka_unit_test(test_io_accept_emfile),
