@@ -348,7 +348,11 @@ static QUEUE_SLOW int get_wait(async_queue *q, async__task *t, void **item) {
   return 0;
 }
 
-int async_queue_put(async_queue *q, void *item) {
+/* The whole checked path of put and get. The public entry points below
+ * first try the steady state of a FIFO queue (a free place or a free item,
+ * nobody waiting on the other side) with no call at all, so that they save
+ * no register of their own; anything else comes here, by a tail call. */
+static QUEUE_SLOW int put_checked(async_queue *q, void *item) {
   int err = 0;
   async__task *t = async__task_require(&err);
   if (async__unlikely(!t)) return err;
@@ -359,7 +363,7 @@ int async_queue_put(async_queue *q, void *item) {
   return put_wait(q, t, item);
 }
 
-int async_queue_get(async_queue *q, void **item) {
+static QUEUE_SLOW int get_checked(async_queue *q, void **item) {
   int err = 0;
   if (item) *item = NULL;
   async__task *t = async__task_require(&err);
@@ -371,6 +375,39 @@ int async_queue_get(async_queue *q, void **item) {
   }
   if (q->shut) return -ESHUTDOWN;
   return get_wait(q, t, item);
+}
+
+/* Whether the caller is a task: async__task_require without the error. */
+static inline int in_task(void) {
+  async_loop *loop = async__tls_loop;
+  return loop && loop->current;
+}
+
+int async_queue_put(async_queue *q, void *item) {
+  /* put_now and store, for a FIFO ring with a free place and no getter. */
+  if (async__likely(in_task() && queue_ok(q) && !q->shut &&
+                    q->order == ASYNC_QUEUE_FIFO &&
+                    q->count + q->pres < q->limit && q->count <= q->mask &&
+                    async__list_empty(&q->getters))) {
+    q->ring[(q->head + q->count) & q->mask] = item;
+    q->count++;
+    q->unfinished++;
+    return 0;
+  }
+  return put_checked(q, item);
+}
+
+int async_queue_get(async_queue *q, void **item) {
+  /* get_now and take, for a FIFO ring with a free item and no putter. */
+  if (async__likely(in_task() && queue_ok(q) && item &&
+                    q->order == ASYNC_QUEUE_FIFO && q->count > q->gres &&
+                    async__list_empty(&q->putters))) {
+    *item = q->ring[q->head];
+    q->head = (q->head + 1) & q->mask;
+    q->count--;
+    return 0;
+  }
+  return get_checked(q, item);
 }
 
 int async_queue_put_nowait(async_queue *q, void *item) {
