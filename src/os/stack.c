@@ -182,6 +182,10 @@ struct async__stack_pool {
   async__stack_class *classes;
   async__stack_link chunks;
   int trim_wanted; /* a class caches more than its budget */
+  /* The class of the size asked last: nearly every get asks the loop's
+   * default, and finding it costs a division and a search otherwise. */
+  size_t last_size;
+  async__stack_class *last;
 };
 
 /* ======================================================= Process state. */
@@ -523,12 +527,16 @@ static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
   size_t page = pool->page;
   async__stack_class *cls;
 
+  if (async__likely(pool->last != NULL && size == pool->last_size))
+    return pool->last;
+  size_t asked = size;
   if (size < ASYNC__STACK_MIN_SIZE) size = ASYNC__STACK_MIN_SIZE;
   if (size > SIZE_MAX / 4) return NULL;
   if (size > SIZE_MAX / 4 - pool->guard) return NULL;
   size_t slot = pool->guard + round_up(size + ASYNC__STACK_DESC_SIZE, page);
   for (cls = pool->classes; cls != NULL; cls = cls->next)
-    if (cls->slot == slot) return cls;
+    if (cls->slot == slot) break;
+  if (cls != NULL) goto found;
 
   cls = calloc(1, sizeof *cls);
   if (cls == NULL) return NULL;
@@ -547,6 +555,9 @@ static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
   link_init(&cls->fresh);
   cls->next = pool->classes;
   pool->classes = cls;
+found:
+  pool->last_size = asked;
+  pool->last = cls;
   return cls;
 }
 
@@ -584,8 +595,9 @@ void async__stack_pool_free(async__stack_pool *pool) {
   free(pool);
 }
 
-async__stack *async__stack_get(async__stack_pool *pool, size_t size,
-                               const void *owner) {
+/* Every get that the free list of the last size asked cannot serve. */
+ASYNC__NOINLINE static async__stack *
+stack_get_slow(async__stack_pool *pool, size_t size, const void *owner) {
   if (pool == NULL) return NULL;
   async__stack_class *cls = class_get(pool, size);
   if (cls == NULL) return NULL;
@@ -604,6 +616,22 @@ async__stack *async__stack_get(async__stack_pool *pool, size_t size,
   s->chunk->used++;
   s->owner = owner;
   return s;
+}
+
+/* A task that ends before the next starts hands its stack on through the
+ * free list, so a get is nearly always this pop, with no call. */
+async__stack *async__stack_get(async__stack_pool *pool, size_t size,
+                               const void *owner) {
+  async__stack_class *cls;
+  async__stack *s;
+  if (async__likely(pool != NULL && (cls = pool->last) != NULL &&
+                    size == pool->last_size && (s = cls->free) != NULL)) {
+    free_remove(cls, s);
+    s->chunk->used++;
+    s->owner = owner;
+    return s;
+  }
+  return stack_get_slow(pool, size, owner);
 }
 
 void async__stack_put(async__stack_pool *pool, async__stack *s) {
