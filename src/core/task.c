@@ -14,7 +14,7 @@
 #include <string.h>
 
 async__task *async__task_current(void) {
-  async_loop *loop = async__tls_loop;
+  async_loop *loop = async__loop_here();
   return loop ? loop->current : NULL;
 }
 
@@ -152,7 +152,7 @@ static void switch_out(async_loop *loop, async__task *t, int dying) {
   loop->current = next;
   async__stack_set_current(next->stack);
   async__ctx_switch(&t->ctx, &next->ctx, dying);
-  async_loop *back = async__tls_loop;
+  async_loop *back = t->fut.loop;
   if (back->zombie) async__task_reap(back);
 }
 
@@ -403,7 +403,7 @@ int async_task_spawn(async_loop *loop, async_task **out, async_fn fn, void *arg,
 
 async_task *async_spawn(async_fn fn, void *arg) {
   async_task *t;
-  return async_task_spawn(async__tls_loop, &t, fn, arg, NULL) ? NULL : t;
+  return async_task_spawn(async__loop_here(), &t, fn, arg, NULL) ? NULL : t;
 }
 
 void *async_fail(int err) {
