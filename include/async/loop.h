@@ -97,8 +97,11 @@ ASYNC_EXTERN int async_loop_new(async_loop **out,
  * The loop object stays valid for async_loop_is_closed() until
  * async_loop_free(). Futures and tasks whose references are still held stay
  * readable (done, result, name) and must still be released.
- * Closing a closed loop does nothing and returns 0.
- * Returns 0, -EINVAL, or -EBUSY when the loop is running.
+ * Closing a closed loop does nothing and returns 0. Any thread may close a
+ * loop that is not running: the tasks it unwinds resume there (<async.h>,
+ * Threads).
+ * Returns 0, -EINVAL, or -EBUSY when the loop is running (on any thread),
+ * or another loop runs on this thread.
  * Suspends: no. */
 ASYNC_EXTERN int async_loop_close(async_loop *loop);
 
@@ -107,8 +110,10 @@ ASYNC_EXTERN int async_loop_close(async_loop *loop);
 ASYNC_EXTERN int async_loop_free(async_loop *loop);
 
 /** Runs the loop until async_loop_stop(). A stop requested before the call
- * makes it run one iteration. Returns 0, -EINVAL, -EBUSY (this loop or
- * another one is running on this thread), -ESHUTDOWN (closed).
+ * makes it run one iteration. A loop may run on another thread than its
+ * last run's, never on two at once (<async.h>, Threads). Returns 0,
+ * -EINVAL, -EBUSY (this loop is running, or another one is running on this
+ * thread), -ESHUTDOWN (closed).
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
 
@@ -116,7 +121,8 @@ ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
  * returns its outcome: 0 with its result in *result (result may be NULL), or
  * its error (-ECANCELED if it was cancelled). The caller keeps its
  * reference to f.
- * Returns also -EINVAL, -EBUSY (a loop is already running on this thread),
+ * Returns also -EINVAL, -EBUSY (this loop is running, or another one is
+ * running on this thread; threads as for async_loop_run_forever),
  * -ESHUTDOWN (closed), -EXDEV (f belongs to another loop), and -EINTR when
  * async_loop_stop ended the run before f was done.
  * Suspends: no (must not be called from a task). */

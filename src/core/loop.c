@@ -28,6 +28,20 @@
 
 _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
+#if !defined(ASYNC__TLS_LOAD)
+/* Out of line where os.h has no asm for it: a call the compiler does not
+ * see into reads this thread's slot anew, each time (see "tls" in os.h).
+ * The barrier keeps it from being taken for a function that only reads
+ * memory, whose calls could be merged. */
+ASYNC__NOINLINE async_loop *async__loop_here(void) {
+  async_loop *loop = async__tls_loop;
+#if defined(__GNUC__)
+  __asm__ volatile("" ::: "memory");
+#endif
+  return loop;
+}
+#endif
+
 /* Names gdb's helper (tools/gdb/libasync.py) where it is installed, in the
  * section gdb reads for scripts to load with an object's debug information
  * (when its auto-load safe-path allows). It lives here because every
@@ -366,7 +380,7 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
 static int loop_enter(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
-  if (loop->running || async__tls_loop) return -EBUSY;
+  if (loop->running || async__loop_here()) return -EBUSY;
   loop->running = 1;
   async__tls_loop = loop;
   return 0;
@@ -450,7 +464,7 @@ const char *async_loop_backend(const async_loop *loop) {
   return async__loop_ok(loop) ? loop->backend->name : NULL;
 }
 
-async_loop *async_loop_current(void) { return async__tls_loop; }
+async_loop *async_loop_current(void) { return async__loop_here(); }
 
 /* }==== */
 
@@ -549,7 +563,7 @@ int async_loop_close(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
   if (loop->closed) return 0;
-  if (async__tls_loop) return -EBUSY; /* another loop runs on this thread */
+  if (async__loop_here()) return -EBUSY; /* another loop runs on this thread */
   loop->closing = 1;
   wake_drain(loop);
   close_tasks(loop);
@@ -700,7 +714,7 @@ int async_handle_release(async_handle *h) {
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                     void *arg) {
   if (!async__loop_ok(loop) || !cb) return -EINVAL;
-  if (async__tls_loop == loop) { /* the loop's own thread: no wake-up */
+  if (async__loop_here() == loop) { /* the loop's own thread: no wake-up */
     async_handle *h;
     int err = handle_new(loop, cb, arg, NULL, &h, 1);
     if (err) return err;
