@@ -35,6 +35,16 @@
  * Threads: a loop and everything made on it belong to the thread that runs
  *   it; one loop per thread at a time. Only async_loop_call_soon_threadsafe()
  *   may be called from another thread.
+ *   A loop may move to another thread while it is not running: run it (or
+ *   let async_loop_run_until_complete or async_loop_stop end a run) on one
+ *   thread, then run or close it on another, and the tasks suspended on
+ *   the first resume on the second. The program orders the hand-over (a
+ *   join, a mutex) and never runs a loop on two threads at once; a run or
+ *   a close tried from another thread while the loop runs returns -EBUSY.
+ *   A task whose own code reads thread-locals across a suspending call
+ *   should not be moved: compilers may compute a thread-local's address
+ *   once per function (GCC on AArch64 does), and after the move it is
+ *   still the old thread's.
  * Names: a call on an object is async_<object>_<verb> (async_loop_stop,
  *   async_queue_put, async_fd_wait); asyncio's module-level functions, which
  *   act on the running task, keep their asyncio names (async_run,

@@ -99,12 +99,15 @@ ASYNC_EXTERN int async_loop_new(async_loop **out,
  * The loop object stays valid for async_loop_is_closed() until
  * async_loop_free(). Futures and tasks whose references are still held stay
  * readable (done, result, name) and must still be released.
- * Closing a closed loop does nothing and returns 0.
+ * Closing a closed loop does nothing and returns 0. Any thread may close a
+ * loop that is not running: the tasks it unwinds resume there (<async.h>,
+ * Threads).
  * In a child process that inherited the loop through fork(2) and did not
  * call async_loop_fork, the close runs nothing and waits for nothing: see
  * async_loop_fork.
- * Returns 0, -EINVAL, or -EBUSY when the loop is running (also in such a
- * child, for a loop that was running on another thread at the fork).
+ * Returns 0, -EINVAL, or -EBUSY when the loop is running (on any thread;
+ * also in such a child, for a loop that was running on another thread at
+ * the fork), or another loop runs on this thread.
  * Suspends: no. */
 ASYNC_EXTERN int async_loop_close(async_loop *loop);
 
@@ -113,9 +116,11 @@ ASYNC_EXTERN int async_loop_close(async_loop *loop);
 ASYNC_EXTERN int async_loop_free(async_loop *loop);
 
 /** Runs the loop until async_loop_stop(). A stop requested before the call
- * makes it run one iteration. Returns 0, -EINVAL, -EBUSY (this loop or
- * another one is running on this thread), -ESHUTDOWN (closed), -ECHILD
- * (the loop was inherited through fork(2): see async_loop_fork).
+ * makes it run one iteration. A loop may run on another thread than its
+ * last run's, never on two at once (<async.h>, Threads). Returns 0,
+ * -EINVAL, -EBUSY (this loop is running, or another one is running on this
+ * thread), -ESHUTDOWN (closed), -ECHILD (the loop was inherited through
+ * fork(2): see async_loop_fork).
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
 
@@ -123,7 +128,8 @@ ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
  * returns its outcome: 0 with its result in *result (result may be NULL), or
  * its error (-ECANCELED if it was cancelled). The caller keeps its
  * reference to f.
- * Returns also -EINVAL, -EBUSY (a loop is already running on this thread),
+ * Returns also -EINVAL, -EBUSY (this loop is running, or another one is
+ * running on this thread; threads as for async_loop_run_forever),
  * -ESHUTDOWN (closed), -EXDEV (f belongs to another loop), -EINTR when
  * async_loop_stop ended the run before f was done, and -ECHILD (the loop
  * was inherited through fork(2): see async_loop_fork).

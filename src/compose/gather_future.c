@@ -101,7 +101,7 @@ static int gf_loop(async_future *const *futs, size_t n, async_loop **out) {
     if (loop && f->loop != loop) return -EXDEV;
     loop = f->loop;
   }
-  if (!loop) loop = any ? any : async__tls_loop;
+  if (!loop) loop = any ? any : async__loop_here();
   if (!loop) return n ? -ESHUTDOWN : -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
   *out = loop;

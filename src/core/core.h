@@ -644,6 +644,21 @@ struct async_loop {
 #endif
 extern _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
+/* The loop running on this thread, read where the call stands: the only
+ * way the library reads async__tls_loop (only the functions that run a
+ * loop write it), since the code of a task may have been moved to another
+ * thread by any switch before (see "tls" in os.h). As cheap as the plain
+ * read. */
+#if defined(ASYNC__TLS_LOAD)
+static inline async_loop *async__loop_here(void) {
+  async_loop *loop;
+  ASYNC__TLS_LOAD(loop, async__tls_loop);
+  return loop;
+}
+#else
+async_loop *async__loop_here(void);
+#endif
+
 /* Validates a loop from the user (closed ones included). */
 static inline int async__loop_ok(const async_loop *loop) {
   return loop && loop->magic == ASYNC__MAGIC_LOOP;
@@ -749,7 +764,7 @@ extern atomic_int async__context_used;
 /* Where the current context is held: the running task, the running
  * callback, or the thread. */
 static inline async__cvctx **async__context_slot(void) {
-  async_loop *loop = async__tls_loop;
+  async_loop *loop = async__loop_here();
   if (loop) {
     if (loop->current) return &loop->current->cv;
     if (loop->cv_slot) return loop->cv_slot;
@@ -769,7 +784,7 @@ static inline async__cvctx *async__context_capture(void) {
 }
 
 static inline async__task *async__task_require(int *err) {
-  async_loop *loop = async__tls_loop;
+  async_loop *loop = async__loop_here();
   async__task *t = loop ? loop->current : NULL;
   if (async__unlikely(!t)) *err = -EPERM;
   return t;

@@ -28,6 +28,20 @@
 
 _Thread_local async_loop *async__tls_loop ASYNC__TLS_FAST;
 
+#if !defined(ASYNC__TLS_LOAD)
+/* Out of line where os.h has no asm for it: a call the compiler does not
+ * see into reads this thread's slot anew, each time (see "tls" in os.h).
+ * The barrier keeps it from being taken for a function that only reads
+ * memory, whose calls could be merged. */
+ASYNC__NOINLINE async_loop *async__loop_here(void) {
+  async_loop *loop = async__tls_loop;
+#if defined(__GNUC__)
+  __asm__ volatile("" ::: "memory");
+#endif
+  return loop;
+}
+#endif
+
 atomic_uint async__fork_gen;
 
 /* Names gdb's helper (tools/gdb/libasync.py) where it is installed, in the
@@ -411,7 +425,7 @@ static void loop_run_once(async_loop *loop, int64_t deadline) {
 static int loop_enter(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
-  if (loop->running || async__tls_loop) return -EBUSY;
+  if (loop->running || async__loop_here()) return -EBUSY;
   if (async__loop_forked(loop)) return -ECHILD;
   loop->running = 1;
   async__tls_loop = loop;
@@ -496,7 +510,7 @@ const char *async_loop_backend(const async_loop *loop) {
   return async__loop_ok(loop) ? loop->backend->name : NULL;
 }
 
-async_loop *async_loop_current(void) { return async__tls_loop; }
+async_loop *async_loop_current(void) { return async__loop_here(); }
 
 /* }==== */
 
@@ -648,7 +662,7 @@ int async_loop_close(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
   if (loop->closed) return 0;
-  if (async__tls_loop) return -EBUSY; /* another loop runs on this thread */
+  if (async__loop_here()) return -EBUSY; /* another loop runs on this thread */
   /* A forked loop reads neither wake-up fd: one is shared with the
    * parent, whose wake-up a read would take. */
   int forked = async__loop_forked(loop);
@@ -720,7 +734,7 @@ int async_loop_fork(async_loop *loop) {
   if (loop->closed || loop->closing) return -ESHUTDOWN;
   if (!async__loop_forked(loop)) return 0;
   /* Mid-iteration on a thread that does not exist here. */
-  if (loop->running && async__tls_loop != loop) return -EBUSY;
+  if (loop->running && async__loop_here() != loop) return -EBUSY;
   async__fd_fork_prune(loop);
   async__poller *poller;
   int err = loop->backend->init(&poller);
@@ -855,7 +869,7 @@ int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
   if (!async__loop_ok(loop) || !cb) return -EINVAL;
   /* Its wake-up fd is the parent's: a write would wake the parent. */
   if (async__loop_forked(loop)) return -ECHILD;
-  if (async__tls_loop == loop) { /* the loop's own thread: no wake-up */
+  if (async__loop_here() == loop) { /* the loop's own thread: no wake-up */
     async_handle *h;
     int err = handle_new(loop, cb, arg, NULL, &h, 1);
     if (err) return err;

@@ -14,7 +14,7 @@
 #include <string.h>
 
 async__task *async__task_current(void) {
-  async_loop *loop = async__tls_loop;
+  async_loop *loop = async__loop_here();
   return loop ? loop->current : NULL;
 }
 
@@ -109,51 +109,49 @@ static void stack_check(async_loop *loop, async__task *t) {
   abort();
 }
 
-/* Leaves the running task t for the next task of the batch or the loop.
- * Returns when t is resumed; never when `dying`. */
+/* Switches from the running task t to next, or to the loop when next is
+ * NULL, and returns when t is resumed (never when `dying`), maybe on
+ * another thread. The loop is read again after the switch, from t, whose
+ * loop never changes (the thread's may have: see "tls" in os.h), rather
+ * than kept: the fast path's callers keep t across the switch anyway, so
+ * they save no register for it (the swap saves them all), which is a
+ * tenth of a yield. */
+static inline void switch_to(async_loop *loop, async__task *t,
+                             async__task *next, int dying) {
+  async__ctx *to = &loop->ctx;
+  if (next) {
+    next->state = ASYNC__T_RUNNING;
+    to = &next->ctx;
+  }
+  loop->current = next;
+  async__stack_set_current(next ? next->stack : NULL);
+  async__ctx_switch(&t->ctx, to, dying);
+  async_loop *back = t->fut.loop;
+  if (back->zombie) async__task_reap(back);
+}
+
+/* Leaves the running task t for the next task of the batch or the loop. */
 ASYNC__NOINLINE static void switch_out_slow(async_loop *loop, async__task *t,
                                             int dying) {
   if (async__unlikely(t->canary)) stack_check(loop, t);
-  async__task *next = next_task(loop);
-  async__ctx *to;
-  if (next) {
-    next->state = ASYNC__T_RUNNING;
-    loop->current = next;
-    async__stack_set_current(next->stack);
-    to = &next->ctx;
-  } else {
-    loop->current = NULL;
-    async__stack_set_current(NULL);
-    to = &loop->ctx;
-  }
-  async__ctx_switch(&t->ctx, to, dying);
-  async__task_reap(loop);
+  switch_to(loop, t, next_task(loop), dying);
 }
 
-/* The same, for the common case: the next task of the batch has run
- * before and t has a guard. The loop is read again after the switch rather
- * than kept: with nothing live across it, this saves no register of its
- * own (the swap saves them all), which is a tenth of a yield. */
+/* The same, for the common case, with no call before the switch: the next
+ * task of the batch has run before and t has a guard. */
 static void switch_out(async_loop *loop, async__task *t, int dying) {
   async__rnode *rn = loop->ready.head;
-  if (async__unlikely(!rn || rn->kind != ASYNC__RN_TASK ||
-                      (!loop->batch && !async__loop_iterate_fast(loop)))) {
-    switch_out_slow(loop, t, dying);
-    return;
-  }
-  async__task *next = async__container_of(rn, async__task, rn);
-  if (async__unlikely(!next->started || next->killed || t->canary)) {
+  async__task *next = NULL;
+  if (async__likely(rn && rn->kind == ASYNC__RN_TASK &&
+                    (loop->batch || async__loop_iterate_fast(loop))))
+    next = async__container_of(rn, async__task, rn);
+  if (async__unlikely(!next || !next->started || next->killed || t->canary)) {
     switch_out_slow(loop, t, dying);
     return;
   }
   async__rq_pop(&loop->ready);
   loop->batch--;
-  next->state = ASYNC__T_RUNNING;
-  loop->current = next;
-  async__stack_set_current(next->stack);
-  async__ctx_switch(&t->ctx, &next->ctx, dying);
-  async_loop *back = async__tls_loop;
-  if (back->zombie) async__task_reap(back);
+  switch_to(loop, t, next, dying);
 }
 
 static void task_finish(async_loop *loop, async__task *t, void *result,
@@ -403,7 +401,7 @@ int async_task_spawn(async_loop *loop, async_task **out, async_fn fn, void *arg,
 
 async_task *async_spawn(async_fn fn, void *arg) {
   async_task *t;
-  return async_task_spawn(async__tls_loop, &t, fn, arg, NULL) ? NULL : t;
+  return async_task_spawn(async__loop_here(), &t, fn, arg, NULL) ? NULL : t;
 }
 
 void *async_fail(int err) {

@@ -85,7 +85,7 @@ int async_fd_nonblock(int fd) {
 
 int async_fd_close(int fd) {
   if (fd < 0) return -EBADF;
-  async_loop *loop = async__tls_loop;
+  async_loop *loop = async__loop_here();
   if (loop && async__loop_owns_fd(loop, fd)) return -EINVAL;
   if (loop) async_fd_forget(loop, fd);
   /* Linux closes the fd even when close fails (EINTR, EIO): never retry,

@@ -34,7 +34,7 @@ static int sigint_default(void) {
 int async_run(async_fn fn, void *arg, void **result) {
   if (result) *result = NULL;
   if (!fn) return -EINVAL;
-  if (async__tls_loop) return -EBUSY;
+  if (async__loop_here()) return -EBUSY;
   async_loop *loop;
   int err = async_loop_new(&loop, NULL);
   if (err) return err;

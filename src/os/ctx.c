@@ -140,7 +140,10 @@ void async__ctx_make(async__ctx *ctx, void *stack_lo, size_t size,
  * context being left is dying and may be freed as soon as it is left. */
 static _Thread_local async__ctx *async__ctx_leaving;
 
-static void async__ctx_learn_bounds(const void *lo, size_t size) {
+/* Never inlined: it reads async__ctx_leaving after the swap, which may
+ * have resumed the context on another thread (see "tls" in os.h). */
+ASYNC__NOINLINE static void async__ctx_learn_bounds(const void *lo,
+                                                    size_t size) {
   async__ctx *left = async__ctx_leaving;
 
   if (left != NULL && left->stack_size == 0) {
@@ -186,7 +189,8 @@ void async__ctx_sanitizer_make(async__ctx *ctx) {
   ctx->tsan_thread = 0;
 }
 
-static void async__ctx_reap_fiber(void) {
+/* Never inlined, for the same reason as ASan's async__ctx_learn_bounds. */
+ASYNC__NOINLINE static void async__ctx_reap_fiber(void) {
   void *dead = async__ctx_dead_fiber;
 
   if (dead != NULL) {

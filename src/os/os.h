@@ -3,6 +3,7 @@
  * machine and the kernel, behind small interfaces.
  *
  *   compat   likely/unlikely, container_of, the always-on assert
+ *   tls      thread-locals read or written after a context switch
  *   list     the intrusive doubly-linked list and its walks
  *   ctx      the context switch (ctx.c, ctx_*.S, ctx_ucontext.c)
  *   stack    task stacks: pools, guards, overflow reports (stack.c)
@@ -45,6 +46,98 @@ _Noreturn void async__assert_fail(const char *what, const char *file, int line);
 static inline int async__isnan(double x) { return x != x; }
 /* What a call returning seconds answers for an object it does not know. */
 #define ASYNC__NAN (0.0 / 0.0)
+
+/* }==== */
+
+/* {==== tls: thread-locals across a switch ============================== */
+
+/* A task may be resumed on a thread other than the one it was suspended
+ * on: a loop may move to another thread while it is not running, and a
+ * close may run on any thread, resuming the suspended tasks there so that
+ * they unwind. The compiler knows nothing of that. For it a function runs
+ * on one thread from its call to its return, so the address of a
+ * thread-local computed before a call stays good after it, and GCC for
+ * AArch64 does keep it: it reads the thread pointer (tpidr_el0) once per
+ * function, keeps it in a callee-saved register across the calls, and the
+ * switch gives that register back as it was, holding the old thread's
+ * pointer. An access after the switch then reads or writes the old
+ * thread's slot. (x86-64 hides this: there the compiler addresses a
+ * thread-local through %fs, whose base the CPU reads at each access.)
+ *
+ * So an access to a thread-local of the library that may come after a
+ * switch in the same function (inlining included) goes through an
+ * accessor that finds the thread pointer where it stands:
+ * ASYNC__TLS_LOAD and ASYNC__TLS_STORE below, or, where the cost does not
+ * matter (sanitizer builds), a function that is never inlined. These
+ * macros are the compiler's own initial-exec sequence, written as asm that
+ * the compiler can neither merge with an earlier copy nor move across the
+ * switch: the same instructions, computed anew. The variables they name
+ * must be global (an asm names the symbol) and initial-exec. On other
+ * machines and compilers they are not defined, and the accessors that use
+ * them are functions of their own instead (async__loop_here in loop.c,
+ * async__stack_set_current in stack.c): a call to a function the compiler
+ * cannot see into computes the address inside, each time.
+ *
+ * Where the library keeps thread-locals, and how each is safe:
+ *   async__tls_loop (core/loop.c)   written only by the functions that
+ *     run a loop, on the thread that runs it (theirs never changes under
+ *     them: the loop's context is that thread's own stack); read through
+ *     async__loop_here (core.h) everywhere. The switch itself reads none:
+ *     a task resumed is back on its own loop, t->fut.loop (task.c).
+ *   async__stack_current (os/stack.c)   written at every switch, through
+ *     async__stack_set_current; read by the SIGSEGV handler and the pool,
+ *     on their own thread.
+ *   async__context_base (core/context.c)   the context outside any task:
+ *     used only when async__loop_here found no loop running on the
+ *     thread, that is by code that does not run in a task and so has not
+ *     switched.
+ *   async__ctx_leaving, async__ctx_dead_fiber (os/ctx.c, sanitizer builds)
+ *     read after the swap in functions never inlined.
+ *   sort_futs (compose/distinct.c), async__stack_chaining and
+ *     async__stack_altstack_checked (os/stack.c)   set and read with no
+ *     switch between (a sort, a signal handler, an installation). */
+#if defined(__GNUC__) && defined(__ELF__) && defined(__x86_64__) &&            \
+    !defined(__ILP32__)
+#define ASYNC__TLS_LOAD(out, sym)                                              \
+  __asm__ volatile("movq " #sym "@gottpoff(%%rip), %0\n\t"                     \
+                   "movq %%fs:(%0), %0"                                        \
+                   : "=r"(out)                                                 \
+                   :                                                           \
+                   : "memory")
+#define ASYNC__TLS_STORE(sym, value)                                           \
+  do {                                                                         \
+    uintptr_t async__off;                                                      \
+    __asm__ volatile("movq " #sym "@gottpoff(%%rip), %0\n\t"                   \
+                     "movq %1, %%fs:(%0)"                                      \
+                     : "=&r"(async__off)                                       \
+                     : "r"(value)                                              \
+                     : "memory");                                              \
+  } while (0)
+#elif defined(__GNUC__) && defined(__ELF__) && defined(__aarch64__) &&         \
+    !defined(__ILP32__)
+#define ASYNC__TLS_LOAD(out, sym)                                              \
+  do {                                                                         \
+    uintptr_t async__tp;                                                       \
+    __asm__ volatile("mrs %1, tpidr_el0\n\t"                                   \
+                     "adrp %0, :gottprel:" #sym "\n\t"                         \
+                     "ldr %0, [%0, #:gottprel_lo12:" #sym "]\n\t"              \
+                     "ldr %0, [%1, %0]"                                        \
+                     : "=&r"(out), "=&r"(async__tp)                            \
+                     :                                                         \
+                     : "memory");                                              \
+  } while (0)
+#define ASYNC__TLS_STORE(sym, value)                                           \
+  do {                                                                         \
+    uintptr_t async__tp, async__off;                                           \
+    __asm__ volatile("mrs %0, tpidr_el0\n\t"                                   \
+                     "adrp %1, :gottprel:" #sym "\n\t"                         \
+                     "ldr %1, [%1, #:gottprel_lo12:" #sym "]\n\t"              \
+                     "str %2, [%0, %1]"                                        \
+                     : "=&r"(async__tp), "=&r"(async__off)                     \
+                     : "r"(value)                                              \
+                     : "memory");                                              \
+  } while (0)
+#endif
 
 /* }==== */
 
@@ -264,10 +357,15 @@ enum async__guard async__stack_guard(const async__stack *s);
 #endif
 extern _Thread_local async__stack *async__stack_current ASYNC__STACK_TLS;
 
-/* Tells the overflow reporter which stack runs now on this thread. */
+/* Tells the overflow reporter which stack runs now on this thread. Called
+ * at every switch, so after earlier ones: see "tls" above. */
+#if defined(ASYNC__TLS_STORE)
 static inline void async__stack_set_current(async__stack *s) {
-  async__stack_current = s;
+  ASYNC__TLS_STORE(async__stack_current, s);
 }
+#else
+void async__stack_set_current(async__stack *s);
+#endif
 
 /* Checks the canary of a canary-guarded stack (a no-op for the others); on
  * damage writes the owner's name to stderr and aborts. */

@@ -206,6 +206,14 @@ static atomic_long async__stack_mprotect_limit = ASYNC__STACK_MPROTECT_BUDGET;
  * the thread-local block, which a signal handler could not afford. */
 _Thread_local async__stack *async__stack_current ASYNC__STACK_TLS;
 
+#if !defined(ASYNC__TLS_STORE)
+/* Out of line where os.h has no asm for it: a call the compiler does not
+ * see into finds this thread's slot anew, each time (see "tls" in os.h). */
+ASYNC__NOINLINE void async__stack_set_current(async__stack *s) {
+  async__stack_current = s;
+}
+#endif
+
 /* ============================================================== Lists. */
 
 static void link_init(async__stack_link *head) {

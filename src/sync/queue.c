@@ -379,7 +379,7 @@ static QUEUE_SLOW int get_checked(async_queue *q, void **item) {
 
 /* Whether the caller is a task: async__task_require without the error. */
 static inline int in_task(void) {
-  async_loop *loop = async__tls_loop;
+  async_loop *loop = async__loop_here();
   return loop && loop->current;
 }
 
