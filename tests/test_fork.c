@@ -9,20 +9,7 @@
  * test; it reports through its exit status, and writes what failed to
  * stderr. Every wait of the parent's has a timeout.
  *
- * Under ThreadSanitizer only the parent is judged. TSan does not follow
- * tasks across fork: in the child, every fiber made before the fork (each
- * task's context, see src/os/ctx.c) is a thread that died at the fork,
- * and nothing the child does is ordered after what that thread did, so
- * whatever both touch is reported; and clang 14's runtime may then fail a
- * check of its own while it reports (tsan_rtl_report.cpp, "ev_sid !=
- * kFreeSid") and end the child with status 66. So under TSan a child sends
- * its reports to /dev/null and ends with exit_group, which TSan does not
- * intercept (its _exit would turn any report into status 66); a child
- * TSan itself ended (66) counts as one that passed; and the three cases
- * whose child runs tasks made before the fork, and whose parent then
- * expects what that child did, are skipped. tsan.sh runs this test with
- * halt_on_error=0, and the parent's exit status is TSan's verdict on the
- * parent. */
+ * Not in the ThreadSanitizer stage (.ci/tsan.sh says why). */
 #include "pool_helpers.h"
 #include "core/core.h"
 #include "io/io.h" /* async__process_no_pidfd */
@@ -35,42 +22,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TEST_TSAN 1
-#endif
-#endif
-#if defined(TEST_TSAN)
-#include <sanitizer/common_interface_defs.h>
-#include <sys/syscall.h>
-/* A case whose child runs tasks made before the fork (see the top). */
-#define TSAN_SKIP() skip()
-#else
-#define TSAN_SKIP() ((void)0)
-#endif
-
 /* {==== Children ========================================================= */
 
 #define WATCHDOG_S 30 /* valgrind makes a child's thread starts slow */
 
-/* The first thing a child does: the watchdog, and under TSan the quiet
- * described at the top. */
-static void child_start(void) {
-  alarm(WATCHDOG_S);
-#if defined(TEST_TSAN)
-  __sanitizer_set_report_fd((void *)(intptr_t)open("/dev/null", O_WRONLY));
-#endif
-}
+/* The first thing a child does: the watchdog. */
+static void child_start(void) { alarm(WATCHDOG_S); }
 
 /* How a child ends, with its own status. */
-_Noreturn static void child_exit(int status) {
-#if defined(TEST_TSAN)
-  syscall(SYS_exit_group, status);
-#endif
-  _exit(status);
-}
+_Noreturn static void child_exit(int status) { _exit(status); }
 
 /* In a child: a failed check ends it with status 1, and says which. */
 #define CHILD_CHECK(c)                                                         \
@@ -82,13 +42,8 @@ _Noreturn static void child_exit(int status) {
     }                                                                          \
   } while (0)
 
-/* Whether a child's exit status says it passed (see the top for 66). */
-static int child_passed(int status) {
-#if defined(TEST_TSAN)
-  if (status == 66) return 1;
-#endif
-  return status == 0;
-}
+/* Whether a child's exit status says it passed. */
+static int child_passed(int status) { return status == 0; }
 
 /* fork(), with child_start in the child. */
 static pid_t fork_child(void) {
@@ -491,7 +446,6 @@ static void *fork_and_refuse(void *arg) {
 
 static void test_fork_in_task_without_loop_fork(void **state) {
   (void)state;
-  TSAN_SKIP();
   int p[2];
   assert_int_equal(pipe(p), 0);
   memset(&refused, 0, sizeof refused);
@@ -558,7 +512,6 @@ static void *use_loop(void *arg) {
 
 static void test_fork_loop_fork_child_and_parent(void **state) {
   (void)state;
-  TSAN_SKIP();
   sig_default(SIGUSR1);
   async_loop *loop = new_loop();
   gate_init(&g);
@@ -726,7 +679,6 @@ static void *fork_in_task(void *arg) {
 
 static void test_fork_loop_fork_in_task(void **state) {
   (void)state;
-  TSAN_SKIP();
   sig_default(SIGUSR1);
   int p[2];
   assert_int_equal(pipe(p), 0);
