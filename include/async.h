@@ -25,7 +25,8 @@
  *   argument, a handle released twice), -EPERM (a suspending call made
  *   outside a task), -EDEADLK (a task awaiting itself), -EXDEV (an object of
  *   another loop), -EBUSY (a loop already running, closing a running loop),
- *   -ESHUTDOWN (the loop is closed).
+ *   -ESHUTDOWN (the loop is closed), -ECHILD (a loop inherited through
+ *   fork(2) and not made the child's own: see async_loop_fork).
  * "Suspends: yes" marks the calls that may only be made from a task (they
  *   return -EPERM elsewhere) and that may run other tasks before returning.
  *   A cancelled task's suspending calls return -ECANCELED (see

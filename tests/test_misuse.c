@@ -138,9 +138,10 @@ static void test_misuse_second_release(void **state) {
 
 static void test_misuse_strerror_covers_every_code(void **state) {
   (void)state;
-  int codes[] = {0,         -EINVAL,      -EPERM,     -EDEADLK,   -EXDEV,
-                 -EBUSY,    -ESHUTDOWN,   -ECANCELED, -ETIMEDOUT, -ENOMEM,
-                 -EALREADY, -EINPROGRESS, -EIO,       -99999,     5};
+  int codes[] = {0,          -EINVAL, -EPERM,     -EDEADLK,
+                 -EXDEV,     -EBUSY,  -ESHUTDOWN, -ECANCELED,
+                 -ETIMEDOUT, -ENOMEM, -EALREADY,  -EINPROGRESS,
+                 -EIO,       -ECHILD, -99999,     5};
   for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
     const char *s = async_strerror(codes[i]);
     assert_non_null(s);

@@ -33,7 +33,8 @@ extern "C" {
  * file: with epoll as soon as another task waits on the number, with poll
  * also when the number is next reported ready; with epoll, a closed fd
  * whose number nobody reuses is never reported and the wait lasts until
- * its timeout), or the poller's error (-EPERM for a regular file under
+ * its timeout), -ECHILD (the loop was inherited through fork(2): see
+ * async_loop_fork), or the poller's error (-EPERM for a regular file under
  * epoll). A number never waited on is checked (fcntl) before the loop's
  * tables grow for it, so a huge one costs nothing. Suspends: yes, unless
  * timeout <= 0. */

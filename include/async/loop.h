@@ -29,7 +29,9 @@ extern "C" {
  * A handler of the program's added with async_signal_add for SIGINT
  * replaces this one, as asyncio's add_signal_handler does.
  * Returns 0, the main task's error, -EINTR (above), -EBUSY when a loop is
- * already running on this thread, -EINVAL for a NULL fn, or -ENOMEM.
+ * already running on this thread, -EINVAL for a NULL fn, or -ENOMEM; and
+ * -ECHILD in a child that a task forked (fork(2)) and that did not make
+ * the loop its own with async_loop_fork (see there).
  * Suspends: no (it runs a loop; it must not be called from a task). */
 ASYNC_EXTERN int async_run(async_fn fn, void *arg, void **result);
 
@@ -100,8 +102,12 @@ ASYNC_EXTERN int async_loop_new(async_loop **out,
  * Closing a closed loop does nothing and returns 0. Any thread may close a
  * loop that is not running: the tasks it unwinds resume there (<async.h>,
  * Threads).
- * Returns 0, -EINVAL, or -EBUSY when the loop is running (on any thread),
- * or another loop runs on this thread.
+ * In a child process that inherited the loop through fork(2) and did not
+ * call async_loop_fork, the close runs nothing and waits for nothing: see
+ * async_loop_fork.
+ * Returns 0, -EINVAL, or -EBUSY when the loop is running (on any thread;
+ * also in such a child, for a loop that was running on another thread at
+ * the fork), or another loop runs on this thread.
  * Suspends: no. */
 ASYNC_EXTERN int async_loop_close(async_loop *loop);
 
@@ -113,7 +119,8 @@ ASYNC_EXTERN int async_loop_free(async_loop *loop);
  * makes it run one iteration. A loop may run on another thread than its
  * last run's, never on two at once (<async.h>, Threads). Returns 0,
  * -EINVAL, -EBUSY (this loop is running, or another one is running on this
- * thread), -ESHUTDOWN (closed).
+ * thread), -ESHUTDOWN (closed), -ECHILD (the loop was inherited through
+ * fork(2): see async_loop_fork).
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
 
@@ -123,8 +130,9 @@ ASYNC_EXTERN int async_loop_run_forever(async_loop *loop);
  * reference to f.
  * Returns also -EINVAL, -EBUSY (this loop is running, or another one is
  * running on this thread; threads as for async_loop_run_forever),
- * -ESHUTDOWN (closed), -EXDEV (f belongs to another loop), and -EINTR when
- * async_loop_stop ended the run before f was done.
+ * -ESHUTDOWN (closed), -EXDEV (f belongs to another loop), -EINTR when
+ * async_loop_stop ended the run before f was done, and -ECHILD (the loop
+ * was inherited through fork(2): see async_loop_fork).
  * Suspends: no (must not be called from a task). */
 ASYNC_EXTERN int async_loop_run_until_complete(async_loop *loop,
                                                async_future *f, void **result);
@@ -151,6 +159,81 @@ ASYNC_EXTERN const char *async_loop_backend(const async_loop *loop);
 
 /** The loop running on this thread, or NULL. */
 ASYNC_EXTERN async_loop *async_loop_current(void);
+
+/* ==== Loops and fork(2) ================================================= */
+
+/** Makes a loop inherited through fork(2) the child's own (libuv's
+ * uv_loop_fork), so that the child can go on using it.
+ *
+ * The rule: a loop belongs to the process that made it. In a child made
+ * by fork() since then, the loop is "forked" until this call: its poller,
+ * its wake-up fd and its signal pipe are the parent's kernel objects,
+ * shared with it, and the threads of its pool are not in the child. A
+ * forked loop refuses, with -ECHILD, whatever would touch them: running
+ * it (async_loop_run_forever, async_loop_run_until_complete, so async_run
+ * too), waiting on an fd (async_fd_wait, and every I/O call that would
+ * wait), the thread pool (async_pool_run, async_to_thread, name
+ * resolution), signals (async_signal_add, async_signal_wait), child
+ * processes (async_process_spawn, and the wait, the signals and the
+ * returncode of those spawned before the fork), and
+ * async_loop_call_soon_threadsafe. Calls that touch only the loop's
+ * memory (spawning tasks, futures, queues, call_soon) work. A loop that
+ * was running when fork() was called (from one of its tasks or callbacks)
+ * goes on in the child with what is ready there, until it would poll for
+ * I/O: that iteration is its last, and the run returns -ECHILD.
+ * fork() is seen through its pthread_atfork handlers: a child made by a
+ * raw clone(2) or by _Fork(), which run none, is not seen.
+ *
+ * Freeing (or closing) a forked loop in the child is safe, and is how a
+ * child drops a loop it does not use: it frees the child's memory and
+ * closes the child's copies of the loop's fds, but tells the shared poller
+ * nothing, reads and writes none of the shared wake-up fds, joins no
+ * thread and waits for no job, and restores only the child's own signal
+ * dispositions. No code of the loop's runs: its tasks are ended where they
+ * stand, without their cleanup (as are the tasks that ignore cancellation
+ * at close), pending callbacks are dropped, and the pool's jobs are
+ * disposed of (async_dispose_fn) with ran = 0, except the ones done before
+ * the fork, with ran = 1 and their result. Its child processes are the
+ * parent's: neither waited for nor signalled.
+ *
+ * This call, in the child, makes a new poller and tells it every fd the
+ * loop watched, with the same interest; makes a new wake-up fd; and a
+ * signal pipe of the child's own: from now on a watched signal sent to the
+ * child reaches this loop, one sent to the parent the parent's loop.
+ * Deliveries that the parent's handler had counted and its loop not yet
+ * read at the fork are not repeated in the child, whose pending signals
+ * fork(2) empties too; those the loop had read are, as any callback or
+ * wake-up queued at the fork.
+ * Tasks, timers (their deadlines unchanged: the clock is the system's),
+ * callbacks and every object of the loop go on as the child's copies. The
+ * pool restarts with no thread, and starts threads as jobs come:
+ * - a job queued and not yet started at the fork runs in the child as
+ *   well, on a new thread (and in the parent on the parent's);
+ * - a job that a thread of the parent's was running at the fork never
+ *   completes in the child: its task's async_pool_run returns -ECHILD,
+ *   once dispose(arg, NULL, 0) was called, arg being the child's copy as
+ *   the fork found it (fn was running on it in the parent); a job whose
+ *   task had given it up is disposed of the same way. So is a queued job
+ *   when no thread can be started for it;
+ * - a job done before the fork and not yet collected is delivered.
+ * The child processes the loop spawned before the fork are the parent's:
+ * in the child async_process_wait (and the tasks waiting in it),
+ * async_process_send_signal and async_process_returncode return -ECHILD;
+ * their pipes stay usable as streams. Waits on an fd the child closed
+ * since the fork without async_fd_forget end with -EBADF.
+ *
+ * Call it in the child before anything else on the loop, on each loop the
+ * child goes on using; a loop made in the child needs none. It may be
+ * called from a task or a callback of the loop: a task that called fork()
+ * returns from it in the child still running, and goes on after this
+ * call. Called in the process that made the loop, or once more in the
+ * child, it does nothing and returns 0.
+ * Returns 0, -EINVAL (NULL or invalid loop), -ESHUTDOWN (closed or
+ * closing), -EBUSY (the loop was running on another thread at the fork:
+ * it can only be abandoned), or the error of making the new poller or fds
+ * (-EMFILE, -ENFILE, -ENOMEM, ...); after an error the loop stays forked,
+ * and the call may be made again. Suspends: no. */
+ASYNC_EXTERN int async_loop_fork(async_loop *loop);
 
 /* ==== Callbacks ========================================================= */
 
@@ -210,7 +293,8 @@ ASYNC_EXTERN int async_handle_release(async_handle *h);
  * accepted after that is dropped with the other pending callbacks, and once
  * the close has dropped them every call returns -ESHUTDOWN and queues
  * nothing. The loop must not be freed while this runs. Returns 0, -EINVAL,
- * -ESHUTDOWN (closing or closed), -ENOMEM. Suspends: no. */
+ * -ESHUTDOWN (closing or closed), -ENOMEM, -ECHILD (the loop was inherited
+ * through fork(2): see async_loop_fork). Suspends: no. */
 ASYNC_EXTERN int async_loop_call_soon_threadsafe(async_loop *loop,
                                                  async_callback cb, void *arg);
 

@@ -104,9 +104,14 @@ ASYNC_EXTERN int async_pool_threads(const async_loop *loop,
  *
  * Returns 0, -ECANCELED, -ETIMEDOUT, -EPERM (not in a task), -EINVAL (a
  * NULL fn, an unknown lane, a NaN timeout), -ENOMEM, -EAGAIN (the lane has
- * no thread and none could be started), or the error of making the
- * pool's wake-up fd or watching it (-EMFILE, ...). On an error other than
- * -ECANCELED and -ETIMEDOUT, fn was not run and dispose is not called.
+ * no thread and none could be started), -ECHILD, or the error of making
+ * the pool's wake-up fd or watching it (-EMFILE, ...). On an error other
+ * than -ECANCELED, -ETIMEDOUT and -ECHILD, fn was not run and dispose is
+ * not called. -ECHILD is a fork(2) (see async_loop_fork): at once, with
+ * nothing run nor disposed of, when the loop is inherited and not yet the
+ * child's own; after async_loop_fork, for a job that a thread of the
+ * parent's was running at the fork (or that was queued, when the child
+ * could start no thread for it), once dispose(arg, NULL, 0) was called.
  * Suspends: yes. */
 ASYNC_EXTERN int async_pool_run(async_pool_lane lane, async_fn fn, void *arg,
                                 void **result, async_dispose_fn dispose,
@@ -140,7 +145,8 @@ ASYNC_EXTERN int async_to_thread(async_fn fn, void *arg, void **result,
  * EAI_SYSTEM to its errno, negated; async_dns_eai() gives the EAI_* code
  * back, for gai_strerror(). Returns also -ECANCELED, -ETIMEDOUT, -EPERM
  * (not in a task), -EINVAL (NULL res, host and service both NULL, a NaN
- * timeout), and the errors of async_pool_run (-ENOMEM, -EAGAIN, -EMFILE).
+ * timeout), and the errors of async_pool_run (-ENOMEM, -EAGAIN, -EMFILE,
+ * -ECHILD).
  * Suspends: yes. */
 ASYNC_EXTERN int async_getaddrinfo(const char *host, const char *service,
                                    const struct addrinfo *hints,

@@ -79,7 +79,8 @@ ASYNC_EXTERN void async_process_options_init(async_process_options *opts);
  * -EAGAIN (no process can be made now: RLIMIT_NPROC), -ENOMEM; also
  * -EINVAL (NULL out or argv, argv[0] NULL or empty, bad loop, bad options:
  * ASYNC_PROCESS_STDOUT for other than err, unknown values), -ESHUTDOWN
- * (the loop is closed), -EMFILE (out of fds for the pipes), -ENOSYS
+ * (the loop is closed), -ECHILD (the loop was inherited through fork(2):
+ * see async_loop_fork), -EMFILE (out of fds for the pipes), -ENOSYS
  * (not built for this system: it needs glibc 2.34 or later for now).
  * Under valgrind and qemu-user, which make the C library's spawning child
  * a copy of this process instead of one sharing its memory, exec's error
@@ -104,7 +105,9 @@ ASYNC_EXTERN async_stream *async_process_stream(const async_process *p, int fd);
 
 /** How the child ended, asyncio's returncode: 0 and *code set to its exit
  * status (0..255), or to -N when signal N ended it; or -EAGAIN while it
- * runs (asyncio's None); -EINVAL. Suspends: no. */
+ * runs (asyncio's None); -EINVAL; -ECHILD in a child process forked
+ * since the spawn, where the child is the parent's (async_loop_fork).
+ * Suspends: no. */
 ASYNC_EXTERN int async_process_returncode(const async_process *p, int *code);
 
 /** Waits until the child has ended and stores its returncode (as
@@ -112,7 +115,9 @@ ASYNC_EXTERN int async_process_returncode(const async_process *p, int *code);
  * Returns 0 (at once if it has ended already), -ETIMEDOUT, -ECANCELED
  * (the child still runs, and p still owns it), -EPERM (outside a task),
  * -EINVAL (bad p, NaN timeout), -EXDEV (p is of another loop),
- * -ESHUTDOWN (the loop was closed before the child ended). Any number of tasks
+ * -ESHUTDOWN (the loop was closed before the child ended), -ECHILD (this
+ * process was forked since the spawn, and the child is the parent's: see
+ * async_loop_fork; also for the tasks that were waiting). Any number of tasks
  * may wait. Waiting does not read the pipes: a child that fills one waits for
  * ever (see async_process_communicate). Suspends: yes. */
 ASYNC_EXTERN int async_process_wait(async_process *p, int *code,
@@ -121,7 +126,8 @@ ASYNC_EXTERN int async_process_wait(async_process *p, int *code,
 /** Sends signal sig to the child (0: only checks that it is there).
  * Returns 0, -ESRCH (the child has ended and was reaped: asyncio's
  * ProcessLookupError; or the loop was closed, and the child handed to the
- * background reaper), -EINVAL (bad p or sig). Suspends: no. */
+ * background reaper), -EINVAL (bad p or sig), -ECHILD (this process was
+ * forked since the spawn: the child is the parent's). Suspends: no. */
 ASYNC_EXTERN int async_process_send_signal(async_process *p, int sig);
 
 /** async_process_send_signal(p, SIGTERM). Suspends: no. */
@@ -149,7 +155,8 @@ ASYNC_EXTERN int async_process_kill(async_process *p);
  * -EBUSY (another task reads one of the streams, or the stdin stream
  * still holds output written before: drain it first); -EXDEV (p is of
  * another loop); -EPERM; -ENOMEM; a stream's read error or a write error
- * other than EPIPE; -ESHUTDOWN. Suspends: yes. */
+ * other than EPIPE; -ESHUTDOWN; -ECHILD (as async_process_wait).
+ * Suspends: yes. */
 ASYNC_EXTERN int async_process_communicate(async_process *p, const void *input,
                                            size_t n, char **out_data,
                                            size_t *out_len, char **err_data,

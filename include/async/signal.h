@@ -34,7 +34,8 @@
  *   inherits nothing of it (exec resets caught signals to their default,
  *   and the mask is the parent's own); between fork(2) and exec, a watched
  *   signal that reaches the child takes the disposition the library found,
- *   and reaches no loop of the parent.
+ *   and reaches no loop of the parent; once the child has made the loop
+ *   its own (async_loop_fork), it reaches the child's loop.
  * - Refused with -EINVAL: SIGKILL and SIGSTOP (the system's), and SIGSEGV,
  *   SIGBUS, SIGFPE and SIGILL: these come from the faulting instruction
  *   itself, which cannot wait for the loop (and SIGSEGV is the stack
@@ -68,7 +69,8 @@ typedef void (*async_signal_fn)(async_loop *loop, int signo, unsigned count,
  * valid until then. The loop's first signal opens its self-pipe.
  * Returns 0; -EINVAL (invalid loop, NULL cb, a signal out of range or
  * refused, see above); -EBUSY (another loop watches signo); -ESHUTDOWN
- * (the loop is closed); -ENOMEM, -EMFILE, -ENFILE (the pipe); or the
+ * (the loop is closed); -ECHILD (the loop was inherited through fork(2):
+ * see async_loop_fork); -ENOMEM, -EMFILE, -ENFILE (the pipe); or the
  * error of sigaction(2) or of the poller. Suspends: no. Call it on the
  * loop's thread. */
 ASYNC_EXTERN int async_signal_add(async_loop *loop, int signo,

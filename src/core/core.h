@@ -491,6 +491,21 @@ void async__io_stop(async_loop *loop, async__io *w);
 void async__fd_poll_cb(void *ud, int fd, unsigned revents);
 void async__fd_sync_dirty(async_loop *loop);
 void async__fd_close_all(async_loop *loop);
+/* Drops the registration of an fd of the loop's own (the wake-up fd, an
+ * extension's) that the loop is about to close, its watchers stopped.
+ * Needed in a child process: there the file is still open in the parent,
+ * so closing this process's copy would not take it out of an epoll set. */
+void async__fd_release(async_loop *loop, int fd);
+/* async_loop_fork, before it opens anything: the watchers of the fds the
+ * child closed since the fork (without async_fd_forget) are told they
+ * are gone, while those numbers cannot yet name a file that async_loop_
+ * fork opens. */
+void async__fd_fork_prune(async_loop *loop);
+/* async_loop_fork, once the loop has its new poller and fds of its own:
+ * tells the poller every other fd the old one had, with the same
+ * interest. A number that cannot be added (closed since the fork) wakes
+ * its watchers as gone. */
+void async__fd_fork(async_loop *loop);
 
 /* }==== */
 
@@ -501,10 +516,30 @@ void async__fd_close_all(async_loop *loop);
  * every task has ended and before the fds, the poller and the stacks go.
  * The hook owns the record from then on (it may free it). */
 
+/* The steps of an extension's fork hook, in a child process, on a loop
+ * inherited through fork:
+ * - CLOSE: the close of a loop still forked, before any task is touched:
+ *   make the record safe to close (no lock or thread of the parent's
+ *   waited for, nothing of the parent's read or written). Cannot fail.
+ * - REMAKE: async_loop_fork, the loop still forked but its poller the
+ *   child's: make the record the child's own (fds of its own, watchers on
+ *   the new poller). May fail, and be called again after a failure.
+ * - DONE: async_loop_fork once the loop is the child's: start what runs
+ *   by itself (threads). Cannot fail. */
+enum async__fork_step {
+  ASYNC__FORK_CLOSE,
+  ASYNC__FORK_REMAKE,
+  ASYNC__FORK_DONE
+};
+
 typedef struct async__ext {
   struct async__ext *next;
   const void *key; /* the address of something of the owning layer's */
   void (*close)(async_loop *loop, struct async__ext *e);
+  /* See async__fork_step; NULL: nothing to do. Returns 0 or a negative
+   * errno. */
+  int (*fork)(async_loop *loop, struct async__ext *e,
+              enum async__fork_step step);
   int fd; /* its own fd, as the wake-up fd (async__loop_owns_fd), or -1 */
 } async__ext;
 
@@ -588,6 +623,14 @@ struct async_loop {
   async_exception_handler exc_handler; /* NULL: the default */
   void *exc_arg;
   int ts_closed; /* under ts_lock: the close refuses calls from now on */
+  /* The fork generation of the process the loop belongs to (see
+   * async__loop_forked): set when it is made, and by async_loop_fork once
+   * it is done; the one its poller was made in, which async_loop_fork
+   * sets as soon as it has a new one (fd.c's calls go to it from then
+   * on); and the one ts_lock was made in. */
+  unsigned fork_gen;
+  unsigned poller_gen;
+  unsigned lock_gen;
 };
 
 /* The loop running on this thread. Initial-exec: one load from the thread
@@ -619,6 +662,37 @@ async_loop *async__loop_here(void);
 /* Validates a loop from the user (closed ones included). */
 static inline int async__loop_ok(const async_loop *loop) {
   return loop && loop->magic == ASYNC__MAGIC_LOOP;
+}
+
+/* The fork generation: a pthread_atfork child handler (registered by the
+ * first async_loop_new) adds one in every child fork() makes. A loop whose
+ * generation is older was inherited through fork: its poller, wake-up fd
+ * and signal pipe are shared with the parent, its pool's threads are not
+ * here. Such a loop is "forked" until async_loop_fork; only a few choke
+ * points ask (running, telling the poller, the pool, signals, spawning,
+ * the thread-safe call), none on the paths of a switch, a spawn or a
+ * queue. Written only in a child, where no other thread runs. */
+#if defined(__GNUC__)
+__attribute__((visibility("hidden")))
+#endif
+extern atomic_uint async__fork_gen;
+
+/* A mutex as pthread_mutex_init leaves it, for a child process: one held
+ * by a thread of the parent's at the fork would stay held for ever, and no
+ * thread can be in it in the child, so there is nothing to destroy. */
+void async__mutex_reset(pthread_mutex_t *m);
+
+static inline int async__loop_forked(const async_loop *loop) {
+  return async__unlikely(
+      loop->fork_gen !=
+      atomic_load_explicit(&async__fork_gen, memory_order_relaxed));
+}
+
+/* Whether the loop's poller is the parent's (fd.c asks). */
+static inline int async__poller_forked(const async_loop *loop) {
+  return async__unlikely(
+      loop->poller_gen !=
+      atomic_load_explicit(&async__fork_gen, memory_order_relaxed));
 }
 
 /* Inline: every park with a deadline stops its timer, mostly unarmed. */

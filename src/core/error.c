@@ -45,6 +45,9 @@ const char *async_strerror(int err) {
     return "out of memory";
   case -EAGAIN:
     return "would block";
+  case -ECHILD:
+    return "the loop or child process is the parent's (forked: see "
+           "async_loop_fork)";
   }
   if (err < 0) {
     /* strerror's table is static text for every errno glibc and the BSDs

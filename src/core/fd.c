@@ -28,6 +28,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 
 /* Entries never move (watcher lists point back at their heads): the
@@ -55,8 +56,12 @@ static unsigned wanted(const async__fdent *ent) {
   return ev;
 }
 
-/* Every call of the backend's ctl goes through here, to be counted. */
+/* Every call of the backend's ctl goes through here, to be counted, and
+ * to be refused while the poller is the parent's (a forked loop, until
+ * async_loop_fork gives it one of its own): an epoll set is shared with
+ * the parent, and a change made here would be the parent's. */
 static int backend_ctl(async_loop *loop, int fd, unsigned prev, unsigned next) {
+  if (async__poller_forked(loop)) return -ECHILD;
   loop->counts.ctl++;
   return loop->backend->ctl(loop->poller, fd, prev, next);
 }
@@ -272,6 +277,41 @@ int async_fd_forget(async_loop *loop, int fd) {
   if (ent->interest) backend_ctl(loop, fd, ent->interest, 0);
   ent->interest = 0;
   return woken;
+}
+
+void async__fd_release(async_loop *loop, int fd) {
+  async__fdent *ent = fd_lookup(loop, fd);
+  if (!ent) return;
+  ASYNC__ASSERT(async__list_empty(&ent->watchers));
+  if (ent->interest) backend_ctl(loop, fd, ent->interest, 0);
+  ent->interest = 0;
+  ent->held = 0;
+}
+
+void async__fd_fork_prune(async_loop *loop) {
+  int fd;
+  for (fd = async__sparse_next(&loop->fds.ents, 0); fd >= 0;
+       fd = fd < INT_MAX ? async__sparse_next(&loop->fds.ents, fd + 1) : -1) {
+    async__fdent *ent = fd_lookup(loop, fd);
+    if (!ent || (!ent->interest && async__list_empty(&ent->watchers)) ||
+        async__loop_owns_fd(loop, fd) || fcntl(fd, F_GETFD) >= 0)
+      continue;
+    ent->interest = 0; /* nothing to tell the new poller */
+    watchers_gone(loop, ent);
+  }
+}
+
+void async__fd_fork(async_loop *loop) {
+  int fd;
+  for (fd = async__sparse_next(&loop->fds.ents, 0); fd >= 0;
+       fd = fd < INT_MAX ? async__sparse_next(&loop->fds.ents, fd + 1) : -1) {
+    async__fdent *ent = fd_lookup(loop, fd);
+    /* The loop's own are new, and told already. */
+    if (!ent || !ent->interest || async__loop_owns_fd(loop, fd)) continue;
+    if (backend_ctl(loop, fd, 0, ent->interest) >= 0) continue;
+    ent->interest = 0;
+    watchers_gone(loop, ent);
+  }
 }
 
 void async__fd_close_all(async_loop *loop) {

@@ -42,6 +42,8 @@ ASYNC__NOINLINE async_loop *async__loop_here(void) {
 }
 #endif
 
+atomic_uint async__fork_gen;
+
 /* Names gdb's helper (tools/gdb/libasync.py) where it is installed, in the
  * section gdb reads for scripts to load with an object's debug information
  * (when its auto-load safe-path allows). It lives here because every
@@ -125,6 +127,26 @@ static void wake_ready(async_loop *loop, async__io *w, unsigned revents) {
   wake_drain(loop);
 }
 
+/* In a forked child, once the loop has its new poller: a wake-up fd of
+ * the child's own; the old one is dropped from the new poller and this
+ * process's copy closed (the parent's stays, watched by its poller). */
+static int wake_remake(async_loop *loop) {
+  int old[2] = {loop->wake_fd[0], loop->wake_fd[1]};
+  int err = wake_open(loop);
+  if (err) {
+    loop->wake_fd[0] = old[0];
+    loop->wake_fd[1] = old[1];
+    return err;
+  }
+  async__io_stop(loop, &loop->wake_io);
+  async__fd_release(loop, old[0]);
+  close(old[0]);
+  if (old[1] != old[0]) close(old[1]);
+  async__io_init(&loop->wake_io, loop->wake_fd[0], wake_ready);
+  loop->wake_io.unref = 1;
+  return async__io_start(loop, &loop->wake_io, ASYNC__POLL_IN);
+}
+
 int async__loop_owns_fd(const async_loop *loop, int fd) {
   if (fd == loop->wake_fd[0] || fd == loop->wake_fd[1]) return 1;
   for (const async__ext *e = loop->exts; e; e = e->next)
@@ -135,6 +157,16 @@ int async__loop_owns_fd(const async_loop *loop, int fd) {
 /* }==== */
 
 /* {==== Creation ======================================================== */
+
+/* In the child of every fork() (see async__fork_gen). */
+static void fork_child(void) {
+  atomic_fetch_add_explicit(&async__fork_gen, 1, memory_order_relaxed);
+}
+
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_err;
+
+static void fork_register(void) { fork_err = pthread_atfork(0, 0, fork_child); }
 
 void async_loop_options_init(async_loop_options *opts) {
   if (!opts) return;
@@ -158,10 +190,15 @@ int async_loop_new(async_loop **out, const async_loop_options *opts) {
   if (!be) return -EINVAL;
   if (opts->stack_size && opts->stack_size > UINT32_MAX) return -EINVAL;
   if (opts->guard_size > ASYNC__STACK_MAX_GUARD) return -EINVAL;
+  /* Before the first loop exists, so that no fork goes unseen. */
+  pthread_once(&fork_once, fork_register);
+  if (fork_err) return -fork_err;
 
   async_loop *loop = calloc(1, sizeof *loop);
   if (!loop) return -ENOMEM;
   loop->magic = ASYNC__MAGIC_LOOP;
+  loop->fork_gen = loop->poller_gen = loop->lock_gen =
+      atomic_load_explicit(&async__fork_gen, memory_order_relaxed);
   loop->backend = be;
   async__rq_init(&loop->ready);
   async__rq_init(&loop->ts_queue);
@@ -335,8 +372,16 @@ static void loop_idle(async_loop *loop) {
   async__slab_trim(&loop->blocks);
 }
 
-/* Phase 2: the backend reports ready fds to their watchers. */
+/* Phase 2: the backend reports ready fds to their watchers. A forked loop
+ * (async__loop_forked) must not: its poller is the parent's, so a wait
+ * would take the parent's events, and its reports would send the child's
+ * tasks to the parent's data. Its run ends with this iteration instead,
+ * and returns -ECHILD; a close goes on without polling. */
 static void loop_poll(async_loop *loop, int64_t timeout) {
+  if (async__loop_forked(loop)) {
+    if (!loop->closing) loop->stopping = 1;
+    return;
+  }
   int64_t started = loop->virtual_clock && timeout != 0 ? async__clock_ns() : 0;
   int n = loop->backend->wait(loop->poller, timeout, async__fd_poll_cb, loop);
   if (n > 0) async__fd_sync_dirty(loop);
@@ -381,6 +426,7 @@ static int loop_enter(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
   if (loop->running || async__loop_here()) return -EBUSY;
+  if (async__loop_forked(loop)) return -ECHILD;
   loop->running = 1;
   async__tls_loop = loop;
   return 0;
@@ -400,7 +446,7 @@ int async_loop_run_forever(async_loop *loop) {
     if (loop->stopping) break;
   }
   loop_leave(loop);
-  return 0;
+  return async__loop_forked(loop) ? -ECHILD : 0;
 }
 
 typedef struct until_waiter {
@@ -435,7 +481,7 @@ int async_loop_run_until_complete(async_loop *loop, async_future *f,
   if (f->done) {
     err = async_future_result(f, result);
   } else {
-    err = -EINTR;
+    err = async__loop_forked(loop) ? -ECHILD : -EINTR;
   }
   async__future_unref(f);
   return err;
@@ -489,10 +535,15 @@ static void cancel_all(async_loop *loop) {
 static void close_tasks(async_loop *loop) {
   loop->running = 1;
   async__tls_loop = loop;
-  for (int round = 0; round < CLOSE_ROUNDS && loop->ntasks; round++) {
+  /* Forked meanwhile (a task's cleanup called fork()): a grace period
+   * would spin, since the child's loop cannot wait. */
+  for (int round = 0;
+       round < CLOSE_ROUNDS && loop->ntasks && !async__loop_forked(loop);
+       round++) {
     cancel_all(loop);
     int64_t deadline = async__clock_ns() + CLOSE_ROUND_NS;
-    while (loop->ntasks && async__clock_ns() < deadline)
+    while (loop->ntasks && async__clock_ns() < deadline &&
+           !async__loop_forked(loop))
       loop_run_once(loop, deadline);
   }
   if (loop->ntasks) {
@@ -512,19 +563,46 @@ static void close_tasks(async_loop *loop) {
   async__tls_loop = NULL;
 }
 
+/* Drops a ready callback or done callback without running it. */
+static void drop_item(async__rnode *rn) {
+  if (rn->kind == ASYNC__RN_CALL) {
+    async_handle *h = async__container_of(rn, async_handle, rn);
+    h->state = ASYNC__H_DONE;
+    handle_unref_loop(h);
+  } else if (rn->kind == ASYNC__RN_DONECB) {
+    async__donecb *d = async__container_of(rn, async__donecb, rn);
+    async__future_unref(d->f);
+    donecb_free(d);
+  }
+}
+
 static void drop_ready(async_loop *loop) {
   async__rnode *rn;
-  while ((rn = async__rq_pop(&loop->ready))) {
-    if (rn->kind == ASYNC__RN_CALL) {
-      async_handle *h = async__container_of(rn, async_handle, rn);
-      h->state = ASYNC__H_DONE;
-      handle_unref_loop(h);
-    } else if (rn->kind == ASYNC__RN_DONECB) {
-      async__donecb *d = async__container_of(rn, async__donecb, rn);
-      async__future_unref(d->f);
-      donecb_free(d);
-    }
+  while ((rn = async__rq_pop(&loop->ready))) drop_item(rn);
+}
+
+/* The close of a forked loop: no code of the parent's program runs in the
+ * child. Every task is ended where it stands, as the last round of
+ * close_tasks ends those that ignore cancellation, and the callbacks
+ * queued meanwhile (done callbacks of the tasks ending) are dropped. */
+static void close_tasks_forked(async_loop *loop) {
+  loop->running = 1;
+  async__tls_loop = loop;
+  async__list *n;
+  async__list_each(n, &loop->tasks) {
+    async__task_kill(loop, async__list_item(n, async__task, fut.objects));
   }
+  async__rnode *rn;
+  while ((rn = async__rq_pop(&loop->ready))) {
+    if (rn->kind == ASYNC__RN_TASK)
+      async__task_run(loop, async__container_of(rn, async__task, rn));
+    else
+      drop_item(rn);
+  }
+  ASYNC__ASSERT(loop->ntasks == 0);
+  loop->running = 0;
+  loop->stopping = 0;
+  async__tls_loop = NULL;
 }
 
 static void drop_timers(async_loop *loop) {
@@ -559,19 +637,53 @@ static void close_exts(async_loop *loop) {
   }
 }
 
+void async__mutex_reset(pthread_mutex_t *m) {
+  memset(m, 0, sizeof *m);
+  pthread_mutex_init(m, NULL);
+}
+
+/* In a child process, on a forked loop: a step of async__fork_step, for
+ * the loop's lock and for every extension. */
+static int fork_exts(async_loop *loop, enum async__fork_step step) {
+  /* Once per fork (no thread of the child's can hold it yet). */
+  unsigned gen = atomic_load_explicit(&async__fork_gen, memory_order_relaxed);
+  if (loop->lock_gen != gen) {
+    loop->lock_gen = gen;
+    async__mutex_reset(&loop->ts_lock);
+  }
+  for (async__ext *e = loop->exts; e; e = e->next) {
+    int err = e->fork ? e->fork(loop, e, step) : 0;
+    if (err) return err;
+  }
+  return 0;
+}
+
 int async_loop_close(async_loop *loop) {
   if (!async__loop_ok(loop)) return -EINVAL;
   if (loop->running) return -EBUSY;
   if (loop->closed) return 0;
   if (async__loop_here()) return -EBUSY; /* another loop runs on this thread */
+  /* A forked loop reads neither wake-up fd: one is shared with the
+   * parent, whose wake-up a read would take. */
+  int forked = async__loop_forked(loop);
   loop->closing = 1;
-  wake_drain(loop);
-  close_tasks(loop);
+  if (forked) {
+    (void)fork_exts(loop, ASYNC__FORK_CLOSE); /* cannot fail */
+    close_tasks_forked(loop);
+  } else {
+    wake_drain(loop);
+    close_tasks(loop);
+    /* A task's cleanup called fork(), and this is the child. */
+    if (async__loop_forked(loop)) {
+      forked = 1;
+      (void)fork_exts(loop, ASYNC__FORK_CLOSE);
+    }
+  }
   close_exts(loop);
   pthread_mutex_lock(&loop->ts_lock);
   loop->ts_closed = 1; /* from now on other threads get -ESHUTDOWN */
   pthread_mutex_unlock(&loop->ts_lock);
-  wake_drain(loop);
+  if (!forked) wake_drain(loop);
   drop_ready(loop);
   drop_timers(loop);
   async__task_reap(loop);
@@ -579,6 +691,7 @@ int async_loop_close(async_loop *loop) {
     async__future_detach(
         async__container_of(loop->objects.next, async_future, objects));
   async__fd_close_all(loop);
+  /* Safe in a forked child too: it tells the kernel nothing (os.h). */
   loop->backend->close(loop->poller);
   loop->poller = NULL;
   wake_close(loop);
@@ -601,6 +714,46 @@ int async_loop_free(async_loop *loop) {
   pthread_mutex_destroy(&loop->ts_lock);
   loop->magic = ASYNC__MAGIC_DEAD;
   free(loop);
+  return 0;
+}
+
+/* }==== */
+
+/* {==== fork(2) ========================================================= */
+
+/* The order matters. The new poller first; then each fd of the loop's own
+ * is replaced (its old number dropped from the new poller before this
+ * process's copy is closed: async__fd_release says why), before the new
+ * poller is told the other fds: a number it refuses wakes its watchers as
+ * gone, and the watcher of an old pipe would then read the parent's
+ * bytes. Threads start last, once the loop is the child's. A failure
+ * leaves the loop forked, and a second call starts over: every step
+ * tolerates what an earlier, failed one did. */
+int async_loop_fork(async_loop *loop) {
+  if (!async__loop_ok(loop)) return -EINVAL;
+  if (loop->closed || loop->closing) return -ESHUTDOWN;
+  if (!async__loop_forked(loop)) return 0;
+  /* Mid-iteration on a thread that does not exist here. */
+  if (loop->running && async__loop_here() != loop) return -EBUSY;
+  async__fd_fork_prune(loop);
+  async__poller *poller;
+  int err = loop->backend->init(&poller);
+  if (err) return err;
+  loop->backend->close(loop->poller);
+  loop->poller = poller;
+  loop->poller_gen =
+      atomic_load_explicit(&async__fork_gen, memory_order_relaxed);
+  if ((err = wake_remake(loop))) return err;
+  if ((err = fork_exts(loop, ASYNC__FORK_REMAKE))) return err;
+  async__fd_fork(loop);
+  /* The child's now. Only then may threads start: a job may make a
+   * thread-safe call, which reads the generation. */
+  loop->fork_gen = atomic_load_explicit(&async__fork_gen, memory_order_relaxed);
+  (void)fork_exts(loop, ASYNC__FORK_DONE); /* cannot fail */
+  /* Calls queued from another thread before the fork: the new fd has not
+   * heard of them. */
+  if (atomic_load(&loop->ts_signalled) || loop->ts_queue.count)
+    wake_signal(loop);
   return 0;
 }
 
@@ -714,6 +867,8 @@ int async_handle_release(async_handle *h) {
 int async_loop_call_soon_threadsafe(async_loop *loop, async_callback cb,
                                     void *arg) {
   if (!async__loop_ok(loop) || !cb) return -EINVAL;
+  /* Its wake-up fd is the parent's: a write would wake the parent. */
+  if (async__loop_forked(loop)) return -ECHILD;
   if (async__loop_here() == loop) { /* the loop's own thread: no wake-up */
     async_handle *h;
     int err = handle_new(loop, cb, arg, NULL, &h, 1);

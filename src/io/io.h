@@ -74,7 +74,8 @@ int async__dns_errno(int rc, int sys);
  * to that record's pipe. No signal mask is changed anywhere, and exec
  * resets caught signals to their default: a child process (the subprocess
  * code) has nothing of this to undo once it has exec'ed; between fork and
- * exec the handler sees the pid changed and restores what it found. */
+ * exec the handler sees the pid changed and restores what it found, until
+ * async_loop_fork gives the child's loop a pipe of its own. */
 
 typedef struct async__sigloop async__sigloop;
 

@@ -10,7 +10,14 @@
  * writes the wake-up fd if that list was empty. The loop's watcher on the
  * fd takes the whole list and hands each job to its task, or disposes of
  * it when its task gave it up. Everything else (task, active, the
- * watcher, the thread handles) is the loop thread's alone. */
+ * watcher, the thread handles) is the loop thread's alone.
+ *
+ * In a child process (fork), the threads are gone: the running jobs never
+ * complete there, and the lock and conditions may have been held or
+ * waited on by the parent's threads at the fork. pool_fork makes them
+ * anew and forgets the threads, and (for async_loop_fork) hands the
+ * running jobs' tasks -ECHILD, and then starts threads for the queued
+ * jobs. */
 #include "io.h"
 
 #include <fcntl.h>
@@ -33,7 +40,8 @@ typedef struct pool_lane pool_lane;
  * and disposes of it when it is collected from the done list. A dropped
  * job stays its task's, to dispose of. */
 typedef struct pool_job {
-  async__list link; /* lane queue while QUEUED, done list while DONE */
+  async__list link; /* lane queue while QUEUED, pool's running list while
+                       RUNNING, done list while DONE */
   async_fn fn;
   void *arg;
   void *result;
@@ -58,11 +66,13 @@ struct pool {
   async__ext ext; /* on the loop, key &pool_key */
   pthread_mutex_t lock;
   pool_lane lanes[2];
-  async__list done; /* pool_job, DONE, in completion order */
+  async__list done;    /* pool_job, DONE, in completion order */
+  async__list running; /* pool_job, RUNNING */
   int stopping;
   int wake_fd[2]; /* eventfd in both, or a pipe */
   async__io io;   /* on wake_fd[0], started while active > 0 */
   size_t active;  /* jobs submitted, neither collected nor dropped */
+  unsigned gen;   /* the fork generation its threads and lock are of */
 };
 
 static const char pool_key;
@@ -90,12 +100,14 @@ static void *worker_main(void *p) {
     if (pl->stopping) break;
     pool_job *j = async__list_item(ln->queue.next, pool_job, link);
     async__list_remove(&j->link);
+    async__list_push(&pl->running, &j->link);
     ln->nqueued--;
     ln->nrunning++;
     j->state = JOB_RUNNING;
     pthread_mutex_unlock(&pl->lock);
     void *result = j->fn(j->arg);
     pthread_mutex_lock(&pl->lock);
+    async__list_remove(&j->link);
     j->result = result;
     j->state = JOB_DONE;
     ln->nrunning--;
@@ -228,6 +240,12 @@ static void pool_close(async_loop *loop, async__ext *e) {
     async__list_remove(&j->link);
     job_dispose(j, 1);
   }
+  /* Left only in a child process, by threads of the parent's. */
+  while (!async__list_empty(&p->running)) {
+    pool_job *j = async__list_item(p->running.next, pool_job, link);
+    async__list_remove(&j->link);
+    job_dispose(j, 0);
+  }
   async__io_stop(loop, &p->io);
   close(p->wake_fd[0]);
   if (p->wake_fd[1] != p->wake_fd[0]) close(p->wake_fd[1]);
@@ -247,6 +265,92 @@ static int wake_open(int fd[2]) {
   }
 #endif
   return 0;
+}
+
+static void cond_reset(pthread_cond_t *c) {
+  memset(c, 0, sizeof *c);
+  pthread_cond_init(c, NULL);
+}
+
+/* A job that cannot complete in this child: its task is woken with
+ * -ECHILD and disposes of it (async_pool_run), or without a task the pool
+ * does, now. Either way fn did not run here: ran = 0. */
+static void job_orphan(async_loop *loop, pool *p, pool_job *j) {
+  async__list_remove(&j->link);
+  j->state = JOB_DROPPED;
+  watch_stop(loop, p);
+  if (j->task)
+    async__task_wake(j->task, -ECHILD);
+  else
+    job_dispose(j, 0);
+}
+
+/* Threads for the jobs queued at the fork, once the loop is the child's;
+ * a lane that can start none fails its queued jobs (their queue is then
+ * this thread's alone). */
+static void pool_restart(async_loop *loop, pool *p) {
+  for (int i = 0; i < 2; i++) {
+    pool_lane *ln = &p->lanes[i];
+    pthread_mutex_lock(&p->lock);
+    while (ln->nthreads < ln->nqueued && ln->nthreads < ln->max &&
+           worker_start(ln) == 0) {
+    }
+    unsigned started = ln->nthreads;
+    pthread_mutex_unlock(&p->lock);
+    while (!started && !async__list_empty(&ln->queue)) {
+      ln->nqueued--;
+      job_orphan(loop, p, async__list_item(ln->queue.next, pool_job, link));
+    }
+  }
+}
+
+/* The pool's async__ext.fork (see the top of the file). What the parent
+ * left is dealt with once per fork: a REMAKE made again after an error
+ * finds a lock of the child's own, which it must leave alone. No thread
+ * runs until DONE, so the lists are this thread's until then. */
+static int pool_fork(async_loop *loop, async__ext *e,
+                     enum async__fork_step step) {
+  pool *p = async__container_of(e, pool, ext);
+  if (step == ASYNC__FORK_DONE) {
+    pool_restart(loop, p);
+    return 0;
+  }
+  unsigned gen = atomic_load_explicit(&async__fork_gen, memory_order_relaxed);
+  if (p->gen != gen) {
+    p->gen = gen;
+    async__mutex_reset(&p->lock);
+    for (int i = 0; i < 2; i++) {
+      pool_lane *ln = &p->lanes[i];
+      cond_reset(&ln->cond);
+      free(ln->threads);
+      ln->threads = NULL;
+      ln->nthreads = 0;
+      ln->nrunning = 0;
+    }
+    p->stopping = 0;
+  }
+  /* For a close, pool_close disposes of them. The watcher is stopped
+   * while they go (watch_stop stopping it again does nothing). */
+  if (step == ASYNC__FORK_CLOSE) return 0;
+  async__io_stop(loop, &p->io);
+  while (!async__list_empty(&p->running))
+    job_orphan(loop, p, async__list_item(p->running.next, pool_job, link));
+  int fd[2];
+  int err = wake_open(fd);
+  if (err) return err;
+  async__fd_release(loop, p->wake_fd[0]);
+  close(p->wake_fd[0]);
+  if (p->wake_fd[1] != p->wake_fd[0]) close(p->wake_fd[1]);
+  p->wake_fd[0] = fd[0];
+  p->wake_fd[1] = fd[1];
+  p->ext.fd = fd[0];
+  async__io_init(&p->io, fd[0], pool_ready);
+  if (!async__list_empty(&p->done)) {
+    uint64_t one = 1;
+    ssize_t r = write(p->wake_fd[1], &one, sizeof one);
+    (void)r;
+  }
+  return p->active ? async__io_start(loop, &p->io, ASYNC__POLL_IN) : 0;
 }
 
 /* loop's pool, made on first use (without threads). */
@@ -271,9 +375,12 @@ static int pool_get(async_loop *loop, pool **out) {
   p->lanes[ASYNC_POOL_WORK].max = ASYNC_POOL_WORK_THREADS;
   p->lanes[ASYNC_POOL_DNS].max = ASYNC_POOL_DNS_THREADS;
   async__list_init(&p->done);
+  async__list_init(&p->running);
+  p->gen = atomic_load_explicit(&async__fork_gen, memory_order_relaxed);
   async__io_init(&p->io, p->wake_fd[0], pool_ready);
   p->ext.key = &pool_key;
   p->ext.close = pool_close;
+  p->ext.fork = pool_fork;
   p->ext.fd = p->wake_fd[0]; /* a pipe's write end is never polled */
   async__loop_ext_add(loop, &p->ext);
   *out = p;
@@ -353,6 +460,8 @@ int async_pool_run(async_pool_lane lane, async_fn fn, void *arg, void **result,
   if (!t) return err;
   if (!fn || (unsigned)lane > ASYNC_POOL_DNS || async__isnan(timeout))
     return -EINVAL;
+  /* The pool's threads are the parent's, not here. */
+  if (async__loop_forked(t->fut.loop)) return -ECHILD;
   if (!(err = async__task_take_cancel(t)) && !(timeout > 0)) err = -ETIMEDOUT;
   if (err) {
     if (dispose) dispose(arg, NULL, 0);

@@ -20,7 +20,12 @@
  * that loop asks waitpid(pid, WNOHANG) for each of its own. A freed object
  * whose child runs stays on the list, marked orphan, and is freed by its
  * reap. At loop close the children left are handed to a detached thread
- * that waits for them. */
+ * that waits for them.
+ *
+ * fork: in a child process the loop's children are the parent's, which
+ * only the parent can wait for. The loop's fork hook takes them off its
+ * list as FOREIGN (their pidfds closed, their waiters woken with -ECHILD),
+ * and gives up its SIGCHLD pipe, which is the parent's too. */
 #include "io.h"
 
 #include <fcntl.h>
@@ -58,12 +63,14 @@ typedef struct proc_ext {
 
 static const char proc_key;
 
-enum { P_RUNNING = 1, P_REAPED, P_DETACHED };
+enum { P_RUNNING = 1, P_REAPED, P_DETACHED, P_FOREIGN };
 
 /* - RUNNING: on px->children; pio started on pidfd (or pidfd -1 and the
  *   loop's SIGCHLD pipe stands for it).
  * - REAPED: code is the returncode, pidfd closed, off every list.
  * - DETACHED: the loop closed first; its reaper thread owns the child.
+ * - FOREIGN: seen from a process forked since the spawn: the parent's
+ *   child; pidfd closed, off every list.
  * orphan: the user freed it; the reap frees it. waiters: proc_waiter. */
 struct async_process {
   uint32_t magic;
@@ -95,6 +102,23 @@ static atomic_int sig_busy;
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
 static int sig_installed;
 static struct sigaction sig_prev;
+
+/* In every child of fork(): the lock and the count may have been held by
+ * threads that are not there, and the pipes in the slots are the
+ * parent's loops', which a SIGCHLD of the child's must not wake. A loop
+ * of the child's own takes a slot afresh (sig_stop frees only its own). */
+static void sig_atfork_child(void) {
+  async__mutex_reset(&sig_lock);
+  atomic_store(&sig_busy, 0);
+  for (int i = 0; i < SIG_SLOTS; i++) atomic_store(&sig_fds[i], 0);
+}
+
+static pthread_once_t sig_fork_once = PTHREAD_ONCE_INIT;
+static int sig_fork_err;
+
+static void sig_fork_register(void) {
+  sig_fork_err = pthread_atfork(NULL, NULL, sig_atfork_child);
+}
 
 static void on_sigchld(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
@@ -133,6 +157,8 @@ static void sio_cb(async_loop *loop, async__io *w, unsigned revents) {
 
 static int sig_start(async_loop *loop, proc_ext *px) {
   if (px->sig_slot >= 0) return 0;
+  pthread_once(&sig_fork_once, sig_fork_register);
+  if (sig_fork_err) return -sig_fork_err;
   if (pipe2(px->sigpipe, O_CLOEXEC | O_NONBLOCK)) return -errno;
   int err = -EAGAIN;
   pthread_mutex_lock(&sig_lock);
@@ -170,7 +196,10 @@ static int sig_start(async_loop *loop, proc_ext *px) {
 
 static void sig_stop(proc_ext *px) {
   if (px->sig_slot < 0) return;
-  atomic_store(&sig_fds[px->sig_slot], 0);
+  /* Only if the slot is still this pipe's: in a child, sig_atfork_child
+   * freed it, and another loop may have it now. */
+  int mine = px->sigpipe[1] + 1;
+  atomic_compare_exchange_strong(&sig_fds[px->sig_slot], &mine, 0);
   while (atomic_load(&sig_busy)) sched_yield();
   close(px->sigpipe[0]);
   close(px->sigpipe[1]);
@@ -356,6 +385,41 @@ static void ext_close(async_loop *loop, async__ext *e) {
   free(px);
 }
 
+/* The async__ext.fork of the loop's record, the same for a close and for
+ * async_loop_fork: see the top of the file. */
+static int ext_fork(async_loop *loop, async__ext *e,
+                    enum async__fork_step step) {
+  if (step == ASYNC__FORK_DONE) return 0;
+  proc_ext *px = async__container_of(e, proc_ext, ext);
+  while (!async__list_empty(&px->children)) {
+    async_process *p =
+        async__container_of(px->children.next, async_process, link);
+    async__list_remove(&p->link);
+    p->state = P_FOREIGN;
+    if (p->pidfd >= 0) {
+      async__io_stop(loop, &p->pio);
+      async__fd_release(loop, p->pidfd);
+      close(p->pidfd);
+      p->pidfd = -1;
+    }
+    while (!async__list_empty(&p->waiters)) {
+      proc_waiter *w = async__container_of(p->waiters.next, proc_waiter, link);
+      async__list_remove(&w->link);
+      async__task_wake(w->t, -ECHILD);
+    }
+    if (p->orphan) {
+      p->magic = ASYNC__MAGIC_DEAD;
+      free(p);
+    }
+  }
+  if (px->sig_slot >= 0) {
+    async__io_stop(loop, &px->sio);
+    async__fd_release(loop, px->sigpipe[0]);
+    sig_stop(px);
+  }
+  return 0;
+}
+
 static proc_ext *ext_get(async_loop *loop) {
   async__ext *e = async__loop_ext(loop, &proc_key);
   if (e) return async__container_of(e, proc_ext, ext);
@@ -363,6 +427,7 @@ static proc_ext *ext_get(async_loop *loop) {
   if (!px) return NULL;
   px->ext.key = &proc_key;
   px->ext.close = ext_close;
+  px->ext.fork = ext_fork;
   px->ext.fd = -1; /* no fd of its own: its pidfds are watched as any */
   px->sig_slot = -1;
   async__list_init(&px->children);
@@ -488,6 +553,8 @@ int async_process_spawn(async_process **out, async_loop *loop,
       !opts_ok(opts))
     return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
+  /* Its child could not be watched: the poller is the parent's. */
+  if (async__loop_forked(loop)) return -ECHILD;
   proc_ext *px = ext_get(loop);
   async_process *p = calloc(1, sizeof *p);
   if (!px || !p) {
@@ -562,8 +629,17 @@ async_stream *async_process_stream(const async_process *p, int fd) {
   return p->s[fd];
 }
 
+/* Whether p is the parent's child, seen from a process forked since the
+ * spawn: FOREIGN, or RUNNING on a loop not yet made the child's own (the
+ * loop lives while p runs). */
+static int proc_foreign(const async_process *p) {
+  return p->state == P_FOREIGN ||
+         (p->state == P_RUNNING && async__loop_forked(p->loop));
+}
+
 int async_process_returncode(const async_process *p, int *code) {
   if (!proc_ok(p)) return -EINVAL;
+  if (proc_foreign(p)) return -ECHILD;
   if (p->state != P_REAPED) return -EAGAIN;
   if (code) *code = p->code;
   return 0;
@@ -571,6 +647,8 @@ int async_process_returncode(const async_process *p, int *code) {
 
 int async_process_send_signal(async_process *p, int sig) {
   if (!proc_ok(p) || sig < 0 || sig >= NSIG) return -EINVAL;
+  /* The parent may have reaped it, and its pid named another since. */
+  if (proc_foreign(p)) return -ECHILD;
   /* Until the reap the pid is this child's, whether it runs or is a
    * zombie: no other process can have it. */
   if (p->state != P_RUNNING) return -ESRCH;
@@ -614,6 +692,10 @@ static async__task *proc_enter(const async_process *p, double timeout,
   if (!t) return NULL;
   if (t->fut.loop != p->loop) {
     *err = -EXDEV;
+    return NULL;
+  }
+  if (proc_foreign(p)) {
+    *err = -ECHILD;
     return NULL;
   }
   if ((*err = async__task_take_cancel(t))) return NULL;

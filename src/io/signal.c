@@ -19,7 +19,15 @@
  * collects every watched signal's count whenever the pipe is readable.
  * `sig_busy` counts the handlers between reading a write end and writing
  * to it: a loop waits for it to fall to 0 before it closes its pipe, so
- * that no handler writes to a number the process has reused since. */
+ * that no handler writes to a number the process has reused since.
+ *
+ * fork: the child inherits the handlers and the table, whose pids are the
+ * parent's, so a watched signal there goes to the disposition found
+ * before. async_loop_fork gives the loop's record a pipe of the child's
+ * own and points its signals' slots at it, with the child's pid. In every
+ * child, a pthread_atfork handler makes sig_lock and sig_busy anew: a
+ * thread of the parent's that held the one or counted in the other is
+ * not there to give them back. */
 #include "io.h"
 
 #include <fcntl.h>
@@ -69,6 +77,18 @@ typedef struct sig_waiter {
 } sig_waiter;
 
 static const char sig_key = 0;
+
+static pthread_once_t sig_fork_once = PTHREAD_ONCE_INIT;
+static int sig_fork_err;
+
+static void sig_atfork_child(void) {
+  async__mutex_reset(&sig_lock);
+  atomic_store(&sig_busy, 0);
+}
+
+static void sig_fork_register(void) {
+  sig_fork_err = pthread_atfork(NULL, NULL, sig_atfork_child);
+}
 
 /* {==== The handler ===================================================== */
 
@@ -266,6 +286,63 @@ static int sig_pipe(int fd[2]) {
   return 0;
 }
 
+/* Whether signo's disposition is the one sig_handler puts back when it
+ * runs in a child (the one found before): then a delivery came between
+ * the fork and async_loop_fork, and took it. */
+static int sig_restored(int signo) {
+  struct sigaction cur;
+  const struct sigaction *old = &sig_old[signo];
+  if (sigaction(signo, NULL, &cur) < 0) return 0;
+  int info = (cur.sa_flags & SA_SIGINFO) != 0;
+  if (info != ((old->sa_flags & SA_SIGINFO) != 0)) return 0;
+  return info ? cur.sa_sigaction == old->sa_sigaction
+              : cur.sa_handler == old->sa_handler;
+}
+
+/* The record's async__ext.fork: nothing for a close (sig_close restores
+ * the child's dispositions as in any process); for async_loop_fork, a new
+ * pipe, the old one forgotten, and the loop's signals pointed at it. A
+ * handler that a delivery in the child replaced (sig_restored) is
+ * installed again, but for a `once` watch, whose reset may be the
+ * kernel's; one the program installed since is left alone. Counts the
+ * parent had not collected are not the child's: fork(2) gives a child no
+ * pending signal either. */
+static int sig_fork(async_loop *loop, async__ext *e,
+                    enum async__fork_step step) {
+  if (step != ASYNC__FORK_REMAKE) return 0;
+  async__sigloop *s = async__container_of(e, async__sigloop, ext);
+  int fd[2];
+  int err = sig_pipe(fd);
+  if (err) return err;
+  async__io_stop(loop, &s->io);
+  async__fd_release(loop, s->fd[0]);
+  pthread_mutex_lock(&sig_lock);
+  for (int signo = 1; signo < SIG_N; signo++) {
+    if (sig_owner[signo] != s) continue;
+    atomic_store(&sig_count[signo], 0);
+    atomic_store(&sig_pid[signo], (int)getpid());
+    atomic_store(&sig_wfd[signo], fd[1] + 1);
+    if (sig_once[signo] || !sig_restored(signo)) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sig_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(signo, &sa, NULL);
+  }
+  pthread_mutex_unlock(&sig_lock);
+  /* No handler of this process has the old write end any more. */
+  while (atomic_load(&sig_busy)) sched_yield();
+  close(s->fd[0]);
+  close(s->fd[1]);
+  s->fd[0] = fd[0];
+  s->fd[1] = fd[1];
+  s->ext.fd = fd[0];
+  async__io_init(&s->io, fd[0], sig_readable);
+  s->io.unref = 1;
+  return async__io_start(loop, &s->io, ASYNC__POLL_IN);
+}
+
 /* The loop's record, made on first use. */
 static int sig_loop(async_loop *loop, async__sigloop **out) {
   async__ext *e = async__loop_ext(loop, &sig_key);
@@ -273,6 +350,8 @@ static int sig_loop(async_loop *loop, async__sigloop **out) {
     *out = async__container_of(e, async__sigloop, ext);
     return 0;
   }
+  pthread_once(&sig_fork_once, sig_fork_register);
+  if (sig_fork_err) return -sig_fork_err;
   async__sigloop *s = calloc(1, sizeof *s);
   if (!s) return -ENOMEM;
   int err = sig_pipe(s->fd);
@@ -294,6 +373,7 @@ static int sig_loop(async_loop *loop, async__sigloop **out) {
   }
   s->ext.key = &sig_key;
   s->ext.close = sig_close;
+  s->ext.fork = sig_fork;
   s->ext.fd = s->fd[0]; /* the loop's own: no async_fd_wait or _forget */
   async__loop_ext_add(loop, &s->ext);
   *out = s;
@@ -304,6 +384,8 @@ int async__signal_watch(async_loop *loop, int signo, async_signal_fn cb,
                         void *arg, int once) {
   if (!async__loop_ok(loop) || !cb || sig_refused(signo)) return -EINVAL;
   if (loop->closed) return -ESHUTDOWN;
+  /* Its pipe is the parent's: a handler would write there. */
+  if (async__loop_forked(loop)) return -ECHILD;
   async__sigloop *s;
   int err = sig_loop(loop, &s);
   if (!err) err = watch_start(s, signo, once);
@@ -349,8 +431,9 @@ int async_signal_wait(int signo, double timeout) {
   async__task *t = async__task_require(&err);
   if (!t) return err;
   if (sig_refused(signo) || async__isnan(timeout)) return -EINVAL;
-  if ((err = async__task_take_cancel(t))) return err;
   async_loop *loop = t->fut.loop;
+  if (async__loop_forked(loop)) return -ECHILD;
+  if ((err = async__task_take_cancel(t))) return err;
   async__sigloop *s;
   if ((err = sig_loop(loop, &s))) return err;
   sig_watch *w = &s->w[signo];

@@ -490,7 +490,11 @@ void async__sparse_free(async__sparse *s);
  * old file.
  *
  * None of this survives fork: a child must not use its parent's poller (an
- * epoll set is shared with the parent, a kqueue is not inherited). */
+ * epoll set is shared with the parent, a kqueue is not inherited), but it
+ * may close it: `close` tells the kernel nothing, and only closes the
+ * poller's fd where this process has a copy of its own (epoll), never a
+ * number that fork did not copy (kqueue), which may name another file
+ * by now. */
 
 #include <stdint.h>
 

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@
 
 struct async__poller {
   int kq;
+  pid_t pid; /* the process whose kqueue kq is: fork does not copy it */
   struct kevent events[ASYNC__KQUEUE_BATCH];
 };
 
@@ -50,13 +52,16 @@ static int async__kqueue_init(async__poller **out) {
     free(p);
     return -err;
   }
+  p->pid = getpid();
   *out = p;
   return 0;
 }
 
+/* In a child process, kq is a number fork did not copy, which the child
+ * may have opened another file under since: not ours to close. */
 static void async__kqueue_close(async__poller *p) {
   if (p == NULL) return;
-  close(p->kq);
+  if (p->pid == getpid()) close(p->kq);
   free(p);
 }
 
