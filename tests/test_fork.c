@@ -10,6 +10,7 @@
  * stderr. Every wait of the parent's has a timeout.
  *
  * Not in the ThreadSanitizer stage (.ci/tsan.sh says why). */
+#include "leak_helpers.h"
 #include "pool_helpers.h"
 #include "core/core.h"
 #include "io/io.h" /* async__process_no_pidfd */
@@ -849,41 +850,7 @@ static void test_fork_processes_without_pidfd(void **state) {
 
 /* }==== */
 
-/* Nothing left behind by the group: every fd closed, every child reaped. */
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
-static int fds_at_start;
-
-static int group_setup(void **state) {
-  (void)state;
-  fds_at_start = count_fds();
-  return fds_at_start < 0;
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  int fds = count_fds();
-  if (fds != fds_at_start) {
-    fprintf(stderr, "test_fork: %d fds open, %d at the start\n", fds,
-            fds_at_start);
-    return 1;
-  }
-  if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
-    fprintf(stderr, "test_fork: a child is left\n");
-    return 1;
-  }
-  return 0;
-}
-
+/* The group fails when its tests left an fd open or a child unreaped. */
 int main(void) {
   /* The children write to pipes the parent may have left: EPIPE, not a
    * signal that would hide the child's own report. */
@@ -900,5 +867,5 @@ int main(void) {
       cmocka_unit_test(test_fork_loop_of_another_thread),
       cmocka_unit_test(test_fork_processes_without_pidfd),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, leak_group_setup, leak_group_teardown);
 }

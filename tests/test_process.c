@@ -6,6 +6,7 @@
  * freed while its child runs, the loop closed under a running child). Each
  * runs with pidfds and again on the SIGCHLD path. */
 #include "helpers.h"
+#include "leak_helpers.h"
 
 #include "io/io.h" /* async__process_no_pidfd */
 
@@ -23,17 +24,6 @@
 extern char **environ;
 
 /* {==== What a test must leave behind: nothing ========================== */
-
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  assert_non_null(d);
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
 
 /* Our children, living or zombie, from /proc/<pid>/stat's ppid field. */
 static int count_children(int *zombies) {
@@ -64,12 +54,10 @@ static int count_children(int *zombies) {
   return n;
 }
 
-static int fds_at_start;
-
 static int setup(void **state) {
   (void)state;
   fds_at_start = count_fds();
-  return 0;
+  return fds_at_start < 0;
 }
 
 /* No zombie ever; no child left once `grace` seconds have passed (a

@@ -6,6 +6,7 @@
  * server, and a soak of 10,000 connections after which fds and memory are
  * back where they were. */
 #include "helpers.h"
+#include "leak_helpers.h"
 #include "resident_helpers.h"
 
 #include <dirent.h>
@@ -62,17 +63,6 @@ static int client_echo(int port, const char *msg, double timeout) {
   if (err >= 0) err = memcmp(buf, msg, n) ? -EPROTO : 0;
   async_fd_close(fd);
   return err;
-}
-
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n - 1; /* the directory's own fd */
 }
 
 /* The handlers' shared state. */

@@ -5,6 +5,7 @@
  * library's handler before kill returns, so the counts here are exact;
  * what the loop then reports comes through its pipe, one turn later. */
 #include "helpers.h"
+#include "leak_helpers.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -580,15 +581,6 @@ static void test_signal_virtual_clock(void **state) {
 
 /* ==== Loops made and closed while signals come ========================= */
 
-static int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n;
-}
-
 typedef struct storm {
   int signo;
   atomic_int stop;
@@ -875,31 +867,7 @@ static void test_signal_run_second_sigint_kills(void **state) {
   assert_int_equal(WTERMSIG(status), SIGINT);
 }
 
-/* Nothing left behind by the whole group: every pipe closed, every
- * child reaped. */
-static int fds_at_start;
-
-static int group_setup(void **state) {
-  (void)state;
-  fds_at_start = count_fds();
-  return fds_at_start < 0;
-}
-
-static int group_teardown(void **state) {
-  (void)state;
-  int fds = count_fds();
-  if (fds != fds_at_start) {
-    fprintf(stderr, "test_signal: %d fds open, %d at the start\n", fds,
-            fds_at_start);
-    return 1;
-  }
-  if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD) {
-    fprintf(stderr, "test_signal: a child is left\n");
-    return 1;
-  }
-  return 0;
-}
-
+/* The group fails when its tests left a pipe open or a child unreaped. */
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_signal_handler_counts),
@@ -928,5 +896,5 @@ int main(void) {
       cmocka_unit_test(test_signal_run_program_handler),
       cmocka_unit_test(test_signal_run_second_sigint_kills),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return cmocka_run_group_tests(tests, leak_group_setup, leak_group_teardown);
 }
