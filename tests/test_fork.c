@@ -90,6 +90,55 @@ static int child_status_async(pid_t pid) {
 
 static gate g;
 
+/* Whether a child forked while another thread of the parent runs can
+ * start a thread of its own. Linux can; qemu-user 7.2 (Debian 12's, which
+ * CI's AArch64 stage runs the suite under) aborts such a child in its
+ * plugin code ("qemu_plugin_vcpu_init_hook: assertion failed"). Where it
+ * cannot, the case below leaves out what needs a thread in the child (a
+ * job queued at the fork, a to_thread there) and checks the rest; it
+ * checks everything wherever the platform allows it. Asked once. */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t probe_cond = PTHREAD_COND_INITIALIZER;
+static int probe_done;
+
+static void *probe_idle(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&probe_lock);
+  while (!probe_done) pthread_cond_wait(&probe_cond, &probe_lock);
+  pthread_mutex_unlock(&probe_lock);
+  return NULL;
+}
+
+static void *probe_nothing(void *arg) { return arg; }
+
+static int forked_child_starts_threads(void) {
+  static int known; /* 0: not asked, 1: yes, 2: no */
+  if (known) return known == 1;
+  pthread_t idle, t;
+  assert_int_equal(pthread_create(&idle, NULL, probe_idle, NULL), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    alarm(WATCHDOG_S);
+    int null = open("/dev/null", O_WRONLY); /* qemu's abort message */
+    if (null >= 0) dup2(null, 2);
+    if (pthread_create(&t, NULL, probe_nothing, NULL) != 0) _exit(1);
+    pthread_join(t, NULL);
+    _exit(0);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  pthread_mutex_lock(&probe_lock);
+  probe_done = 1;
+  pthread_cond_signal(&probe_cond);
+  pthread_mutex_unlock(&probe_lock);
+  pthread_join(idle, NULL);
+  known = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 1 : 2;
+  return known == 1;
+}
+
 static void *blocker(void *arg) {
   gate_pass(&g);
   return arg;
@@ -475,6 +524,7 @@ static void test_fork_in_task_without_loop_fork(void **state) {
 /* In the child, after async_loop_fork: a sleep, a pipe of the child's, the
  * pool, a signal, the parent's child process. */
 typedef struct child_run {
+  int threads; /* whether the pool may start a thread (see the probe) */
   int sleep, wait, pool, sig, proc, returncode, kill;
   void *pool_res;
   async_process *p;
@@ -498,7 +548,8 @@ static void *use_loop(void *arg) {
   async_task_release(w);
   close(q[0]);
   close(q[1]);
-  c->pool = async_to_thread(twice, IPTR(21), &c->pool_res, NULL);
+  if (c->threads)
+    c->pool = async_to_thread(twice, IPTR(21), &c->pool_res, NULL);
   kill(getpid(), SIGUSR1);
   sleep_until(&c->h->calls, 1);
   c->sig = async_signal_wait(SIGUSR2, 0.0) == -ETIMEDOUT;
@@ -513,6 +564,7 @@ static void *use_loop(void *arg) {
 
 static void test_fork_loop_fork_child_and_parent(void **state) {
   (void)state;
+  int threads = forked_child_starts_threads();
   sig_default(SIGUSR1);
   async_loop *loop = new_loop();
   gate_init(&g);
@@ -530,7 +582,9 @@ static void test_fork_loop_fork_child_and_parent(void **state) {
   assert_int_equal(async_task_spawn(loop, &tf, wait_fd, &ft, NULL), 0);
   assert_int_equal(async_task_spawn(loop, &tb, wait_fd, &fb, NULL), 0);
   assert_int_equal(async_task_spawn(loop, &tr, run_job, &running, NULL), 0);
-  assert_int_equal(async_task_spawn(loop, &tq, run_job, &queued, NULL), 0);
+  tq = NULL;
+  if (threads)
+    assert_int_equal(async_task_spawn(loop, &tq, run_job, &queued, NULL), 0);
   hits h = {0};
   assert_int_equal(async_signal_add(loop, SIGUSR1, on_signal, &h), 0);
   /* A child process that runs until its stdin ends. */
@@ -549,15 +603,16 @@ static void test_fork_loop_fork_child_and_parent(void **state) {
     close(b[0]); /* without async_fd_forget: its waiter must hear of it */
     CHILD_CHECK(async_loop_fork(loop) == 0);
     CHILD_CHECK(async_loop_fork(loop) == 0); /* a second: nothing to do */
-    /* The queued job got a thread of the child's. */
-    CHILD_CHECK(async_pool_threads(loop, ASYNC_POOL_WORK) == 1);
+    /* The queued job got a thread of the child's; none of the parent's
+     * is counted. */
+    CHILD_CHECK(async_pool_threads(loop, ASYNC_POOL_WORK) == (threads ? 1 : 0));
     /* Registered before the fork, in the child's poller now. */
     CHILD_CHECK(write(q[1], "y", 1) == 1);
-    child_run c = {.p = have_proc ? pw.p : NULL, .h = &h};
+    child_run c = {.threads = threads, .p = have_proc ? pw.p : NULL, .h = &h};
     CHILD_CHECK(run_task(loop, use_loop, &c, NULL) == 0);
     CHILD_CHECK(c.sleep == 0);
     CHILD_CHECK(c.wait == ASYNC_READABLE);
-    CHILD_CHECK(c.pool == 0 && PTRI(c.pool_res) == 42);
+    CHILD_CHECK(!threads || (c.pool == 0 && PTRI(c.pool_res) == 42));
     CHILD_CHECK(h.calls == 1 && h.count == 1);
     CHILD_CHECK(c.sig == 1);
     CHILD_CHECK(async_loop_run_until_complete(loop, tf, NULL) == 0);
@@ -568,8 +623,10 @@ static void test_fork_loop_fork_child_and_parent(void **state) {
     CHILD_CHECK(async_loop_run_until_complete(loop, tr, NULL) == 0);
     CHILD_CHECK(running.err == -ECHILD);
     CHILD_CHECK(disposed.calls == 1 && disposed.ran == 0);
-    CHILD_CHECK(async_loop_run_until_complete(loop, tq, NULL) == 0);
-    CHILD_CHECK(queued.err == 0 && PTRI(queued.res) == (int)getpid());
+    if (threads) {
+      CHILD_CHECK(async_loop_run_until_complete(loop, tq, NULL) == 0);
+      CHILD_CHECK(queued.err == 0 && PTRI(queued.res) == (int)getpid());
+    }
     if (have_proc) {
       CHILD_CHECK(c.proc == -ECHILD);
       CHILD_CHECK(c.returncode == -ECHILD);
@@ -581,7 +638,7 @@ static void test_fork_loop_fork_child_and_parent(void **state) {
     }
     CHILD_CHECK(async_task_release(tf) == 0);
     CHILD_CHECK(async_task_release(tr) == 0);
-    CHILD_CHECK(async_task_release(tq) == 0);
+    CHILD_CHECK(!tq || async_task_release(tq) == 0);
     CHILD_CHECK(async_loop_free(loop) == 0);
     child_exit(0);
   }
@@ -605,9 +662,11 @@ static void test_fork_loop_fork_child_and_parent(void **state) {
   assert_int_equal(async_loop_run_until_complete(loop, tr, NULL), 0);
   assert_int_equal(running.err, 0);
   assert_int_equal(PTRI(running.res), 7);
-  assert_int_equal(async_loop_run_until_complete(loop, tq, NULL), 0);
-  assert_int_equal(queued.err, 0);
-  assert_int_equal(PTRI(queued.res), (int)getpid());
+  if (threads) {
+    assert_int_equal(async_loop_run_until_complete(loop, tq, NULL), 0);
+    assert_int_equal(queued.err, 0);
+    assert_int_equal(PTRI(queued.res), (int)getpid());
+  }
   assert_int_equal(disposed.calls, 0);
   assert_int_equal(h.calls, 1);
   if (have_proc) {
@@ -619,7 +678,7 @@ static void test_fork_loop_fork_child_and_parent(void **state) {
   }
   assert_int_equal(async_task_release(tf), 0);
   assert_int_equal(async_task_release(tr), 0);
-  assert_int_equal(async_task_release(tq), 0);
+  if (tq) assert_int_equal(async_task_release(tq), 0);
   free_loop(loop);
   close(q[0]);
   close(q[1]);
