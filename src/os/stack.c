@@ -527,26 +527,9 @@ static async__stack *chunk_carve(async__stack_chunk *c) {
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
-/* The class for stacks of at least `size` usable bytes, made on first use;
- * NULL when the size is absurd or memory is short. Pools see a handful of
- * sizes (the loop's default and the few tasks that ask for another), so a
- * list is searched. */
-static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
-  size_t page = pool->page;
-  async__stack_class *cls;
-
-  if (async__likely(pool->last != NULL && size == pool->last_size))
-    return pool->last;
-  size_t asked = size;
-  if (size < ASYNC__STACK_MIN_SIZE) size = ASYNC__STACK_MIN_SIZE;
-  if (size > SIZE_MAX / 4) return NULL;
-  if (size > SIZE_MAX / 4 - pool->guard) return NULL;
-  size_t slot = pool->guard + round_up(size + ASYNC__STACK_DESC_SIZE, page);
-  for (cls = pool->classes; cls != NULL; cls = cls->next)
-    if (cls->slot == slot) break;
-  if (cls != NULL) goto found;
-
-  cls = calloc(1, sizeof *cls);
+/* A class of `slot` bytes a stack, put on the pool's list. */
+static async__stack_class *class_new(async__stack_pool *pool, size_t slot) {
+  async__stack_class *cls = calloc(1, sizeof *cls);
   if (cls == NULL) return NULL;
   cls->slot = slot;
   cls->usable = slot - pool->guard - ASYNC__STACK_DESC_SIZE;
@@ -563,7 +546,26 @@ static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
   link_init(&cls->fresh);
   cls->next = pool->classes;
   pool->classes = cls;
-found:
+  return cls;
+}
+
+/* The class for stacks of at least `size` usable bytes, made on first use;
+ * NULL when the size is absurd or memory is short. Pools see a handful of
+ * sizes (the loop's default and the few tasks that ask for another), so a
+ * list is searched. */
+static async__stack_class *class_get(async__stack_pool *pool, size_t size) {
+  if (async__likely(pool->last != NULL && size == pool->last_size))
+    return pool->last;
+  size_t asked = size;
+  if (size < ASYNC__STACK_MIN_SIZE) size = ASYNC__STACK_MIN_SIZE;
+  if (size > SIZE_MAX / 4) return NULL;
+  if (size > SIZE_MAX / 4 - pool->guard) return NULL;
+  size_t slot =
+      pool->guard + round_up(size + ASYNC__STACK_DESC_SIZE, pool->page);
+  async__stack_class *cls;
+  for (cls = pool->classes; cls != NULL; cls = cls->next)
+    if (cls->slot == slot) break;
+  if (cls == NULL && (cls = class_new(pool, slot)) == NULL) return NULL;
   pool->last_size = asked;
   pool->last = cls;
   return cls;
