@@ -192,27 +192,17 @@ static void *spawn_main(void *arg) {
 /* What the kernel charges for the least a spawn needs, whatever the
  * library: a block of fresh memory the size of a task's, zeroed as a spawn
  * zeroes it. The stack is not in it: a task that ends before the next one
- * starts gives its stack to that one. `huge` advises huge pages past the
- * first 2 MiB, as the loop's slab does (src/os/slab.c); without it the
- * memory is small pages throughout. The spawn line carries both from the
- * same run: floor_ns_per_op (as the slab) and floor_small_ns_per_op. */
-static double spawn_floor(long n, size_t block, int huge) {
-  const size_t chunk = (size_t)2 << 20;
+ * starts gives its stack to that one. The spawn line carries it
+ * (floor_ns_per_op) from the same run. */
+static double spawn_floor(long n, size_t block) {
   size_t len = (size_t)(n > 0 ? n : 1) * block;
-  len = (len + chunk - 1) & ~(chunk - 1);
   double t0 = async_clock();
-  char *m = mmap(NULL, len + chunk, PROT_READ | PROT_WRITE,
+  char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (m == MAP_FAILED) return -1.0;
-  char *p = (char *)(((uintptr_t)m + chunk - 1) & ~(uintptr_t)(chunk - 1));
-#if defined(MADV_HUGEPAGE)
-  if (huge && len > chunk) (void)madvise(p + chunk, len - chunk, MADV_HUGEPAGE);
-#else
-  (void)huge;
-#endif
+  if (p == MAP_FAILED) return -1.0;
   for (long i = 0; i < n; i++) memset(p + (size_t)i * block, 0, block);
   double ns = per_op_ns(async_clock() - t0, n);
-  munmap(m, len + chunk);
+  munmap(p, len);
   return ns;
 }
 
@@ -233,13 +223,10 @@ static int run_spawn(long n) {
     fprintf(stderr, "async_bench spawn: sum %lld, want %lld\n", job.sum, want);
     return EXIT_WRONG;
   }
-  double floor_ns = spawn_floor(n, sizeof(async__task), 1);
-  double small_ns = spawn_floor(n, sizeof(async__task), 0);
-  char extra[160];
-  snprintf(extra, sizeof extra,
-           " stack_b=%zu block_b=%zu floor_ns_per_op=%.1f"
-           " floor_small_ns_per_op=%.1f",
-           default_stack_size(), sizeof(async__task), floor_ns, small_ns);
+  double floor_ns = spawn_floor(n, sizeof(async__task));
+  char extra[128];
+  snprintf(extra, sizeof extra, " stack_b=%zu block_b=%zu floor_ns_per_op=%.1f",
+           default_stack_size(), sizeof(async__task), floor_ns);
   report(w, n, job.secs, per_op_ns(job.secs, n), extra);
   return 0;
 }

@@ -151,64 +151,6 @@ static void test_slab_trim_gives_back_empty_chunks(void **state) {
   async__slab_free(&s);
 }
 
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-/* Whether /proc/self/smaps gives the mapping that holds p the flag `hg`
- * (advised huge pages); -1 when no mapping holds p. */
-static int advised_huge(const void *p) {
-  FILE *f = fopen("/proc/self/smaps", "r");
-  assert_non_null(f);
-  char line[512];
-  int in = 0, found = -1;
-  while (found < 0 && fgets(line, sizeof line, f)) {
-    unsigned long lo, hi;
-    char dash;
-    if (sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-')
-      in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
-    else if (in && strncmp(line, "VmFlags:", 8) == 0)
-      found = strstr(line, " hg") != NULL;
-  }
-  fclose(f);
-  return found;
-}
-
-/* Whether this system shows the advice at all (qemu-user takes it and
- * drops it, for one). */
-static int system_advises_huge(void) {
-  const size_t len = (size_t)4 << 20;
-  char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
-  assert_true(m != MAP_FAILED);
-  int yes = madvise(m, len, MADV_HUGEPAGE) == 0 && advised_huge(m) == 1;
-  munmap(m, len);
-  return yes;
-}
-#endif
-
-/* A slab past its first chunk advises huge pages for the chunks it adds,
- * and not for its first: a program with a few tasks keeps a few pages. */
-static void test_slab_huge_pages_past_the_first_chunk(void **state) {
-  (void)state;
-  async__slab s;
-  async__slab_init(&s, BLOCK, LINK);
-  const size_t per = per_chunk(), N = 2 * per;
-  void **v = get_many(&s, N);
-  /* In the order got: the first chunk's blocks, then the second's. */
-  uintptr_t mask = ~(((uintptr_t)2 << 20) - 1);
-  for (size_t i = 0; !s.heap && i < N; i++)
-    assert_true(((uintptr_t)v[i] & mask) ==
-                ((uintptr_t)v[i < per ? 0 : per] & mask));
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (!s.heap) {
-    assert_true(((uintptr_t)v[0] & mask) != ((uintptr_t)v[per] & mask));
-    assert_int_equal(advised_huge(v[0]), 0);
-    assert_int_equal(advised_huge(v[per]), system_advises_huge());
-  }
-#endif
-  for (size_t i = 0; i < N; i++) async__slab_put(&s, v[i]);
-  free(v);
-  async__slab_free(&s);
-}
-
 typedef struct {
   void **v;
   size_t n;
@@ -319,7 +261,6 @@ int main(void) {
       cmocka_unit_test(test_slab_reuses_newest_first),
       cmocka_unit_test(test_slab_freed_block_stays_readable),
       cmocka_unit_test(test_slab_trim_gives_back_empty_chunks),
-      cmocka_unit_test(test_slab_huge_pages_past_the_first_chunk),
       cmocka_unit_test(test_slab_blocks_outlive_the_slab),
       cmocka_unit_test(test_slab_mmap_refused),
   };

@@ -114,15 +114,6 @@ static int chunk_next(async__slab *s) {
   while (c && c->committed) c = c->next;
   if (!c) {
     if (!(c = chunk_map())) return 0;
-#if defined(MADV_HUGEPAGE)
-    /* A slab past its first chunk is making blocks by the thousand: a huge
-     * page is one fault for a chunk's 8,000 blocks where small pages take
-     * 512, and a small page's fault costs a VM 1.5 us (a spawn's floor).
-     * The first chunk stays on small pages, so a program with a few tasks
-     * keeps a few pages. Advice only: the system's defrag setting decides
-     * whether a fault waits for compaction or falls back to small pages. */
-    if (s->chunks) (void)madvise(c, CHUNK, MADV_HUGEPAGE);
-#endif
     c->slab = s;
     c->prev = NULL;
     c->next = s->chunks;
