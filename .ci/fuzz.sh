@@ -1,13 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Runs the API fuzzer (fuzz/fuzz_api.c: libFuzzer, ASan, UBSan, LSan, the
-# virtual clock) for FUZZ_SECONDS (default 120), starting from the
+# Runs the fuzzers (libFuzzer, ASan, UBSan, LSan) for FUZZ_SECONDS each
+# (default 120 for fuzz_api, on the virtual clock; half that for
+# fuzz_stream, whose waits take real time), each starting from its
 # committed corpus and crashes; fails on any crash, leak, timeout or
 # sanitizer report. New interesting inputs go to a scratch folder, not
 # into the repo; a crashing input is left in $BUILD_DIR/artifacts/, to be
-# added to fuzz/crashes/ with its fix.
+# added to the target's crashes folder with its fix.
 #   BUILD_DIR     build folder (default: build-fuzz)
-#   FUZZ_SECONDS  how long to fuzz (default: 120)
+#   FUZZ_SECONDS  how long to run fuzz_api (default: 120)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,23 +20,29 @@ seconds="${FUZZ_SECONDS:-120}"
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DASYNC_WERROR=ON -DASYNC_FUZZ=ON -DASYNC_BUILD_TESTS=OFF \
   -DASYNC_BUILD_EXAMPLES=OFF -DASYNC_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j 2 --target fuzz_api
+cmake --build "$build" -j 2 --target fuzz_api fuzz_stream
 
-work="$build/corpus"
-mkdir -p "$work" "$build/artifacts"
-log="$build/fuzz.log"
-status=0
-"$build/fuzz/fuzz_api" -max_total_time="$seconds" -max_len=512 -timeout=20 \
-  -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$build/artifacts/" \
-  "$work" fuzz/corpus fuzz/crashes >"$log" 2>&1 || status=$?
-# The programs' own stderr (errors nobody read) is noise: show libFuzzer's.
-grep -E '^#[0-9]+.*(INITED|DONE|pulse|NEW|REDUCE)' "$log" | tail -3 || true
-grep -E '^(stat::|Done )' "$log" || true
-if [ "$status" -ne 0 ]; then
-  echo "fuzz: the fuzzer failed (exit $status):"
-  sed -n '/^==[0-9]*==ERROR\|^SUMMARY\|deadly signal\|Test unit written/,$p' "$log" | head -120
-  ls -l "$build/artifacts/"
-  exit 1
-fi
-echo "fuzz: no crash in ${seconds}s"
+# fuzz TARGET SECONDS CORPUS CRASHES
+fuzz() {
+  work="$build/corpus-$1"
+  mkdir -p "$work" "$build/artifacts"
+  log="$build/$1.log"
+  status=0
+  "$build/fuzz/$1" -max_total_time="$2" -max_len=512 -timeout=20 \
+    -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$build/artifacts/$1-" \
+    "$work" "$3" "$4" >"$log" 2>&1 || status=$?
+  # The programs' own stderr (errors nobody read) is noise: show libFuzzer's.
+  grep -E '^#[0-9]+.*(INITED|DONE|pulse|NEW|REDUCE)' "$log" | tail -3 || true
+  grep -E '^(stat::|Done )' "$log" || true
+  if [ "$status" -ne 0 ]; then
+    echo "fuzz: $1 failed (exit $status):"
+    sed -n '/^==[0-9]*==ERROR\|^SUMMARY\|deadly signal\|Test unit written\|^fuzz_stream: /,$p' "$log" | head -120
+    ls -l "$build/artifacts/"
+    exit 1
+  fi
+  echo "fuzz: $1, no crash in $2 s"
+}
+
+fuzz fuzz_api "$seconds" fuzz/corpus fuzz/crashes
+fuzz fuzz_stream $((seconds / 2)) fuzz/stream-corpus fuzz/stream-crashes

@@ -19,6 +19,7 @@
  * Built with -fsanitize=fuzzer it is a libFuzzer target; without, the
  * replay driver (replay.c) runs it over the corpus and the crashes. */
 #include "async.h"
+#include "prog.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,19 +36,11 @@
 #define MAX_SCOPES 4
 #define OPS 40 /* opcodes; the last one fails the program */
 
-typedef struct world world;
-
 /* What a callback of op 40 cancels: slot k of world w. */
 typedef struct cb_arg {
   world *w;
   unsigned k;
 } cb_arg;
-
-typedef struct prog {
-  world *w;
-  const uint8_t *p;
-  size_t n;
-} prog;
 
 struct world {
   async_loop *loop;
@@ -82,22 +75,6 @@ static void on_done(async_future *f, void *arg) {
 static void cancel_cb(void *arg) {
   cb_arg *c = arg;
   if (c->w->tasks[c->k]) async_task_cancel(c->w->tasks[c->k]);
-}
-
-static prog *prog_take(world *w, const uint8_t **p, const uint8_t *end,
-                       uint8_t len) {
-  size_t n = (size_t)(end - *p);
-  if (n > len) n = len;
-  if (w->nprogs == PROGS) {
-    *p += n;
-    return NULL;
-  }
-  prog *c = &w->progs[w->nprogs++];
-  c->w = w;
-  c->p = *p;
-  c->n = n;
-  *p += n;
-  return c;
 }
 
 static void slot_put(world *w, unsigned i, async_task *t, const prog *c) {
@@ -202,7 +179,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
 
   switch (op % OPS) {
   case 0: { /* spawn a child into slot k */
-    prog *c = prog_take(w, p, end, a >> 3);
+    prog *c = prog_take(w, w->progs, &w->nprogs, PROGS, p, end, a >> 3);
     async_task *t;
     if (!c) return 0;
     int err = async_task_spawn(w->loop, &t, run, c, NULL);
@@ -296,7 +273,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
       return w->gen_age > (unsigned)(self - w->progs)
                  ? async_gen_next(w->gen, &v)
                  : 0;
-    prog *c = prog_take(w, p, end, a >> 3);
+    prog *c = prog_take(w, w->progs, &w->nprogs, PROGS, p, end, a >> 3);
     if (!c) return 0;
     w->gen_age = (unsigned)(c - w->progs);
     return async_gen_new(&w->gen, run, c, NULL);
@@ -307,7 +284,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     return w->gen ? async_gen_close(w->gen) : 0;
   case 26: {
     if (!w->group) return async_task_group_new(&w->group);
-    prog *c = prog_take(w, p, end, a >> 3);
+    prog *c = prog_take(w, w->progs, &w->nprogs, PROGS, p, end, a >> 3);
     async_task *t = NULL;
     if (!c) return 0;
     int err = async_task_group_spawn(w->group, a & 1 ? &t : NULL, run, c, NULL);
@@ -359,7 +336,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a,
     async_coro coros[3];
     unsigned nc = 0;
     for (; nc < (unsigned)(a & 3) && nc < 3; nc++) {
-      prog *c = prog_take(w, p, end, a >> 2);
+      prog *c = prog_take(w, w->progs, &w->nprogs, PROGS, p, end, a >> 2);
       if (!c) break;
       coros[nc].fn = run;
       coros[nc].arg = c;

@@ -55,7 +55,9 @@ typedef struct async_loop_options {
                           straight to the next timer's deadline instead of
                           blocking, so an hour of sleeps and timeouts takes
                           no real time and always happens in the same order.
-                          While a task waits on an fd (async_fd_wait) or a
+                          While the loop watches an fd (a task in an I/O
+                          call or async_fd_wait, a stream's output going
+                          out in the background, a server accepting) or a
                           call from another thread is pending, the loop
                           waits in real time and the clock advances by the
                           time waited. async_loop_time() and every delay

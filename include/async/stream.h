@@ -126,7 +126,8 @@ ASYNC_EXTERN ssize_t async_stream_buffered(const async_stream *s);
  * It never waits, and so never limits memory by itself: call
  * async_stream_drain after writing. Writes never raise SIGPIPE (see
  * async_write). Returns 0, -EINVAL, -ESHUTDOWN
- * (after async_stream_write_eof or async_stream_close), -ENOMEM (nothing
+ * (after async_stream_write_eof or async_stream_close, or once the loop
+ * is closed: what was still buffered then is dropped), -ENOMEM (nothing
  * was written; but if part of it had gone out already the stream fails
  * for writing with -ENOMEM from then on, since its output has a hole),
  * or the error that ended writing on this stream (-EPIPE, -ECONNRESET: the

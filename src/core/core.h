@@ -474,8 +474,10 @@ void async__io_init(async__io *w, int fd, async__io_cb cb);
 /* Starts the stopped watcher w for `events`. The backend is told at once
  * (one system call, which also repairs a registration the kernel dropped
  * when the fd number was closed and reused), unless the fd is held and
- * the backend has the interest needed already. Returns 0, -ENOMEM (the fd
- * table) or the backend's error, w then still stopped. */
+ * the backend has the interest needed already. Returns 0, -ESHUTDOWN (the
+ * loop is closed), -ENOMEM (the fd table) or the backend's error, w then
+ * still stopped. A watcher still started when the loop closes is stopped
+ * by the close. */
 int async__io_start(async_loop *loop, async__io *w, unsigned events);
 /* Marks fd as held by a library object that will close it through
  * async_fd_forget (or async_fd_close), and not otherwise: from then on a

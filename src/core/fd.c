@@ -94,6 +94,7 @@ void async__io_init(async__io *w, int fd, async__io_cb cb) {
 
 int async__io_start(async_loop *loop, async__io *w, unsigned events) {
   ASYNC__ASSERT(async__list_empty(&w->link) && events);
+  if (loop->closed) return -ESHUTDOWN; /* no table, no poller */
   async__fdent *ent = fd_lookup(loop, w->fd);
   if (!ent) {
     /* A number never seen: check it before any table grows for it. */
@@ -315,6 +316,18 @@ void async__fd_fork(async_loop *loop) {
 }
 
 void async__fd_close_all(async_loop *loop) {
+  /* The objects that own watchers (a stream writing in the background, a
+   * server accepting) may be freed after the close, and stop theirs then:
+   * each must find itself unlinked, not linked into a freed entry. Their
+   * fds stay theirs to close. */
+  int fd;
+  for (fd = async__sparse_next(&loop->fds.ents, 0); fd >= 0;
+       fd = fd < INT_MAX ? async__sparse_next(&loop->fds.ents, fd + 1) : -1) {
+    async__fdent *ent = fd_lookup(loop, fd);
+    while (ent && !async__list_empty(&ent->watchers))
+      async__io_stop(loop,
+                     async__list_item(ent->watchers.next, async__io, link));
+  }
   async__sparse_free(&loop->fds.ents);
   loop->fds.dirty_head = -1;
 }

@@ -193,7 +193,9 @@ static int wreserve(async_stream *s, size_t m) {
 int async_stream_write(async_stream *s, const void *buf, size_t n) {
   if (!stream_ok(s) || (!buf && n)) return -EINVAL;
   if (s->werr) return s->werr;
-  if (s->closing || s->eof_pending || s->eof_done || s->fd < 0)
+  /* A closed loop sends nothing in the background: no write begins. */
+  if (s->closing || s->eof_pending || s->eof_done || s->fd < 0 ||
+      s->loop->closed)
     return -ESHUTDOWN;
   if (n == 0) return 0;
   size_t done = 0;
