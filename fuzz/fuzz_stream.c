@@ -17,7 +17,9 @@
  * duplicated or reordered; a stream may end early). A delimited read
  * must end at the first delimiter and fit its limit; a read that fails
  * must consume nothing, so the next read takes up where the last good one
- * ended. At the end both streams free, and both fds are closed. */
+ * ended. An fd closed under its stream (async_fd_close) has its number
+ * taken at once by a pipe, which the stream must never touch. At the end
+ * both streams free, and both fds are closed. */
 #include "async.h"
 #include "prog.h"
 
@@ -36,7 +38,7 @@
 #define SLOTS 4
 #define PROGS 32
 #define MAX_STEPS 1024
-#define OPS 16
+#define OPS 17
 #define BUF 256
 
 struct world {
@@ -48,6 +50,8 @@ struct world {
   uint64_t sent[2]; /* bytes of end e's pattern its writes took */
   uint64_t got[2];  /* bytes read at end e, of the other end's pattern */
   int unchecked[2]; /* a write failed with part of it out: stop checking */
+  int gone[2];      /* fd[e] was closed under its stream (op 16), and */
+  int dummy[2];     /* the number names a pipe's write end: its read end */
   async_task *tasks[SLOTS];
   unsigned age[SLOTS]; /* the index in progs of each slot's program */
   unsigned steps, nprogs;
@@ -78,6 +82,18 @@ static void consumed(world *w, int e, const uint8_t *buf, size_t n) {
       CHECK(buf[i] == pattern(1 - e, w->got[e] + i));
   w->got[e] += n;
   CHECK(w->unchecked[1 - e] || w->got[e] <= w->sent[1 - e]);
+}
+
+/* End e's stream was freed: its fd is closed, or, if it was closed under
+ * the stream (op 16), the file that got the number is untouched. */
+static void check_closed(world *w, int e) {
+  if (!w->gone[e]) {
+    CHECK(fcntl(w->fd[e], F_GETFD) == -1 && errno == EBADF);
+  } else if (w->dummy[e] >= 0) {
+    char c;
+    CHECK(fcntl(w->fd[e], F_GETFD) >= 0);
+    CHECK(read(w->dummy[e], &c, 1) == -1 && errno == EAGAIN);
+  }
 }
 
 static double timeout_of(uint8_t b) {
@@ -176,7 +192,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
     CHECK(err == 0 || err == -EBUSY);
     if (!err) {
       w->st[e] = NULL;
-      CHECK(fcntl(w->fd[e], F_GETFD) == -1 && errno == EBADF);
+      check_closed(w, e);
     }
     return err;
   }
@@ -210,6 +226,27 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
     CHECK(fd == w->fd[e] || fd == -EBADF);
     return 0;
   }
+  case 16: /* async_fd_close under the stream, the number reused at once */
+    if (s && !w->gone[e] && async_stream_fd(s) >= 0) {
+      int pp[2], ok = pipe(pp) == 0; /* made first: not on the number */
+      CHECK(async_fd_close(w->fd[e]) == 0);
+      w->gone[e] = 1;
+      CHECK(async_stream_fd(s) == -EBADF); /* let go at once */
+      if (ok) {
+        /* The read end kept far from the numbers the checks look at (the
+         * other end's, closed perhaps, is free for pipe() to take). */
+        int rd = fcntl(pp[0], F_DUPFD, 512);
+        close(pp[0]);
+        if (rd >= 0 && dup2(pp[1], w->fd[e]) == w->fd[e]) {
+          w->dummy[e] = rd;
+          fcntl(rd, F_SETFL, O_NONBLOCK);
+        } else if (rd >= 0) {
+          close(rd);
+        }
+        close(pp[1]);
+      }
+    }
+    return 0;
   default: /* an abortive close: a TCP peer resets, the others just close */
     if (s && async_stream_fd(s) >= 0) {
       struct linger l = {1, 0};
@@ -290,6 +327,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (size < 2) return 0;
   memset(&w, 0, sizeof w);
+  w.dummy[0] = w.dummy[1] = -1;
   trace = getenv("FUZZ_STREAM_TRACE") != NULL;
   if (connection(data[0] % 3, w.fd, &w.pipe)) return 0;
   /* Small kernel buffers: output backs up into the streams. */
@@ -330,7 +368,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (int e = 0; e < 2; e++)
     if (w.st[e]) {
       CHECK(async_stream_free(w.st[e]) == 0); /* no task is left to wait */
-      CHECK(fcntl(w.fd[e], F_GETFD) == -1 && errno == EBADF);
+      check_closed(&w, e);
+    }
+  for (int e = 0; e < 2; e++)
+    if (w.gone[e] && w.dummy[e] >= 0) {
+      close(w.fd[e]);
+      close(w.dummy[e]);
     }
   if (async_loop_free(w.loop)) abort();
   return 0;

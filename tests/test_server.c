@@ -495,6 +495,49 @@ static void test_misuse(void **state) {
   assert_int_equal(async_server_free(NULL), 0);
 }
 
+/* The listening fd closed behind the server's back (async_fd_close) and
+ * its number taken at once by another file: serve_forever ends with
+ * -EBADF, and the server, which let the number go, neither reports it as
+ * its fd nor closes it at the stop or the free. */
+typedef struct {
+  int lfd, pipe[2], forever_rc, stop_rc, fd_after;
+  async_server *srv;
+  hstate h;
+} behind_scene;
+
+static void *behind_main(void *arg) {
+  behind_scene *b = arg;
+  b->lfd = listen_lo();
+  if (async_server_start(&b->srv, async_loop_current(), b->lfd, echo_handler,
+                         &b->h, NULL))
+    return async_fail(-EIO);
+  async_yield(); /* the acceptor waits in accept */
+  if (async_fd_close(b->lfd) || dup2(b->pipe[1], b->lfd) != b->lfd)
+    return async_fail(-EIO);
+  b->fd_after = async_server_fd(b->srv);
+  b->forever_rc = async_server_serve_forever(b->srv);
+  b->stop_rc = async_server_stop(b->srv, 1.0);
+  return NULL;
+}
+
+static void test_listening_fd_closed_behind_the_server(void **state) {
+  (void)state;
+  behind_scene b;
+  memset(&b, 0, sizeof b);
+  assert_int_equal(pipe(b.pipe), 0);
+  async_loop *loop = new_loop();
+  assert_int_equal(run_task(loop, behind_main, &b, NULL), 0);
+  assert_int_equal(b.fd_after, -EBADF);
+  assert_int_equal(b.forever_rc, -EBADF);
+  assert_true(b.stop_rc == 0 || b.stop_rc == -EALREADY);
+  assert_int_equal(async_server_free(b.srv), 0);
+  assert_true(fcntl(b.lfd, F_GETFD) >= 0); /* the pipe's, still open */
+  close(b.lfd);
+  close(b.pipe[0]);
+  close(b.pipe[1]);
+  free_loop(loop);
+}
+
 /* A loop closed while a server serves one connection. */
 typedef struct {
   async_server *srv;
@@ -783,6 +826,7 @@ int main(void) {
       cmocka_unit_test(test_serve_forever),
       cmocka_unit_test(test_stop_from_handler),
       cmocka_unit_test(test_misuse),
+      cmocka_unit_test(test_listening_fd_closed_behind_the_server),
       cmocka_unit_test(test_loop_closed_under_server),
       cmocka_unit_test(test_emfile_backoff),
       cmocka_unit_test(test_soak),

@@ -1037,6 +1037,91 @@ static void *bad_main(void *arg) {
   return IPTR(ok);
 }
 
+/* async_fd_close on a stream's fd while a reader waits, and the number
+ * taken at once by another file, before the reader has resumed: the stream
+ * let the number go when it was closed, so neither a write nor the close
+ * of the stream touches the file that has the number now (a pipe here). */
+static void *read_one_line(void *arg) {
+  char b[64];
+  return IPTR(async_stream_readline(arg, b, sizeof b, 5.0));
+}
+
+typedef struct {
+  async_stream *s;
+  int fd, pipe[2];
+  int read_rc, write_rc, close_rc;
+} reopen_ctx;
+
+static void *reopen_main(void *arg) {
+  reopen_ctx *c = arg;
+  async_task *r = spawn(read_one_line, c->s);
+  async_yield();                              /* r waits on the fd */
+  assert_int_equal(async_fd_close(c->fd), 0); /* r is woken, not yet run */
+  assert_int_equal(dup2(c->pipe[1], c->fd), c->fd);
+  c->write_rc = async_stream_write(c->s, "stray", 5);
+  c->close_rc = async_stream_close(c->s);
+  void *v = NULL;
+  async_await(r, &v);
+  async_task_release(r);
+  c->read_rc = PTRI(v);
+  return NULL;
+}
+
+static void *close_then_use(void *arg) {
+  reopen_ctx *c = arg;
+  assert_int_equal(async_fd_close(c->fd), 0);
+  assert_int_equal(dup2(c->pipe[1], c->fd), c->fd);
+  c->write_rc = async_stream_write(c->s, "stray", 5);
+  c->read_rc = PTRI(read_one_line(c->s));
+  return NULL;
+}
+
+static void
+test_stream_fd_closed_and_reused_before_the_reader_runs(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  int sv[2];
+  spair(sv);
+  reopen_ctx c = {.s = open_stream(loop, sv[0], 0), .fd = sv[0]};
+  assert_int_equal(pipe(c.pipe), 0);
+  assert_int_equal(run_task(loop, reopen_main, &c, NULL), 0);
+  assert_int_equal(c.read_rc, -EBADF);
+  assert_int_equal(c.write_rc, -EBADF);
+  assert_int_equal(c.close_rc, 0);
+  assert_int_equal(async_stream_fd(c.s), -EBADF);
+  assert_int_equal(async_stream_free(c.s), 0);
+  /* The number still names the pipe's write end, and nothing went in. */
+  assert_true(fcntl(c.fd, F_GETFD) >= 0);
+  assert_int_equal(write(c.fd, "p", 1), 1);
+  char b[8];
+  assert_int_equal(read(c.pipe[0], b, sizeof b), 1);
+  assert_int_equal(b[0], 'p');
+  close(c.fd);
+  close(c.pipe[0]);
+  close(c.pipe[1]);
+  close(sv[1]);
+
+  /* With no wait under way, the same: the stream lets the number go at
+   * once, and its reads and writes say -EBADF. */
+  spair(sv);
+  assert_int_equal(pipe(c.pipe), 0);
+  c.s = open_stream(loop, sv[0], 0);
+  c.fd = sv[0];
+  assert_int_equal(run_task(loop, close_then_use, &c, NULL), 0);
+  assert_int_equal(c.write_rc, -EBADF);
+  assert_int_equal(c.read_rc, -EBADF);
+  assert_int_equal(async_stream_fd(c.s), -EBADF);
+  assert_int_equal(async_stream_free(c.s), 0);
+  assert_true(fcntl(sv[0], F_GETFD) >= 0);
+  assert_int_equal(fcntl(c.pipe[0], F_SETFL, O_NONBLOCK), 0);
+  assert_int_equal(read(c.pipe[0], b, sizeof b), -1); /* nothing went in */
+  close(sv[0]);
+  close(sv[1]);
+  close(c.pipe[0]);
+  close(c.pipe[1]);
+  free_loop(loop);
+}
+
 /* A stream with output going out in the background when its loop closes:
  * the close stops its watcher, so that the stream, freed after the close
  * (as its header allows, before the loop is freed), does not reach into
@@ -1125,6 +1210,7 @@ int main(void) {
       cmocka_unit_test(test_stream_number_reused_starts_clean),
       cmocka_unit_test(test_stream_on_a_number_watched_before),
       cmocka_unit_test(test_stream_woken_then_cancelled_takes_nothing),
+      cmocka_unit_test(test_stream_fd_closed_and_reused_before_the_reader_runs),
       cmocka_unit_test(test_stream_freed_after_the_loop_closes),
       cmocka_unit_test(test_stream_bad_input),
   };

@@ -44,9 +44,10 @@ ASYNC_EXTERN int async_fd_nonblock(int fd);
 /** Closes fd after waking every task of this thread's loop that waits on
  * it (in any call of this chapter, in async_fd_wait, or in a stream's
  * wait) with -EBADF, and dropping the loop's registration, so that a
- * later fd with the same number cannot wake them. Use it, not close(2),
- * for an fd some task may wait on. Returns 0 or close(2)'s -errno (-EBADF
- * for a bad fd; -EINTR or -EIO still leave fd closed). Suspends: no. */
+ * later fd with the same number cannot wake them; a stream or server
+ * that owns fd lets the number go at once (see async_stream_fd). Use it,
+ * not close(2), for an fd some task may wait on. Returns 0 or close(2)'s -errno
+ * (-EBADF for a bad fd; -EINTR or -EIO still leave fd closed). Suspends: no. */
 ASYNC_EXTERN int async_fd_close(int fd);
 
 /** Reads up to n bytes from fd into buf, suspending until some are there.

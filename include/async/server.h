@@ -91,7 +91,9 @@ ASYNC_EXTERN int async_server_start(async_server **out, async_loop *loop,
                                     const async_server_options *opts);
 
 /** The listening fd (for async_socket_port), or -EBADF once the server is
- * stopping, or -EINVAL. Suspends: no. */
+ * stopping or the fd was closed behind its back with async_fd_close (the
+ * server then lets the number go at once, and never closes it), or
+ * -EINVAL. Suspends: no. */
 ASYNC_EXTERN int async_server_fd(const async_server *srv);
 
 /** Waits until the server stops accepting (asyncio's serve_forever): when

@@ -70,12 +70,13 @@ ASYNC_EXTERN int async_stream_open(async_stream **out, async_loop *loop, int fd,
 /** The stream's fd, or -EBADF once the stream closed it (or let it go),
  * or -EINVAL. Reading or writing the fd behind the stream's back loses
  * the order of its buffers; options and getsockname are fine. Closing it
- * is the stream's job: async_fd_close on it while the stream waits on it
- * (a read, queued output) fails those waits with -EBADF and the stream
- * lets the number go; at any other time it is a programming error (the
- * stream would later close the number again, whoever has it then, and
- * meanwhile trust a registration with the poller that went with the old
- * file).
+ * is the stream's job, but async_fd_close on it from a task of its loop
+ * is safe at any time: the stream lets the number go at once, so the
+ * next file to get the number is never read, written or closed by it,
+ * not even by a reader woken and not yet resumed; its waits fail with
+ * -EBADF, its queued output is dropped, and its reads and writes return
+ * -EBADF from then on. close(2) behind its back is a programming error
+ * (the stream would later close the number again, whoever has it then).
  * Suspends: no. */
 ASYNC_EXTERN int async_stream_fd(const async_stream *s);
 

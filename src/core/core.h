@@ -460,6 +460,10 @@ typedef struct async__fdent {
   /* Held (async__fd_hold) until async_fd_forget, or until the backend
    * says the number names another file: `interest` is then trusted. */
   uint8_t held;
+  /* The library object that owns the fd (async__fd_own), and what tells
+   * it the number is no longer its own. */
+  void (*gone)(void *owner);
+  void *owner;
 } async__fdent;
 
 /* Entries by fd number in a sparse array (memory in proportion to the
@@ -486,6 +490,19 @@ int async__io_start(async_loop *loop, async__io *w, unsigned events);
  * may have been for a file the user closed behind the loop's back).
  * Without memory for the fd's entry, fd simply stays unheld. */
 void async__fd_hold(async_loop *loop, int fd);
+/* async__fd_hold, and `owner` (a stream, a server) becomes the fd's owner:
+ * gone(owner) is called, once, when the number stops being its own while
+ * it may still hold it: async_fd_close or async_fd_forget on it, or a
+ * fork whose child closed it. From then on the owner must neither use
+ * nor close the number, which may name another file at once, even before
+ * the owner's tasks woken with -EBADF have run. The owner itself closes
+ * the fd with async__fd_disown first, then async_fd_forget and close(2).
+ * Returns 0 or -ENOMEM (the fd table). */
+int async__fd_own(async_loop *loop, int fd, void (*gone)(void *owner),
+                  void *owner);
+/* Ends owner's ownership of fd, if it still has it (else nothing), without
+ * calling its gone. Safe once the loop is closed. */
+void async__fd_disown(async_loop *loop, int fd, const void *owner);
 /* Stops w; stopping a stopped watcher does nothing. The backend's interest
  * is dropped lazily, by the first event that no watcher wants. */
 void async__io_stop(async_loop *loop, async__io *w);

@@ -82,6 +82,15 @@ static int watchers_gone(async_loop *loop, async__fdent *ent) {
   return n;
 }
 
+/* The number is no longer the owner's: it is told once, and forgotten. */
+static void owner_gone(async__fdent *ent) {
+  void (*gone)(void *) = ent->gone;
+  void *owner = ent->owner;
+  ent->gone = NULL;
+  ent->owner = NULL;
+  if (gone) gone(owner);
+}
+
 /* {==== Watchers ======================================================== */
 
 void async__io_init(async__io *w, int fd, async__io_cb cb) {
@@ -148,6 +157,26 @@ void async__fd_hold(async_loop *loop, int fd) {
     if (r > 0) watchers_gone(loop, ent);
   }
   ent->held = 1;
+}
+
+int async__fd_own(async_loop *loop, int fd, void (*gone)(void *owner),
+                  void *owner) {
+  async__fdent *ent = fd_entry(loop, fd);
+  if (!ent) return -ENOMEM;
+  /* Held first: the check of a registration left from an earlier file
+   * (async__fd_hold) is about that file, not this owner's. */
+  async__fd_hold(loop, fd);
+  ent->gone = gone;
+  ent->owner = owner;
+  return 0;
+}
+
+void async__fd_disown(async_loop *loop, int fd, const void *owner) {
+  async__fdent *ent = fd >= 0 ? fd_lookup(loop, fd) : NULL;
+  if (ent && ent->owner == owner) {
+    ent->gone = NULL;
+    ent->owner = NULL;
+  }
 }
 
 /* }==== */
@@ -234,6 +263,7 @@ void async__fd_poll_cb(void *ud, int fd, unsigned revents) {
   if (!ent) return;
   if (async__unlikely(revents & ASYNC__POLL_STALE)) {
     watchers_gone(loop, ent);
+    owner_gone(ent); /* the number names another file: not the owner's */
     mark_dirty(loop, fd, ent); /* nobody left: the registration goes */
     return;
   }
@@ -277,6 +307,7 @@ int async_fd_forget(async_loop *loop, int fd) {
   int woken = watchers_gone(loop, ent); /* and no longer held */
   if (ent->interest) backend_ctl(loop, fd, ent->interest, 0);
   ent->interest = 0;
+  owner_gone(ent);
   return woken;
 }
 
@@ -287,6 +318,8 @@ void async__fd_release(async_loop *loop, int fd) {
   if (ent->interest) backend_ctl(loop, fd, ent->interest, 0);
   ent->interest = 0;
   ent->held = 0;
+  ent->gone = NULL;
+  ent->owner = NULL;
 }
 
 void async__fd_fork_prune(async_loop *loop) {
@@ -294,11 +327,13 @@ void async__fd_fork_prune(async_loop *loop) {
   for (fd = async__sparse_next(&loop->fds.ents, 0); fd >= 0;
        fd = fd < INT_MAX ? async__sparse_next(&loop->fds.ents, fd + 1) : -1) {
     async__fdent *ent = fd_lookup(loop, fd);
-    if (!ent || (!ent->interest && async__list_empty(&ent->watchers)) ||
+    if (!ent ||
+        (!ent->interest && async__list_empty(&ent->watchers) && !ent->owner) ||
         async__loop_owns_fd(loop, fd) || fcntl(fd, F_GETFD) >= 0)
       continue;
     ent->interest = 0; /* nothing to tell the new poller */
     watchers_gone(loop, ent);
+    owner_gone(ent);
   }
 }
 
@@ -312,6 +347,7 @@ void async__fd_fork(async_loop *loop) {
     if (backend_ctl(loop, fd, 0, ent->interest) >= 0) continue;
     ent->interest = 0;
     watchers_gone(loop, ent);
+    owner_gone(ent);
   }
 }
 

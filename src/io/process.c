@@ -339,7 +339,6 @@ static int reaper_start(reap_job *j) {
 
 /* The loop closes: every task has ended, so no one waits. */
 static void ext_close(async_loop *loop, async__ext *e) {
-  (void)loop;
   proc_ext *px = async__container_of(e, proc_ext, ext);
   reap_job *j = calloc(1, sizeof *j);
   size_t cap = 0;
@@ -381,6 +380,7 @@ static void ext_close(async_loop *loop, async__ext *e) {
     free(j->pidfd);
     free(j);
   }
+  if (px->sig_slot >= 0) async__io_stop(loop, &px->sio); /* px goes */
   sig_stop(px);
   free(px);
 }

@@ -37,7 +37,8 @@ typedef struct conn {
 struct async_server {
   uint32_t magic;
   async_loop *loop;
-  int lfd; /* -1 once stop closed it */
+  int lfd;    /* -1 once stop closed it, or the server let it go */
+  int own_fd; /* the fd it started with, for async__fd_disown */
   async_server_handler handler;
   void *arg;
   size_t max;
@@ -209,6 +210,22 @@ static int accept_retry(int err, int *backoff) {
   }
 }
 
+/* The listening fd closed behind the server's back (async_fd_close): the
+ * number may name another file at once, before the acceptor, woken with
+ * -EBADF, has run; the server lets it go now. */
+static void server_gone(void *arg) {
+  async_server *s = arg;
+  s->lfd = -1;
+}
+
+static void close_listener(async_server *s) {
+  int fd = s->lfd;
+  if (fd < 0) return;
+  s->lfd = -1;
+  async__fd_disown(s->loop, fd, s);
+  async_fd_close(fd);
+}
+
 static void *accept_main(void *arg) {
   async_server *s = arg;
   async__task *t = async__task_current();
@@ -275,7 +292,7 @@ int async_server_start(async_server **out, async_loop *loop, int fd,
   if (!s) return -ENOMEM;
   s->magic = SERVER_MAGIC;
   s->loop = loop;
-  s->lfd = fd;
+  s->lfd = s->own_fd = fd;
   s->handler = handler;
   s->arg = arg;
   s->max = opts->max_connections;
@@ -288,10 +305,14 @@ int async_server_start(async_server **out, async_loop *loop, int fd,
   }
   async__list_init(&s->conns);
   async__list_init(&s->waiters);
+  /* The server owns fd and closes it through async_fd_close: its
+   * registration with the poller can stay from one accept to the next. */
   async_task_options o;
   async_task_options_init(&o);
   o.name = "accept";
-  err = async_task_spawn(loop, &s->acceptor, accept_main, s, &o);
+  if (!(err = async__fd_own(loop, fd, server_gone, s)) &&
+      (err = async_task_spawn(loop, &s->acceptor, accept_main, s, &o)))
+    async__fd_disown(loop, fd, s);
   if (err) {
     s->magic = 0;
     free(s);
@@ -299,9 +320,6 @@ int async_server_start(async_server **out, async_loop *loop, int fd,
   }
   s->acceptor_end.notify = acceptor_ended;
   async__future_add_waiter(s->acceptor, &s->acceptor_end);
-  /* The server closes fd through async_fd_close: its registration with
-   * the poller can stay from one accept to the next. */
-  async__fd_hold(loop, fd);
   *out = s;
   return 0;
 }
@@ -342,10 +360,7 @@ int async_server_stop(async_server *s, double timeout) {
   if (s->stopping) return -EALREADY;
   s->stopping = 1;
   s->stop_inside = 1;
-  if (s->lfd >= 0) {
-    async_fd_close(s->lfd); /* wakes the acceptor with -EBADF */
-    s->lfd = -1;
-  }
+  close_listener(s); /* wakes the acceptor with -EBADF */
   if (s->acceptor && s->acceptor_started) async_future_cancel(s->acceptor);
   /* A handler that stops its own server waits for the others only. */
   const conn *self = NULL;
@@ -390,7 +405,8 @@ int async_server_free(async_server *s) {
   if (!async__list_empty(&s->conns) || s->acceptor ||
       !async__list_empty(&s->waiters))
     return -EBUSY;
-  if (s->lfd >= 0) async_fd_close(s->lfd);
+  close_listener(s);
+  async__fd_disown(s->loop, s->own_fd, s); /* however it was let go */
   s->magic = 0;
   free(s);
   return 0;

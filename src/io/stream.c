@@ -13,10 +13,11 @@
  * `paused` is asyncio's flow control: set when the queue passes high
  * water, cleared when it falls to low water; drain waits while it is set.
  *
- * The stream holds its fd (async__fd_hold) from open to close_fd, which
+ * The stream owns its fd (async__fd_own) from open to close_fd, which
  * closes it through async_fd_forget: so the fd's registration with the
  * poller stays from one wait to the next, and a read that waits costs no
- * epoll_ctl.
+ * epoll_ctl; and an async_fd_close by the user tells the stream at once
+ * (stream_gone), before the number can name another file.
  *
  * A read of a stream socket or a pipe that returned less than it asked
  * for emptied the fd, so the next read waits first instead of trying a
@@ -53,7 +54,8 @@
  *   drain or wait_closed (async__waiter), each woken to re-check. */
 struct async_stream {
   uint32_t magic;
-  int fd;
+  int fd;     /* -1 once closed or let go */
+  int own_fd; /* the fd it was opened on, for async__fd_disown */
   async_loop *loop;
   size_t limit, high, low;
   char *rbuf;
@@ -117,11 +119,25 @@ static void fail_write(async_stream *s, int err) {
 }
 
 static void close_fd(async_stream *s) {
-  if (s->fd < 0) return;
-  async__io_stop(s->loop, &s->wio);
-  async_fd_forget(s->loop, s->fd);
-  close(s->fd);
+  int fd = s->fd;
+  if (fd < 0) return;
   s->fd = -1;
+  async__io_stop(s->loop, &s->wio);
+  async__fd_disown(s->loop, fd, s);
+  async_fd_forget(s->loop, fd);
+  close(fd);
+}
+
+/* The number is not the stream's any more (async_fd_close by its user, a
+ * fork's child that closed it, or a registration the backend found stale):
+ * it may name another file at once, before the tasks woken with -EBADF
+ * run, so the stream lets it go now and neither uses nor closes it again.
+ * Queued output is lost, as after any error that ends writing. */
+static void stream_gone(void *arg) {
+  async_stream *s = arg;
+  if (s->fd < 0) return;
+  s->fd = -1;
+  if (!s->werr) fail_write(s, -EBADF);
 }
 
 /* Ends the output: a socket is shut down for writing, another fd closed
@@ -162,11 +178,9 @@ static void flush(async_stream *s) {
 static void wio_cb(async_loop *loop, async__io *w, unsigned revents) {
   (void)loop;
   async_stream *s = async__container_of(w, async_stream, wio);
-  if (revents & ASYNC__IO_GONE) {
-    /* async_fd_close or async_fd_forget: the number is not ours now. */
-    s->fd = -1;
-    fail_write(s, -EBADF);
-  } else
+  if (revents & ASYNC__IO_GONE)
+    stream_gone(s); /* and then its gone, which finds it done */
+  else
     flush(s);
 }
 
@@ -324,6 +338,8 @@ int async_stream_free(async_stream *s) {
   if (!stream_ok(s)) return -EINVAL;
   if (s->reader || !async__list_empty(&s->waiters)) return -EBUSY;
   close_fd(s);
+  /* However the number was let go, no pointer to s stays behind. */
+  async__fd_disown(s->loop, s->own_fd, s);
   s->magic = 0;
   free(s->rbuf);
   free(s->wbuf);
@@ -358,7 +374,12 @@ static int rreserve(async_stream *s, size_t need) {
 
 static int wait_readable(async_stream *s, async__task *t, int64_t deadline) {
   int err = async__io_wait(s->loop, t, s->fd, ASYNC__POLL_IN, deadline);
-  if (err == -EBADF && !s->closing) s->fd = -1; /* as in wio_cb */
+  /* Mostly told already (stream_gone); else the backend found the fd
+   * closed behind the stream's back. */
+  if (err == -EBADF && !s->closing && s->fd >= 0) {
+    async__fd_disown(s->loop, s->fd, s);
+    s->fd = -1;
+  }
   return err;
 }
 
@@ -569,9 +590,12 @@ int async_stream_open(async_stream **out, async_loop *loop, int fd,
     if (s->short_drains && (fcntl(fd, F_GETFL) & O_DIRECT)) s->short_drains = 0;
 #endif
   }
-  async__fd_hold(loop, fd);
+  if ((err = async__fd_own(loop, fd, stream_gone, s))) {
+    free(s);
+    return err;
+  }
   s->magic = STREAM_MAGIC;
-  s->fd = fd;
+  s->fd = s->own_fd = fd;
   s->loop = loop;
   s->limit = opts->limit;
   s->high = opts->high_water;
