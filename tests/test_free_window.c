@@ -14,6 +14,9 @@
  * memory. The test checks that each free really ran inside the window. */
 #include "helpers.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 enum step {
   INLINE,        /* the waker frees right after the wake */
   CALLBACK,      /* a callback queued before the wake frees */
@@ -247,6 +250,80 @@ static void future_wake(ctx *c) { async_future_set_result(c->obj, IPTR(7)); }
 /* The waiter holds a reference: the release defers the free. */
 static int future_free(ctx *c) { return async_future_release(c->obj); }
 
+/* Streams over a socket pair (the peer in c->aux's place: a pointer to
+ * its fd). The wakes are the synchronous ones: a close wakes the reader,
+ * an fd closed under the stream (async_fd_close) wakes those that drain,
+ * both with -EBADF. */
+typedef struct {
+  async_stream *s;
+  int sv[2];
+} stream_obj;
+
+static void stream_make(ctx *c) {
+  stream_obj *o = calloc(1, sizeof *o);
+  assert_non_null(o);
+  assert_int_equal(
+      socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, o->sv),
+      0);
+  int small = 4096;
+  setsockopt(o->sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  async_stream_options so;
+  async_stream_options_init(&so);
+  so.high_water = 1;
+  so.low_water = 0;
+  assert_int_equal(async_stream_open(&o->s, c->loop, o->sv[0], &so), 0);
+  c->obj = o;
+}
+static int stream_read_wait(ctx *c) {
+  char b[8];
+  return (int)async_stream_read(((stream_obj *)c->obj)->s, b, sizeof b,
+                                ASYNC_NO_TIMEOUT);
+}
+static void stream_read_wake(ctx *c) {
+  async_stream_close(((stream_obj *)c->obj)->s);
+}
+static int stream_drain_wait(ctx *c) {
+  static char chunk[64 * 1024];
+  async_stream *s = ((stream_obj *)c->obj)->s;
+  int rc = async_stream_write(s, chunk, sizeof chunk);
+  return rc ? -EPROTO : async_stream_drain(s, ASYNC_NO_TIMEOUT);
+}
+static void stream_drain_wake(ctx *c) {
+  async_fd_close(((stream_obj *)c->obj)->sv[0]);
+}
+static int stream_free(ctx *c) {
+  return async_stream_free(((stream_obj *)c->obj)->s);
+}
+static void stream_done(ctx *c) {
+  close(((stream_obj *)c->obj)->sv[1]);
+  free(c->obj);
+}
+
+static int stream_closed_wait(ctx *c) {
+  static char chunk[64 * 1024];
+  async_stream *s = ((stream_obj *)c->obj)->s;
+  int rc = async_stream_write(s, chunk, sizeof chunk);
+  if (!rc) rc = async_stream_close(s);
+  return rc ? -EPROTO : async_stream_wait_closed(s, ASYNC_NO_TIMEOUT);
+}
+
+/* A server on loopback, whose serve_forever the stop wakes. */
+static int idle_handler(async_stream *s, void *arg) {
+  (void)s;
+  (void)arg;
+  return 0;
+}
+static void server_make(ctx *c) {
+  int fd = async_tcp_listen("127.0.0.1", 0, 16, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(async_server_start((async_server **)&c->obj, c->loop, fd,
+                                      idle_handler, NULL, NULL),
+                   0);
+}
+static int server_wait(ctx *c) { return async_server_serve_forever(c->obj); }
+static void server_wake(ctx *c) { async_server_stop(c->obj, 0); }
+static int server_free(ctx *c) { return async_server_free(c->obj); }
+
 static const kind kinds[] = {
     {"queue", 2, 0, 0, queue_make, queue_wait, queue_wake, queue_free, nop},
     {"lock", 2, 0, 0, lock_make, lock_wait, lock_wake, lock_free, nop},
@@ -265,6 +342,14 @@ static const kind kinds[] = {
     {"task group", 1, 1, 0, nop, group_wait, nop, group_free, nop},
     {"future", 0, 0, 0, future_make, future_wait, future_wake, future_free,
      nop},
+    {"stream (read)", 1, 0, -EBADF, stream_make, stream_read_wait,
+     stream_read_wake, stream_free, stream_done},
+    {"stream (drain)", 1, 0, -EBADF, stream_make, stream_drain_wait,
+     stream_drain_wake, stream_free, stream_done},
+    {"stream (wait_closed)", 1, 0, -EBADF, stream_make, stream_closed_wait,
+     stream_drain_wake, stream_free, stream_done},
+    {"server (serve_forever)", 1, 0, 0, server_make, server_wait, server_wake,
+     server_free, nop},
 };
 
 /* }==== */
@@ -338,6 +423,10 @@ KIND_TEST(test_generator_return, 8)
 KIND_TEST(test_as_completed, 9)
 KIND_TEST(test_task_group, 10)
 KIND_TEST(test_future, 11)
+KIND_TEST(test_stream_read, 12)
+KIND_TEST(test_stream_drain, 13)
+KIND_TEST(test_stream_wait_closed, 14)
+KIND_TEST(test_server, 15)
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -353,6 +442,10 @@ int main(void) {
       cmocka_unit_test(test_as_completed),
       cmocka_unit_test(test_task_group),
       cmocka_unit_test(test_future),
+      cmocka_unit_test(test_stream_read),
+      cmocka_unit_test(test_stream_drain),
+      cmocka_unit_test(test_stream_wait_closed),
+      cmocka_unit_test(test_server),
   };
   return cmocka_run_group_tests_name("free_window", tests, NULL, NULL);
 }

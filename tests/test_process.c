@@ -574,6 +574,52 @@ static void test_process_cancelled_wait(void **state) {
   free_loop(loop);
 }
 
+/* Freed in the window between a waiter's wake-up (the reap, in the poll
+ * phase) and its resumption, by a task that runs first: the free says
+ * -EBUSY, since the waiter still reads the process when it resumes. */
+typedef struct {
+  async_process *p;
+  int wait_rc, code, free_rc, saw_reaped;
+} window_ctx;
+
+static void *window_waiter(void *arg) {
+  window_ctx *c = arg;
+  c->wait_rc = async_process_wait(c->p, &c->code, ASYNC_NO_TIMEOUT);
+  return NULL;
+}
+
+static void *window_main(void *arg) {
+  window_ctx *c = arg;
+  async_task *w;
+  async_task_spawn(async_loop_current(), &w, window_waiter, c, NULL);
+  int code;
+  /* Queued before each poll, this task runs before a waiter the poll
+   * wakes: the first time it sees the child reaped, the waiter has been
+   * woken and has not run. */
+  while (async_process_returncode(c->p, &code) == -EAGAIN) async_yield();
+  c->saw_reaped = c->wait_rc == 0 ? 2 : 1; /* 1: the waiter not back yet */
+  c->free_rc = async_process_free(c->p);
+  async_await(w, NULL);
+  async_task_release(w);
+  return NULL;
+}
+
+static void test_process_freed_while_its_waiter_wakes(void **state) {
+  (void)state;
+  async_loop *loop = new_loop();
+  window_ctx c = {
+      .p = spawn_opts(loop, (const char *const[]){"sh", "-c", "exit 3", NULL},
+                      0, 0, 0),
+      .wait_rc = 1};
+  assert_int_equal(run_task(loop, window_main, &c, NULL), 0);
+  assert_int_equal(c.saw_reaped, 1);
+  assert_int_equal(c.free_rc, -EBUSY);
+  assert_int_equal(c.wait_rc, 0);
+  assert_int_equal(c.code, 3);
+  assert_int_equal(async_process_free(c.p), 0);
+  free_loop(loop);
+}
+
 static void *idle_main(void *arg) {
   int zombies;
   double *until = arg;
@@ -861,6 +907,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_process_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(test_process_cancelled_wait, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(test_process_freed_while_its_waiter_wakes,
+                                      setup, teardown),
       cmocka_unit_test_setup_teardown(test_process_freed_while_running, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_process_outlives_loop, setup,

@@ -166,7 +166,8 @@ ASYNC_EXTERN int async_process_communicate(async_process *p, const void *input,
 /** Frees p and its streams (closing this side of the pipes). A child
  * still running is not waited for nor signalled: it is reaped in the
  * background when it exits (see the top of this chapter). Tasks still
- * waiting on p or using its streams are a programming error: -EBUSY, p
+ * waiting on p (woken and not yet resumed included) or using its streams
+ * are a programming error: -EBUSY, p
  * then not freed (though the streams no task uses are, and
  * async_process_stream then gives NULL for them). Returns 0, -EINVAL
  * (NULL, not a process, freed already), -EBUSY.

@@ -176,8 +176,9 @@ ASYNC_EXTERN int async_stream_wait_closed(async_stream *s, double timeout);
 
 /** Frees the stream and closes its fd if it is still open, dropping any
  * output not yet sent (call async_stream_close and
- * async_stream_wait_closed first to send it). Tasks still waiting on the
- * stream are a programming error: -EBUSY, nothing freed. Returns 0,
+ * async_stream_wait_closed first to send it). Tasks still in a call on
+ * the stream (waiting, or woken and not yet resumed) are a programming
+ * error: -EBUSY, nothing freed. Returns 0,
  * -EINVAL (NULL, not a stream),
  * -EBUSY. Suspends: no. */
 ASYNC_EXTERN int async_stream_free(async_stream *s);

@@ -84,6 +84,7 @@ struct async_process {
   async__io pio;
   async__list link;
   async__list waiters;
+  unsigned parked; /* tasks in a wait, woken or not */
 };
 
 static int proc_ok(const async_process *p) {
@@ -671,8 +672,12 @@ static int wait_until(async_process *p, async__task *t, int *code,
     proc_waiter w = {.t = t};
     async__list_push(&p->waiters, &w.link);
     t->wait_obj = &w;
+    /* Counted until it runs again: woken (and so unlinked), it still
+     * reads p when it resumes. */
+    p->parked++;
     int err = async__task_park_until(p->loop, t, wait_unlink, NULL, "process",
                                      deadline);
+    p->parked--;
     t->wait_obj = NULL;
     if (!err) err = async__task_take_cancel(t);
     if (err) return err;
@@ -880,7 +885,7 @@ out:
 
 int async_process_free(async_process *p) {
   if (!proc_ok(p)) return -EINVAL;
-  if (!async__list_empty(&p->waiters)) return -EBUSY;
+  if (p->parked) return -EBUSY;
   int busy = 0;
   for (int i = 0; i < 3; i++)
     if (p->s[i]) {

@@ -53,6 +53,7 @@ struct async_server {
   int err; /* what ended accepting, if not a stop */
   async__list conns;
   async__list waiters; /* async__waiter */
+  unsigned parked;     /* tasks in park, woken or not */
   async_server_stats st;
 };
 
@@ -91,8 +92,12 @@ static int park(async_server *s, async__task *t, int64_t deadline) {
   async__waiter w = {.t = t};
   async__list_push(&s->waiters, &w.link);
   t->wait_obj = &w;
+  /* Counted until it runs again: woken (and so unlinked), it still reads
+   * s when it resumes. */
+  s->parked++;
   err = async__task_park_until(s->loop, t, async__waitq_unlink, NULL, "server",
                                deadline);
+  s->parked--;
   t->wait_obj = NULL;
   if (err == 0) err = async__task_take_cancel(t);
   return err;
@@ -402,9 +407,7 @@ int async_server_free(async_server *s) {
   if (!s) return 0;
   if (!server_ok(s)) return -EINVAL;
   if (!async_loop_is_closed(s->loop) && !s->stopped) return -EBUSY;
-  if (!async__list_empty(&s->conns) || s->acceptor ||
-      !async__list_empty(&s->waiters))
-    return -EBUSY;
+  if (!async__list_empty(&s->conns) || s->acceptor || s->parked) return -EBUSY;
   close_listener(s);
   async__fd_disown(s->loop, s->own_fd, s); /* however it was let go */
   s->magic = 0;

@@ -74,6 +74,7 @@ struct async_stream {
   async__task *reader;
   async__io wio;
   async__list waiters;
+  unsigned parked; /* tasks in drain or wait_closed, woken or not */
 };
 
 static int stream_ok(const async_stream *s) {
@@ -285,8 +286,12 @@ static int park_waiter(async_stream *s, async__task *t, int64_t deadline) {
   async__waiter w = {.t = t};
   async__list_push(&s->waiters, &w.link);
   t->wait_obj = &w;
+  /* Counted until it runs again, not only while on the list: woken (and
+   * so unlinked), it still reads s when it resumes. */
+  s->parked++;
   int err = async__task_park_until(s->loop, t, async__waitq_unlink, NULL,
                                    "stream", deadline);
+  s->parked--;
   t->wait_obj = NULL;
   if (err == 0) err = async__task_take_cancel(t);
   return err;
@@ -336,7 +341,7 @@ int async_stream_wait_closed(async_stream *s, double timeout) {
 
 int async_stream_free(async_stream *s) {
   if (!stream_ok(s)) return -EINVAL;
-  if (s->reader || !async__list_empty(&s->waiters)) return -EBUSY;
+  if (s->reader || s->parked) return -EBUSY;
   close_fd(s);
   /* However the number was let go, no pointer to s stays behind. */
   async__fd_disown(s->loop, s->own_fd, s);
