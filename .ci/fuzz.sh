@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Runs the fuzzers (libFuzzer, ASan, UBSan, LSan) for FUZZ_SECONDS each
-# (default 120 for fuzz_api, on the virtual clock; half that for
-# fuzz_stream, whose waits take real time), each starting from its
+# Runs the fuzzers (libFuzzer, ASan, UBSan, LSan): fuzz_api for
+# FUZZ_SECONDS (default 120, on the virtual clock), fuzz_stream and
+# fuzz_server for half that each (their waits take real time), each
+# starting from its
 # committed corpus and crashes; fails on any crash, leak, timeout or
 # sanitizer report. New interesting inputs go to a scratch folder, not
 # into the repo; a crashing input is left in $BUILD_DIR/artifacts/, to be
@@ -20,7 +21,7 @@ seconds="${FUZZ_SECONDS:-120}"
 cmake -S . -B "$build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DASYNC_WERROR=ON -DASYNC_FUZZ=ON -DASYNC_BUILD_TESTS=OFF \
   -DASYNC_BUILD_EXAMPLES=OFF -DASYNC_BUILD_BENCH=OFF >/dev/null
-cmake --build "$build" -j 2 --target fuzz_api fuzz_stream
+cmake --build "$build" -j 2 --target fuzz_api fuzz_stream fuzz_server
 
 # fuzz TARGET SECONDS CORPUS CRASHES
 fuzz() {
@@ -37,7 +38,7 @@ fuzz() {
   grep -E '^(stat::|Done )' "$log" || true
   if [ "$status" -ne 0 ]; then
     echo "fuzz: $1 failed (exit $status):"
-    sed -n '/^==[0-9]*==ERROR\|^SUMMARY\|deadly signal\|Test unit written\|^fuzz_stream: /,$p' "$log" | head -120
+    sed -n '/^==[0-9]*==ERROR\|^SUMMARY\|deadly signal\|Test unit written\|^fuzz_[a-z]*: /,$p' "$log" | head -120
     ls -l "$build/artifacts/"
     exit 1
   fi
@@ -46,3 +47,4 @@ fuzz() {
 
 fuzz fuzz_api "$seconds" fuzz/corpus fuzz/crashes
 fuzz fuzz_stream $((seconds / 2)) fuzz/stream-corpus fuzz/stream-crashes
+fuzz fuzz_server $((seconds / 2)) fuzz/server-corpus fuzz/server-crashes

@@ -19,7 +19,7 @@
  * Built with -fsanitize=fuzzer it is a libFuzzer target; without, the
  * replay driver (replay.c) runs it over the corpus and the crashes. */
 #include "async.h"
-#include "prog.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <stdio.h>

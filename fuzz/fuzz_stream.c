@@ -21,7 +21,7 @@
  * taken at once by a pipe, which the stream must never touch. At the end
  * both streams free, and both fds are closed. */
 #include "async.h"
-#include "prog.h"
+#include "fuzz.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,14 +65,7 @@ static uint8_t pattern(int e, uint64_t i) {
   return r == 12 ? '\n' : (uint8_t)((e ? 'A' : 'a') + r);
 }
 
-/* A finding: the data or a promise of the header broke. */
-#define CHECK(c)                                                               \
-  do {                                                                         \
-    if (!(c)) {                                                                \
-      fprintf(stderr, "fuzz_stream: %s:%d: %s\n", __FILE__, __LINE__, #c);     \
-      abort();                                                                 \
-    }                                                                          \
-  } while (0)
+#define CHECK(c) FUZZ_CHECK("fuzz_stream", c)
 
 /* The n bytes read at end e match the other end's pattern from where the
  * last read ended; they are then consumed. */
@@ -94,11 +87,6 @@ static void check_closed(world *w, int e) {
     CHECK(fcntl(w->fd[e], F_GETFD) >= 0);
     CHECK(read(w->dummy[e], &c, 1) == -1 && errno == EAGAIN);
   }
-}
-
-static double timeout_of(uint8_t b) {
-  static const double t[4] = {0.0, 1e-4, 1e-3, 5e-3};
-  return t[b & 3];
 }
 
 static void *run(void *arg);
@@ -144,11 +132,11 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
     return err;
   }
   case 1:
-    return s ? async_stream_drain(s, timeout_of(b)) : 0;
+    return s ? async_stream_drain(s, fuzz_timeout(b)) : 0;
   case 2: { /* read up to (b >> 2) bytes */
     if (!s) return 0;
     size_t n = b >> 2;
-    r = async_stream_read(s, buf, n, timeout_of(b));
+    r = async_stream_read(s, buf, n, fuzz_timeout(b));
     CHECK(r <= (ssize_t)n);
     if (r > 0) consumed(w, e, buf, (size_t)r);
     return r < 0 ? (int)r : 0;
@@ -156,7 +144,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
   case 3: { /* read exactly (b >> 2) bytes */
     if (!s) return 0;
     size_t n = b >> 2;
-    r = async_stream_readexactly(s, buf, n, timeout_of(b));
+    r = async_stream_readexactly(s, buf, n, fuzz_timeout(b));
     CHECK(r < 0 || r == (ssize_t)n);
     if (r > 0) consumed(w, e, buf, (size_t)r);
     return r < 0 ? (int)r : 0;
@@ -164,7 +152,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
   case 4: { /* a line, into (b >> 2) + 1 bytes of room */
     if (!s) return 0;
     size_t cap = (size_t)(b >> 2) + 1;
-    r = async_stream_readline(s, buf, cap, timeout_of(b));
+    r = async_stream_readline(s, buf, cap, fuzz_timeout(b));
     check_until(w, e, buf, r, (const uint8_t *)"\n", 1, cap, 1);
     return r < 0 ? (int)r : 0;
   }
@@ -176,7 +164,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
     d[0] = pattern(1 - e, at);
     d[1] = pattern(1 - e, at + 1);
     size_t cap = (size_t)(b >> 2) + 1;
-    r = async_stream_readuntil(s, d, dlen, buf, cap, timeout_of(b));
+    r = async_stream_readuntil(s, d, dlen, buf, cap, fuzz_timeout(b));
     check_until(w, e, buf, r, d, dlen, cap, 0);
     return r < 0 ? (int)r : 0;
   }
@@ -185,7 +173,7 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
   case 7:
     return s ? async_stream_close(s) : 0;
   case 8:
-    return s ? async_stream_wait_closed(s, timeout_of(b)) : 0;
+    return s ? async_stream_wait_closed(s, fuzz_timeout(b)) : 0;
   case 9: { /* with tasks waiting on it, -EBUSY and nothing freed */
     if (!s) return 0;
     int err = async_stream_free(s);
@@ -198,26 +186,15 @@ static int step(world *w, const prog *self, uint8_t op, uint8_t a, uint8_t b,
   }
   case 10: { /* spawn a child into slot k */
     prog *c = prog_take(w, w->progs, &w->nprogs, PROGS, p, end, b);
-    async_task *t;
-    if (!c) return 0;
-    int err = async_task_spawn(w->loop, &t, run, c, NULL);
-    if (!err) {
-      if (w->tasks[k]) async_task_release(w->tasks[k]);
-      w->tasks[k] = t;
-      w->age[k] = (unsigned)(c - w->progs);
-    }
-    return err;
+    return c ? slot_spawn(w->loop, w->tasks, w->age, k, w->progs, c, run) : 0;
   }
   case 11:
     return w->tasks[k] ? async_task_cancel(w->tasks[k]) : 0;
-  case 12: { /* only a younger task: a cycle of awaits would never end */
-    void *v;
-    unsigned me = (unsigned)(self - w->progs);
-    if (!w->tasks[k] || w->age[k] <= me) return 0;
-    return async_wait_for(w->tasks[k], timeout_of(b), &v);
-  }
+  case 12:
+    return slot_await(w->tasks, w->age, k, (unsigned)(self - w->progs),
+                      fuzz_timeout(b));
   case 13:
-    return b & 1 ? async_yield() : async_sleep(timeout_of(b >> 1));
+    return b & 1 ? async_yield() : async_sleep(fuzz_timeout(b >> 1));
   case 14: { /* the calls that only look */
     if (!s) return 0;
     ssize_t in = async_stream_buffered(s), out = async_stream_write_buffered(s);
@@ -264,20 +241,17 @@ static void *run(void *arg) {
   int err = 0;
 
   while (p < end && w->steps++ < MAX_STEPS) {
-    uint8_t op = *p++;
-    uint8_t a = p < end ? *p++ : 0;
-    uint8_t b = p < end ? *p++ : 0;
-    err = step(w, pg, op, a, b, &p, end);
+    uint8_t op[3];
+    fuzz_next(&p, end, op);
+    err = step(w, pg, op[0], op[1], op[2], &p, end);
     if (trace)
       fprintf(stderr, "prog %u: op %u a %u b %u -> %d (got %llu %llu)\n",
-              (unsigned)(pg - w->progs), op % OPS, a, b, err,
+              (unsigned)(pg - w->progs), op[0] % OPS, op[1], op[2], err,
               (unsigned long long)w->got[0], (unsigned long long)w->got[1]);
     if (err == -ECANCELED) break; /* unwind, as well-behaved code does */
   }
   return (void *)(intptr_t)err;
 }
-
-static void watchdog(void *arg) { async_loop_stop(arg); }
 
 /* Two connected fds of the kind k chooses, non-blocking; -1 if the system
  * refuses (no loopback, out of fds): the input then tests nothing. */
@@ -322,8 +296,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static world w;
   async_loop_options lo;
   async_stream_options so;
-  async_task *main_task;
-  async_handle *dog;
 
   if (size < 2) return 0;
   memset(&w, 0, sizeof w);
@@ -352,19 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   top->w = &w;
   top->p = data + 2;
   top->n = size - 2;
-  if (async_task_spawn(w.loop, &main_task, run, top, NULL)) abort();
-  (void)async_loop_run_until_complete(w.loop, main_task, NULL);
-  /* The children get 20 ms more, then the close ends them. Output still
-   * going out to a peer that does not read keeps the loop on real time
-   * (the virtual clock jumps only while it watches no fd), so the time is
-   * short. */
-  if (async_loop_call_later(w.loop, 0.02, watchdog, w.loop, &dog)) abort();
-  async_loop_run_forever(w.loop);
-  async_handle_cancel(dog);
-  async_task_release(main_task);
-  if (async_loop_close(w.loop)) abort();
-  for (unsigned i = 0; i < SLOTS; i++)
-    if (w.tasks[i]) async_task_release(w.tasks[i]);
+  fuzz_run(w.loop, run, top, w.tasks, SLOTS);
   for (int e = 0; e < 2; e++)
     if (w.st[e]) {
       CHECK(async_stream_free(w.st[e]) == 0); /* no task is left to wait */

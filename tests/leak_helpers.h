@@ -9,18 +9,7 @@
 #include <dirent.h>
 #include <sys/wait.h>
 
-/* The fds open in the process, the one reading /proc/self/fd left out;
- * -1 where it cannot be read. */
-static inline int count_fds(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return -1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)))
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n - 1;
-}
+#include "fd_count.h"
 
 /* A group's setup and teardown that fail the group when its tests left an
  * fd open or a child unreaped. */
