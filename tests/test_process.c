@@ -576,10 +576,12 @@ static void test_process_cancelled_wait(void **state) {
 
 /* Freed in the window between a waiter's wake-up (the reap, in the poll
  * phase) and its resumption, by a task that runs first: the free says
- * -EBUSY, since the waiter still reads the process when it resumes. */
+ * -EBUSY, since the waiter still reads the process when it resumes. The
+ * child exits only once its stdin is closed, after the waiter has parked,
+ * however slow the machine (valgrind). */
 typedef struct {
   async_process *p;
-  int wait_rc, code, free_rc, saw_reaped;
+  int wait_rc, code, free_rc, saw_reaped, parked_first;
 } window_ctx;
 
 static void *window_waiter(void *arg) {
@@ -593,12 +595,16 @@ static void *window_main(void *arg) {
   async_task *w;
   async_task_spawn(async_loop_current(), &w, window_waiter, c, NULL);
   int code;
+  for (int i = 0; i < 3; i++) async_yield(); /* w parks in the wait */
+  c->parked_first =
+      c->wait_rc == 1 && async_process_returncode(c->p, &code) == -EAGAIN;
+  async_stream_close(async_process_stream(c->p, 0)); /* the child exits */
   /* Queued before each poll, this task runs before a waiter the poll
    * wakes: the first time it sees the child reaped, the waiter has been
    * woken and has not run. */
   while (async_process_returncode(c->p, &code) == -EAGAIN) async_yield();
   c->saw_reaped = c->wait_rc == 0 ? 2 : 1; /* 1: the waiter not back yet */
-  c->free_rc = async_process_free(c->p);
+  c->free_rc = c->saw_reaped == 1 ? async_process_free(c->p) : -EPROTO;
   async_await(w, NULL);
   async_task_release(w);
   return NULL;
@@ -608,10 +614,12 @@ static void test_process_freed_while_its_waiter_wakes(void **state) {
   (void)state;
   async_loop *loop = new_loop();
   window_ctx c = {
-      .p = spawn_opts(loop, (const char *const[]){"sh", "-c", "exit 3", NULL},
-                      0, 0, 0),
+      .p = spawn_opts(loop,
+                      (const char *const[]){"sh", "-c", "read x; exit 3", NULL},
+                      ASYNC_PROCESS_PIPE, 0, 0),
       .wait_rc = 1};
   assert_int_equal(run_task(loop, window_main, &c, NULL), 0);
+  assert_int_equal(c.parked_first, 1);
   assert_int_equal(c.saw_reaped, 1);
   assert_int_equal(c.free_rc, -EBUSY);
   assert_int_equal(c.wait_rc, 0);
