@@ -37,8 +37,7 @@ typedef struct conn {
 struct async_server {
   uint32_t magic;
   async_loop *loop;
-  int lfd;    /* -1 once stop closed it, or the server let it go */
-  int own_fd; /* the fd it started with, for async__fd_disown */
+  int lfd; /* -1 once stop closed it, or the server let it go */
   async_server_handler handler;
   void *arg;
   size_t max;
@@ -297,7 +296,7 @@ int async_server_start(async_server **out, async_loop *loop, int fd,
   if (!s) return -ENOMEM;
   s->magic = SERVER_MAGIC;
   s->loop = loop;
-  s->lfd = s->own_fd = fd;
+  s->lfd = fd;
   s->handler = handler;
   s->arg = arg;
   s->max = opts->max_connections;
@@ -409,7 +408,6 @@ int async_server_free(async_server *s) {
   if (!async_loop_is_closed(s->loop) && !s->stopped) return -EBUSY;
   if (!async__list_empty(&s->conns) || s->acceptor || s->parked) return -EBUSY;
   close_listener(s);
-  async__fd_disown(s->loop, s->own_fd, s); /* however it was let go */
   s->magic = 0;
   free(s);
   return 0;

@@ -54,8 +54,7 @@
  *   drain or wait_closed (async__waiter), each woken to re-check. */
 struct async_stream {
   uint32_t magic;
-  int fd;     /* -1 once closed or let go */
-  int own_fd; /* the fd it was opened on, for async__fd_disown */
+  int fd; /* -1 once closed or let go */
   async_loop *loop;
   size_t limit, high, low;
   char *rbuf;
@@ -137,6 +136,7 @@ static void close_fd(async_stream *s) {
 static void stream_gone(void *arg) {
   async_stream *s = arg;
   if (s->fd < 0) return;
+  async__fd_disown(s->loop, s->fd, s); /* told by a watcher's GONE first */
   s->fd = -1;
   if (!s->werr) fail_write(s, -EBADF);
 }
@@ -343,8 +343,6 @@ int async_stream_free(async_stream *s) {
   if (!stream_ok(s)) return -EINVAL;
   if (s->reader || s->parked) return -EBUSY;
   close_fd(s);
-  /* However the number was let go, no pointer to s stays behind. */
-  async__fd_disown(s->loop, s->own_fd, s);
   s->magic = 0;
   free(s->rbuf);
   free(s->wbuf);
@@ -600,7 +598,7 @@ int async_stream_open(async_stream **out, async_loop *loop, int fd,
     return err;
   }
   s->magic = STREAM_MAGIC;
-  s->fd = s->own_fd = fd;
+  s->fd = fd;
   s->loop = loop;
   s->limit = opts->limit;
   s->high = opts->high_water;
